@@ -1,0 +1,183 @@
+//! Local block stores. None of them verifies: the [`BlockService`] does,
+//! on the way into the cache.
+//!
+//! [`BlockService`]: super::BlockService
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use cid::Cid;
+use futures::future::BoxFuture;
+
+use crate::car::{CarError, CarReader};
+
+/// A place blocks are kept. Object-safe so the block service can hold a list.
+pub trait BlockStore: Send + Sync + 'static {
+    fn get<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<Option<Bytes>>>;
+    fn has<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<bool>>;
+}
+
+/// Blocks in memory; used by tests and for small ad-hoc content.
+#[derive(Default)]
+pub struct MemoryStore {
+    blocks: RwLock<HashMap<Cid, Bytes>>,
+}
+
+impl MemoryStore {
+    pub fn insert(&self, cid: Cid, data: Bytes) {
+        self.blocks.write().expect("poisoned").insert(cid, data);
+    }
+}
+
+impl BlockStore for MemoryStore {
+    fn get<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<Option<Bytes>>> {
+        let found = self.blocks.read().expect("poisoned").get(cid).cloned();
+        Box::pin(async move { Ok(found) })
+    }
+    fn has<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<bool>> {
+        let found = self.blocks.read().expect("poisoned").contains_key(cid);
+        Box::pin(async move { Ok(found) })
+    }
+}
+
+/// A CAR file served in place: an index of where each block sits, and
+/// positional reads on demand, so a large CAR costs no memory beyond its
+/// index.
+pub struct CarFileStore {
+    file: Arc<std::fs::File>,
+    index: HashMap<Cid, (u64, u32)>,
+    roots: Vec<Cid>,
+}
+
+impl CarFileStore {
+    /// Reads the whole CAR once, verifying every block; a corrupt CAR is
+    /// rejected whole.
+    pub fn open(path: &Path) -> Result<Self, CarError> {
+        let file = std::fs::File::open(path).map_err(CarError::Io)?;
+        let mut reader = CarReader::new(io::BufReader::with_capacity(1 << 20, file.try_clone().map_err(CarError::Io)?))?;
+        let roots = reader.roots().to_vec();
+        let mut index = HashMap::new();
+        while let Some(section) = reader.next_section()? {
+            index.insert(section.cid, (section.data_offset, section.data.len() as u32));
+        }
+        Ok(CarFileStore {
+            file: Arc::new(file),
+            index,
+            roots,
+        })
+    }
+
+    pub fn roots(&self) -> &[Cid] {
+        &self.roots
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+}
+
+impl BlockStore for CarFileStore {
+    fn get<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<Option<Bytes>>> {
+        Box::pin(async move {
+            let Some(&(offset, len)) = self.index.get(cid) else {
+                return Ok(None);
+            };
+            let file = self.file.clone();
+            let data = tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; len as usize];
+                file.read_exact_at(&mut buf, offset).map(|_| buf)
+            })
+            .await
+            .map_err(io::Error::other)??;
+            Ok(Some(Bytes::from(data)))
+        })
+    }
+    fn has<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<bool>> {
+        let found = self.index.contains_key(cid);
+        Box::pin(async move { Ok(found) })
+    }
+}
+
+/// One file per block under `<data-dir>/blocks/`, named by the block's
+/// multihash and spread over 2-character shard directories (the layout of
+/// Kubo's flatfs). Writes go to a temporary file and are renamed into place,
+/// so a crash never leaves a half-written block under a real name.
+pub struct FlatFsStore {
+    root: PathBuf,
+}
+
+impl FlatFsStore {
+    pub fn open(data_dir: &Path) -> io::Result<Self> {
+        let root = data_dir.join("blocks");
+        std::fs::create_dir_all(&root)?;
+        Ok(FlatFsStore { root })
+    }
+
+    fn path_for(&self, cid: &Cid) -> PathBuf {
+        // Keyed by multihash, not CID: the same bytes under CIDv0 and CIDv1
+        // or another codec are one file.
+        let name = multibase::encode(multibase::Base::Base32Upper, cid.hash().to_bytes());
+        let name = &name[1..]; // drop the multibase prefix
+        let shard = &name[name.len() - 3..name.len() - 1];
+        self.root.join(shard).join(format!("{name}.data"))
+    }
+
+    /// Stores an already verified block.
+    pub fn put_blocking(&self, cid: &Cid, data: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        let path = self.path_for(cid);
+        if path.exists() {
+            return Ok(());
+        }
+        let dir = path.parent().expect("block path has a shard directory");
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile_in(dir)?;
+        tmp.1.write_all(data)?;
+        tmp.1.sync_data()?;
+        std::fs::rename(&tmp.0, &path)
+    }
+
+    pub fn sync_dirs_blocking(&self) -> io::Result<()> {
+        for entry in std::fs::read_dir(&self.root)? {
+            std::fs::File::open(entry?.path())?.sync_all()?;
+        }
+        std::fs::File::open(&self.root)?.sync_all()
+    }
+}
+
+fn tempfile_in(dir: &Path) -> io::Result<(PathBuf, std::fs::File)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!(".tmp-{}-{n}", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    Ok((path, file))
+}
+
+impl BlockStore for FlatFsStore {
+    fn get<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<Option<Bytes>>> {
+        let path = self.path_for(cid);
+        Box::pin(async move {
+            match tokio::fs::read(&path).await {
+                Ok(data) => Ok(Some(Bytes::from(data))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+    fn has<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<bool>> {
+        let path = self.path_for(cid);
+        Box::pin(async move { tokio::fs::try_exists(&path).await })
+    }
+}

@@ -1,0 +1,241 @@
+//! Configuration: embedded defaults, then a TOML file, then `SLUICE_*`
+//! environment variables, then command-line flags (applied by the binary),
+//! each overriding the one before.
+//!
+//! Every key and its default is documented in `config/sluice.toml`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub gateway: GatewayConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the HTTP gateway listens on.
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Holds the on-disk block store (`blocks/`). `~` expands to `$HOME`.
+    pub data_dir: PathBuf,
+    /// Upper bound of the in-memory block cache, in bytes.
+    pub cache_bytes: u64,
+    /// CAR files served in place (in addition to `--car`).
+    pub car_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Longest request URL accepted (path and query), in bytes; longer gets 414.
+    pub max_url_bytes: usize,
+    /// Most entries rendered in one HTML directory listing.
+    pub max_listing_entries: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `sluice=debug,info`.
+    pub filter: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            store: StoreConfig::default(),
+            gateway: GatewayConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            data_dir: PathBuf::from("~/.local/share/sluice"),
+            cache_bytes: 256 * 1024 * 1024,
+            car_files: Vec::new(),
+        }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            max_url_bytes: 8 * 1024,
+            max_listing_entries: 100_000,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: "text".into(),
+            filter: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("invalid value in environment variable {var}: {reason}")]
+    Env { var: String, reason: String },
+}
+
+impl Config {
+    /// Defaults, overridden by `file` (if given), then by the environment.
+    pub fn load(file: Option<&Path>, env: impl Iterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let mut value = toml::Value::try_from(Config::default()).expect("defaults serialize");
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            // Parse into the typed form first so unknown keys and bad types
+            // are reported against the file.
+            let parsed: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            value = toml::Value::try_from(parsed).expect("config serializes");
+        }
+        apply_env(&mut value, env)?;
+        value.try_into().map_err(|e: toml::de::Error| ConfigError::Env {
+            var: "SLUICE_*".into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The data directory with a leading `~` expanded.
+    pub fn data_dir(&self) -> PathBuf {
+        expand_home(&self.store.data_dir)
+    }
+}
+
+fn expand_home(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// `SLUICE_<SECTION>_<KEY>` overrides `[section] key`; the value is read as
+/// a TOML value (so numbers, booleans and arrays work) or else as a string.
+fn apply_env(value: &mut toml::Value, env: impl Iterator<Item = (String, String)>) -> Result<(), ConfigError> {
+    let env: Vec<(String, String)> = env.filter(|(k, _)| k.starts_with("SLUICE_")).collect();
+    let Some(sections) = value.as_table_mut() else {
+        return Ok(());
+    };
+    for (section_name, section) in sections.iter_mut() {
+        let Some(section) = section.as_table_mut() else {
+            continue;
+        };
+        for (key, slot) in section.iter_mut() {
+            let var = format!("SLUICE_{}_{}", section_name, key).to_uppercase();
+            let Some((_, raw)) = env.iter().find(|(k, _)| *k == var) else {
+                continue;
+            };
+            let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .filter(|v| v.same_type(slot))
+                .unwrap_or_else(|| toml::Value::String(raw.clone()));
+            if !parsed.same_type(slot) {
+                return Err(ConfigError::Env {
+                    var,
+                    reason: format!("expected a {}, got {raw:?}", slot.type_str()),
+                });
+            }
+            *slot = parsed;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let config = Config::load(None, env(&[])).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:9000\"\n[store]\ncache_bytes = 5\n").unwrap();
+        let config = Config::load(Some(&path), env(&[("SLUICE_STORE_CACHE_BYTES", "7")])).unwrap();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(config.store.cache_bytes, 7);
+    }
+
+    #[test]
+    fn bad_env_value_is_named() {
+        let err = Config::load(None, env(&[("SLUICE_STORE_CACHE_BYTES", "lots")])).unwrap_err();
+        assert!(err.to_string().contains("SLUICE_STORE_CACHE_BYTES"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nlisen = \"x\"\n").unwrap();
+        assert!(matches!(Config::load(Some(&path), env(&[])), Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn documented_config_matches_defaults() {
+        let text = include_str!("../config/sluice.toml");
+        let documented: Config = toml::from_str(text).unwrap();
+        assert_eq!(documented, Config::default());
+    }
+}

@@ -1,0 +1,183 @@
+//! Walking a DAG for a CAR response: the blocks that prove a path, then the
+//! blocks of the requested scope, depth-first in link order.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use cid::Cid;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+
+use super::{links_of, DagError, Node, ResolvedPath};
+use crate::blocks::BlockService;
+use crate::unixfs::{file_size, file_stream, hamt_list, UnixfsNode};
+
+/// Bound on the depth of a depth-first walk.
+const MAX_WALK_DEPTH: usize = 4096;
+
+/// How much of the DAG under the path's end a CAR carries (`dag-scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DagScope {
+    /// Only the block the path names.
+    Block,
+    /// What is needed to read the entity: a whole file (or the range in
+    /// `entity-bytes`), a directory's node and its HAMT shards, or a block.
+    Entity,
+    /// The whole DAG.
+    All,
+}
+
+/// `entity-bytes=from:to`: `to` is inclusive, `None` means `*`, negative
+/// numbers count from the end of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntityBytes {
+    pub from: i64,
+    pub to: Option<i64>,
+}
+
+impl EntityBytes {
+    /// The half-open byte range this selects in a file of `size` bytes.
+    pub fn to_range(self, size: u64) -> (u64, u64) {
+        let size_i = size as i128;
+        let absolute = |n: i64| if n < 0 { size_i + n as i128 } else { n as i128 };
+        let from = absolute(self.from).clamp(0, size_i) as u64;
+        let to_exclusive = match self.to {
+            None => size,
+            Some(to) => (absolute(to) + 1).clamp(0, size_i) as u64,
+        };
+        (from, to_exclusive.max(from))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct WalkOptions {
+    pub scope: DagScope,
+    pub entity_bytes: Option<EntityBytes>,
+    /// `dups=y`: send a block again each time the walk meets it.
+    pub duplicates: bool,
+}
+
+/// Every block a CAR for `resolved` must hold, in order.
+pub fn walk_blocks(
+    blocks: BlockService,
+    resolved: ResolvedPath,
+    options: WalkOptions,
+) -> BoxStream<'static, Result<(Cid, Bytes), DagError>> {
+    let path_blocks = {
+        let blocks = blocks.clone();
+        stream::iter(resolved.path_blocks.clone()).then(move |cid| {
+            let blocks = blocks.clone();
+            async move { Ok((cid, blocks.get(&cid).await?)) }
+        })
+    };
+    let terminal = scope_blocks(blocks, resolved, options);
+    let all = path_blocks.chain(terminal);
+    if options.duplicates {
+        return all.boxed();
+    }
+    let mut seen = HashSet::new();
+    all.try_filter(move |(cid, _)| std::future::ready(seen.insert(*cid)))
+        .boxed()
+}
+
+fn scope_blocks(
+    blocks: BlockService,
+    resolved: ResolvedPath,
+    options: WalkOptions,
+) -> BoxStream<'static, Result<(Cid, Bytes), DagError>> {
+    let ResolvedPath { cid, block, node, .. } = resolved;
+    let is_file = matches!(node, Node::Raw(_) | Node::Pb(_, Some(UnixfsNode::File { .. })));
+    match options.scope {
+        DagScope::Block => stream::once(async move { Ok((cid, block)) }).boxed(),
+        DagScope::Entity if is_file => {
+            let range = match file_size(&cid, &node) {
+                Ok(size) => options.entity_bytes.map_or((0, size), |eb| eb.to_range(size)),
+                Err(e) => return stream::once(async move { Err(e) }).boxed(),
+            };
+            file_stream(blocks, cid, block, range)
+                .map_ok(|visited| (visited.cid, visited.block))
+                .boxed()
+        }
+        DagScope::Entity if matches!(node, Node::Pb(_, Some(UnixfsNode::HamtShard { .. }))) => {
+            stream::once(async move { hamt_list(&blocks, &cid, &node).await.map(|(_, shards)| (blocks, shards)) })
+                .map_ok(|(blocks, shards)| {
+                    stream::iter(shards).then(move |cid| {
+                        let blocks = blocks.clone();
+                        async move { Ok((cid, blocks.get(&cid).await?)) }
+                    })
+                })
+                .try_flatten()
+                .boxed()
+        }
+        DagScope::Entity => stream::once(async move { Ok((cid, block)) }).boxed(),
+        DagScope::All => depth_first(blocks, cid, block, options.duplicates),
+    }
+}
+
+struct DepthFirst {
+    blocks: BlockService,
+    /// Next CIDs to visit with their depth, top of the stack first.
+    stack: Vec<(Cid, usize)>,
+    seen: HashSet<Cid>,
+    duplicates: bool,
+    first: Option<(Cid, Bytes)>,
+}
+
+fn depth_first(
+    blocks: BlockService,
+    root: Cid,
+    root_block: Bytes,
+    duplicates: bool,
+) -> BoxStream<'static, Result<(Cid, Bytes), DagError>> {
+    let state = DepthFirst {
+        blocks,
+        stack: Vec::new(),
+        seen: HashSet::new(),
+        duplicates,
+        first: Some((root, root_block)),
+    };
+    stream::try_unfold(state, |mut state| async move {
+        loop {
+            let (cid, block, depth) = if let Some((cid, block)) = state.first.take() {
+                (cid, block, 0)
+            } else {
+                let Some((cid, depth)) = state.stack.pop() else {
+                    return Ok(None);
+                };
+                if !state.duplicates && state.seen.contains(&cid) {
+                    continue;
+                }
+                (cid, state.blocks.get(&cid).await?, depth)
+            };
+            if depth > MAX_WALK_DEPTH {
+                return Err(DagError::TooDeep(MAX_WALK_DEPTH));
+            }
+            state.seen.insert(cid);
+            let links = links_of(&cid, &block)?;
+            state.stack.extend(links.into_iter().rev().map(|l| (l, depth + 1)));
+            return Ok(Some(((cid, block), state)));
+        }
+    })
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(from: i64, to: Option<i64>, size: u64) -> (u64, u64) {
+        EntityBytes { from, to }.to_range(size)
+    }
+
+    #[test]
+    fn entity_bytes_ranges() {
+        assert_eq!(range(0, None, 100), (0, 100));
+        assert_eq!(range(0, Some(0), 100), (0, 1));
+        assert_eq!(range(10, Some(19), 100), (10, 20));
+        assert_eq!(range(-10, None, 100), (90, 100));
+        assert_eq!(range(0, Some(-1), 100), (0, 100));
+        assert_eq!(range(0, Some(-11), 100), (0, 90));
+        assert_eq!(range(50, Some(1000), 100), (50, 100));
+        assert_eq!(range(500, None, 100), (100, 100));
+        assert_eq!(range(-1000, Some(10), 100), (0, 11));
+    }
+}

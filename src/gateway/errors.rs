@@ -1,0 +1,102 @@
+//! The one place errors become HTTP statuses, and the error page clients
+//! see (HTML for browsers, plain text for everyone else).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::blocks::BlockError;
+use crate::dag::DagError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    NotAcceptable(String),
+    #[error("{0}")]
+    NotCached(String),
+    #[error("requested range is not satisfiable: {reason}")]
+    RangeNotSatisfiable { reason: String, size: u64 },
+    #[error("{0}")]
+    UriTooLong(String),
+    #[error("{0}")]
+    NotImplemented(String),
+    #[error("{0}")]
+    BadContent(String),
+    #[error("{0}")]
+    NoProvider(String),
+    #[error("{0}")]
+    StoreUnavailable(String),
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            GatewayError::NotCached(_) => StatusCode::PRECONDITION_FAILED,
+            GatewayError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            GatewayError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            GatewayError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            GatewayError::BadContent(_) | GatewayError::NoProvider(_) => StatusCode::BAD_GATEWAY,
+            GatewayError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// Renders the error for a client; `html` when the client is a browser.
+    pub fn into_response_for(self, html: bool) -> Response {
+        let status = self.status();
+        let message = self.to_string();
+        let mut response = if html {
+            let page = super::templates::error_page(status, &message);
+            (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+        } else {
+            (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{message}\n")).into_response()
+        };
+        let headers = response.headers_mut();
+        if let GatewayError::RangeNotSatisfiable { size, .. } = &self {
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                headers.insert(header::CONTENT_RANGE, value);
+            }
+        }
+        if status.is_server_error() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+        }
+        // Errors are not content: never let a cache keep them as if they were.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        response
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        self.into_response_for(false)
+    }
+}
+
+impl From<BlockError> for GatewayError {
+    fn from(err: BlockError) -> Self {
+        match err {
+            BlockError::NotFound(_) => GatewayError::NoProvider(err.to_string()),
+            BlockError::NotCached(_) => GatewayError::NotCached(format!("{err} (Cache-Control: only-if-cached)")),
+            BlockError::Invalid { .. } => GatewayError::BadContent(err.to_string()),
+            BlockError::Io { .. } => GatewayError::StoreUnavailable(err.to_string()),
+        }
+    }
+}
+
+impl From<DagError> for GatewayError {
+    fn from(err: DagError) -> Self {
+        match err {
+            DagError::Block(e) => e.into(),
+            DagError::NoSuchLink { .. } | DagError::NotTraversable { .. } => GatewayError::NotFound(err.to_string()),
+            DagError::UnsupportedCodec { .. } => GatewayError::NotImplemented(err.to_string()),
+            DagError::Decode { .. } | DagError::Inconsistent { .. } | DagError::TooDeep(_) => {
+                GatewayError::BadContent(err.to_string())
+            }
+        }
+    }
+}

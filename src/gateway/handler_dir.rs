@@ -1,0 +1,187 @@
+//! UnixFS directories (plain and HAMT-sharded): the redirect that adds the
+//! trailing slash, `index.html` when there is one, and otherwise an HTML
+//! listing rendered from `static/directory.html`.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use cid::Cid;
+use minijinja::{context, Value};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use super::errors::GatewayError;
+use super::headers::{content_headers, not_modified, value};
+use super::ranges::bytes_response;
+use super::{handler_file, not_modified_response, templates, Ctx};
+use crate::dag::{Node, ResolvedPath};
+use crate::unixfs::{hamt_list, hamt_lookup, DirEntry, UnixfsNode};
+
+/// Characters left as they are in a path segment of a listing link.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+const INDEX_FILE: &str = "index.html";
+
+pub async fn serve_directory(ctx: &Ctx<'_>, resolved: ResolvedPath) -> Result<Response, GatewayError> {
+    let request = &ctx.request;
+    if !request.trailing_slash {
+        // Relative links in a listing or an index.html only work under a slash.
+        let mut location = format!("{}/", request.url_path);
+        if let Some(query) = &request.query {
+            location.push('?');
+            location.push_str(query);
+        }
+        return Ok((StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, value(&location))]).into_response());
+    }
+    if let Some(index) = find_index(ctx, &resolved).await? {
+        let block = ctx.blocks.get(&index).await?;
+        let node = Node::decode(&index, block.clone())?;
+        if matches!(node, Node::Raw(_) | Node::Pb(_, Some(UnixfsNode::File { .. }))) {
+            let file = ResolvedPath {
+                cid: index,
+                block,
+                node,
+                roots: resolved.roots.clone(),
+                path_blocks: Vec::new(),
+                remainder: Vec::new(),
+            };
+            // The page stands for the directory: its Etag and roots are the directory's.
+            let etag = format!("\"{}\"", resolved.cid);
+            return handler_file::serve_file_from(ctx, &file, &resolved.roots, &etag, Some(INDEX_FILE)).await;
+        }
+    }
+    serve_listing(ctx, &resolved).await
+}
+
+async fn find_index(ctx: &Ctx<'_>, dir: &ResolvedPath) -> Result<Option<Cid>, GatewayError> {
+    Ok(match &dir.node {
+        Node::Pb(_, Some(UnixfsNode::HamtShard { .. })) => hamt_lookup(&ctx.blocks, &dir.cid, &dir.node, INDEX_FILE).await?.found,
+        Node::Pb(pb, _) => pb
+            .links
+            .iter()
+            .find(|l| l.name.as_deref() == Some(INDEX_FILE))
+            .map(|l| l.cid),
+        _ => None,
+    })
+}
+
+async fn list_entries(ctx: &Ctx<'_>, dir: &ResolvedPath) -> Result<Vec<DirEntry>, GatewayError> {
+    Ok(match &dir.node {
+        Node::Pb(_, Some(UnixfsNode::HamtShard { .. })) => hamt_list(&ctx.blocks, &dir.cid, &dir.node).await?.0,
+        Node::Pb(pb, _) => pb
+            .links
+            .iter()
+            .map(|l| DirEntry {
+                name: l.name.clone().unwrap_or_default(),
+                cid: l.cid,
+                size: l.size,
+            })
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+async fn serve_listing(ctx: &Ctx<'_>, dir: &ResolvedPath) -> Result<Response, GatewayError> {
+    let request = &ctx.request;
+    let etag = format!("\"DirIndex-{:016x}_CID-{}\"", templates::templates_version(), dir.cid);
+    let mut headers = content_headers(request, &dir.roots, &etag);
+    // A listing is the gateway's page about the directory, and changes when
+    // the gateway's templates do: not immutable.
+    headers.remove(header::CACHE_CONTROL);
+    let bare_cid_etag = format!("\"{}\"", dir.cid);
+    if not_modified(&ctx.http.headers, &etag) || not_modified(&ctx.http.headers, &bare_cid_etag) {
+        return Ok(not_modified_response(headers));
+    }
+    let entries = list_entries(ctx, dir).await?;
+    let page = render_listing(request, dir, &entries, ctx.gateway.config.max_listing_entries);
+    bytes_response(&ctx.http.headers, headers, "text/html; charset=utf-8", Bytes::from(page), ctx.is_head())
+}
+
+fn render_listing(request: &super::ContentRequest, dir: &ResolvedPath, entries: &[DirEntry], max: usize) -> String {
+    let root = request.root.to_string();
+    let mut href = format!("/ipfs/{root}");
+    let mut breadcrumbs = vec![context! { name => root.clone(), href => Value::from_safe_string(escape_attr(&href)) }];
+    for segment in &request.segments {
+        href.push('/');
+        href.push_str(&utf8_percent_encode(segment, SEGMENT).to_string());
+        breadcrumbs.push(context! { name => segment, href => Value::from_safe_string(escape_attr(&href)) });
+    }
+    // `url_path` ends in '/': entries are relative to it.
+    let base = format!("{href}/");
+    let parent = (!request.segments.is_empty()).then(|| Value::from_safe_string(escape_attr(&format!("{base}.."))));
+    let shown: Vec<_> = entries
+        .iter()
+        .take(max)
+        .map(|entry| {
+            let encoded = utf8_percent_encode(&entry.name, SEGMENT).to_string();
+            let cid = entry.cid.to_string();
+            context! {
+                name => entry.name,
+                href => Value::from_safe_string(escape_attr(&format!("{base}{encoded}"))),
+                cid_href => Value::from_safe_string(escape_attr(&format!(
+                    "/ipfs/{cid}?filename={}",
+                    utf8_percent_encode(&encoded, SEGMENT)
+                ))),
+                short_cid => short_cid(&cid),
+                cid => cid,
+                size => entry.size.map(human_size).unwrap_or_default(),
+            }
+        })
+        .collect();
+    templates::render(
+        "directory.html",
+        context! {
+            path => request.url_path,
+            cid => dir.cid.to_string(),
+            breadcrumbs => breadcrumbs,
+            parent => parent,
+            entries => shown,
+            truncated => entries.len() > max,
+            total => entries.len(),
+        },
+    )
+}
+
+/// Escapes text for a double-quoted HTML attribute (and leaves `/` alone,
+/// which the template engine's escaping would not).
+fn escape_attr(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\'', "&#39;")
+}
+
+fn short_cid(cid: &str) -> String {
+    if cid.len() <= 16 {
+        cid.to_string()
+    } else {
+        format!("{}…{}", &cid[..8], &cid[cid.len() - 6..])
+    }
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1000.0 && unit < UNITS.len() - 1 {
+        size /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{size:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_size(12), "12 B");
+        assert_eq!(human_size(1026), "1.0 kB");
+        assert_eq!(human_size(268_435_456), "268.4 MB");
+    }
+}

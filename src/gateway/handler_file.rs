@@ -1,0 +1,78 @@
+//! UnixFS files (and raw blocks served as files): streamed block by block,
+//! with `Range` support, a content type from the name or the first bytes,
+//! and `?filename=` / `?download=` dispositions. Symlinks are answered with
+//! their target text.
+
+use axum::http::header;
+use axum::response::Response;
+use bytes::Bytes;
+use cid::Cid;
+use futures::stream::{StreamExt, TryStreamExt};
+
+use super::errors::GatewayError;
+use super::headers::{content_headers, not_modified, requested_disposition};
+use super::ranges::{bytes_response, ranged_response};
+use super::{not_modified_response, sniff, Ctx};
+use crate::dag::{DagError, Node, ResolvedPath};
+use crate::unixfs::{file_size, file_stream, UnixfsNode};
+
+pub async fn serve_file(ctx: &Ctx<'_>, resolved: ResolvedPath) -> Result<Response, GatewayError> {
+    let etag = format!("\"{}\"", resolved.cid);
+    let name = ctx.request.file_name().map(str::to_string);
+    serve_file_from(ctx, &resolved, &resolved.roots, &etag, name.as_deref()).await
+}
+
+/// Serves the file in `file` under the given roots and Etag (which differ
+/// from the file's own when it is a directory's `index.html`).
+pub async fn serve_file_from(
+    ctx: &Ctx<'_>,
+    file: &ResolvedPath,
+    roots: &[Cid],
+    etag: &str,
+    name: Option<&str>,
+) -> Result<Response, GatewayError> {
+    let mut headers = content_headers(&ctx.request, roots, etag);
+    if not_modified(&ctx.http.headers, etag) {
+        return Ok(not_modified_response(headers));
+    }
+    let size = file_size(&file.cid, &file.node)?;
+    // Only the first bytes are read to pick a type, so a Range request far
+    // into a file does not fetch its beginning's whole subtree.
+    let sniff_len = (sniff::SNIFF_LEN as u64).min(size);
+    let head: Vec<u8> = file_stream(ctx.blocks.clone(), file.cid, file.block.clone(), (0, sniff_len))
+        .try_fold(Vec::new(), |mut head, visited| async move {
+            head.extend_from_slice(&visited.data);
+            Ok(head)
+        })
+        .await?;
+    let content_type = sniff::content_type(name, &head, sniff_len == size);
+    if let Some(disposition) = requested_disposition(&ctx.request) {
+        headers.insert(header::CONTENT_DISPOSITION, disposition);
+    }
+    let (blocks, cid, block) = (ctx.blocks.clone(), file.cid, file.block.clone());
+    ranged_response(&ctx.http.headers, headers, &content_type, size, ctx.is_head(), move |range| {
+        file_stream(blocks.clone(), cid, block.clone(), range)
+            .map_ok(|visited| visited.data)
+            .try_filter(|data| std::future::ready(!data.is_empty()))
+            .map_err(GatewayError::from)
+            .boxed()
+    })
+}
+
+pub async fn serve_symlink(ctx: &Ctx<'_>, resolved: ResolvedPath) -> Result<Response, GatewayError> {
+    let Node::Pb(_, Some(UnixfsNode::Symlink { target })) = &resolved.node else {
+        return Err(DagError::Inconsistent {
+            cid: resolved.cid,
+            reason: "expected a symlink".into(),
+        }
+        .into());
+    };
+    let etag = format!("\"{}\"", resolved.cid);
+    let headers = content_headers(&ctx.request, &resolved.roots, &etag);
+    if not_modified(&ctx.http.headers, &etag) {
+        return Ok(not_modified_response(headers));
+    }
+    // Symlinks are not followed: the target may point outside this DAG.
+    let target: Bytes = target.clone();
+    bytes_response(&ctx.http.headers, headers, "inode/symlink", target, ctx.is_head())
+}

@@ -1,0 +1,101 @@
+//! Response headers shared by every content response: caching, Etags and
+//! conditional requests, the `X-Ipfs-*` headers, Content-Disposition.
+
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
+use cid::Cid;
+
+use super::request::ContentRequest;
+
+/// Content under `/ipfs/` never changes.
+pub const IMMUTABLE: &str = "public, max-age=29030400, immutable";
+
+pub const X_IPFS_PATH: HeaderName = HeaderName::from_static("x-ipfs-path");
+pub const X_IPFS_ROOTS: HeaderName = HeaderName::from_static("x-ipfs-roots");
+
+/// Headers every successful content response carries.
+pub fn content_headers(request: &ContentRequest, roots: &[Cid], etag: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::ETAG, value(etag));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    headers.insert(X_IPFS_PATH, value(&request.url_path));
+    let roots = roots.iter().map(Cid::to_string).collect::<Vec<_>>().join(",");
+    headers.insert(X_IPFS_ROOTS, value(&roots));
+    // The same URL answers with different bodies depending on Accept.
+    headers.insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    headers
+}
+
+/// A header value from text the gateway built; anything not visible ASCII
+/// is percent-encoded rather than dropped.
+pub fn value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| {
+        let encoded = percent_encoding::utf8_percent_encode(text, percent_encoding::CONTROLS).to_string();
+        HeaderValue::from_str(&encoded.replace(|c: char| !c.is_ascii(), "")).unwrap_or(HeaderValue::from_static(""))
+    })
+}
+
+/// True if `If-None-Match` names `etag` (weak comparison) or is `*`.
+pub fn not_modified(request_headers: &HeaderMap, etag: &str) -> bool {
+    let strip = |tag: &str| tag.trim().trim_start_matches("W/").to_string();
+    let ours = strip(etag);
+    request_headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| tag.trim() == "*" || strip(tag) == ours)
+}
+
+/// FNV-1a: a small hash that is stable across builds and platforms (unlike
+/// `DefaultHasher`), for Etags and boundaries derived from request data.
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf29ce484222325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// `Content-Disposition` for `name`: ASCII names quoted, others also as
+/// RFC 5987 `filename*`.
+pub fn content_disposition(kind: &str, name: &str) -> HeaderValue {
+    let ascii: String = name
+        .chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '_' })
+        .filter(|c| *c != '"' && *c != '\\')
+        .collect();
+    if ascii == name {
+        value(&format!("{kind}; filename=\"{ascii}\""))
+    } else {
+        let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+        value(&format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"))
+    }
+}
+
+/// The disposition the request asked for with `?filename=` / `?download=`.
+pub fn requested_disposition(request: &ContentRequest) -> Option<HeaderValue> {
+    let name = request.filename.as_deref()?;
+    let kind = if request.download { "attachment" } else { "inline" };
+    Some(content_disposition(kind, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_weak_and_lists() {
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"a\", W/\"b\""));
+        assert!(not_modified(&h, "\"b\""));
+        assert!(not_modified(&h, "\"a\""));
+        assert!(!not_modified(&h, "\"c\""));
+    }
+
+    #[test]
+    fn disposition_encodes_unicode() {
+        let v = content_disposition("attachment", "żółw.txt");
+        assert_eq!(
+            v.to_str().unwrap(),
+            "attachment; filename=\"____w.txt\"; filename*=UTF-8''%C5%BC%C3%B3%C5%82w%2Etxt"
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! The HTTP gateway: the path gateway and the trustless gateway under
+//! `/ipfs/`, to the IPFS gateway specs.
+//!
+//! A request is parsed and validated once ([`request`]), its content path
+//! resolved through the DAG layer, and then handed to the handler for its
+//! response type: a UnixFS file, a directory, a raw block, a CAR, or an
+//! IPLD codec. Handlers read blocks only through the [`BlockService`]; they
+//! know nothing of where blocks come from. Errors become statuses in one
+//! place ([`errors`]).
+
+mod errors;
+mod handler_block;
+mod handler_car;
+mod handler_codec;
+mod handler_dir;
+mod handler_file;
+mod headers;
+mod ranges;
+mod request;
+mod sniff;
+mod templates;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+pub use errors::GatewayError;
+pub use request::{ContentRequest, Format};
+
+use crate::blocks::BlockService;
+use crate::config::GatewayConfig;
+use crate::dag::{resolve_path, Node};
+use crate::unixfs::UnixfsNode;
+
+/// What every handler needs.
+pub struct Gateway {
+    pub blocks: BlockService,
+    pub config: GatewayConfig,
+}
+
+/// The gateway's HTTP routes, with CORS and request tracing.
+pub fn router(gateway: Gateway) -> Router {
+    Router::new()
+        .route("/ipfs/{*path}", get(content))
+        .route("/ipfs", get(content))
+        .route("/ipfs/", get(content))
+        .fallback(not_found)
+        .with_state(Arc::new(gateway))
+        .layer(axum::middleware::from_fn(cors))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Content is public: any origin may read it, and the `X-Ipfs-*` headers.
+/// Each value is its own header line, the form the gateway-conformance
+/// suite checks (tower-http's CORS layer joins them into one line).
+async fn cors(request: Request, next: axum::middleware::Next) -> Response {
+    let mut response = if request.method() == Method::OPTIONS {
+        axum::http::StatusCode::OK.into_response()
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    for method in ["GET", "HEAD", "OPTIONS"] {
+        headers.append(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(method));
+    }
+    for allowed in ["Content-Type", "Range", "User-Agent", "X-Requested-With"] {
+        headers.append(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(allowed));
+    }
+    for exposed in [
+        "Content-Range",
+        "Content-Length",
+        "X-Ipfs-Path",
+        "X-Ipfs-Roots",
+        "X-Chunked-Output",
+        "X-Stream-Output",
+    ] {
+        headers.append(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(exposed));
+    }
+    response
+}
+
+async fn not_found(request: Request) -> Response {
+    GatewayError::NotFound(format!(
+        "no route for {}: content is served under /ipfs/<cid>",
+        request.uri().path()
+    ))
+    .into_response()
+}
+
+async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let (parts, _body) = request.into_parts();
+    let wants_html = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    match serve(&gateway, &parts).await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::debug!(uri = %parts.uri, error = %err, "request failed");
+            err.into_response_for(wants_html)
+        }
+    }
+}
+
+/// Everything a handler gets: the parsed request, the raw HTTP parts (for
+/// conditional and range headers), and the block service to read from.
+pub struct Ctx<'a> {
+    pub gateway: &'a Gateway,
+    pub http: &'a axum::http::request::Parts,
+    pub request: ContentRequest,
+    pub blocks: BlockService,
+}
+
+impl Ctx<'_> {
+    pub fn is_head(&self) -> bool {
+        self.http.method == Method::HEAD
+    }
+}
+
+async fn serve(gateway: &Gateway, http: &axum::http::request::Parts) -> Result<Response, GatewayError> {
+    let request = request::parse(&http.uri, &http.headers, gateway.config.max_url_bytes)?;
+    let blocks = if request.only_if_cached {
+        gateway.blocks.local_only()
+    } else {
+        gateway.blocks.clone()
+    };
+    let ctx = Ctx {
+        gateway,
+        http,
+        request,
+        blocks,
+    };
+    match ctx.request.format {
+        Some(Format::Raw) => return handler_block::serve_raw_block(&ctx).await,
+        Some(Format::Car) => return handler_car::serve_car(&ctx).await,
+        _ => {}
+    }
+    let resolved = resolve_path(&ctx.blocks, ctx.request.root, &ctx.request.segments).await?;
+    if let Some(format) = ctx.request.format {
+        return handler_codec::serve_codec(&ctx, resolved, Some(format)).await;
+    }
+    serve_unixfs(&ctx, resolved).await
+}
+
+/// Dispatch by what the path resolved to, for requests with no explicit
+/// format (or a plain json/cbor one, which is no conversion for UnixFS).
+async fn serve_unixfs(ctx: &Ctx<'_>, resolved: crate::dag::ResolvedPath) -> Result<Response, GatewayError> {
+    match &resolved.node {
+        _ if !resolved.remainder.is_empty() => handler_codec::serve_codec(ctx, resolved, None).await,
+        Node::Raw(_) | Node::Pb(_, Some(UnixfsNode::File { .. })) => handler_file::serve_file(ctx, resolved).await,
+        Node::Pb(_, Some(UnixfsNode::Symlink { .. })) => handler_file::serve_symlink(ctx, resolved).await,
+        Node::Pb(_, Some(fs)) if fs.is_directory() => handler_dir::serve_directory(ctx, resolved).await,
+        _ => handler_codec::serve_codec(ctx, resolved, None).await,
+    }
+}
+
+/// A 304 with the headers a cache needs to refresh its copy.
+fn not_modified_response(mut headers: axum::http::HeaderMap) -> Response {
+    headers.remove(header::CONTENT_LENGTH);
+    (axum::http::StatusCode::NOT_MODIFIED, headers).into_response()
+}
+
+/// `X-Content-Type-Options: nosniff`, for responses whose type must not be
+/// second-guessed by a browser.
+fn nosniff() -> (header::HeaderName, HeaderValue) {
+    (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"))
+}

@@ -1,0 +1,456 @@
+//! Turning an HTTP request into a [`ContentRequest`]: the content path, the
+//! response format asked for (by `?format=` or `Accept`), and the
+//! parameters of CAR and file responses. Everything is validated here, so
+//! handlers only see well-formed requests.
+
+use axum::http::{header, HeaderMap, Uri};
+use cid::Cid;
+
+use super::errors::GatewayError;
+use crate::dag::{DagScope, EntityBytes, MAX_PATH_SEGMENTS};
+
+/// Response formats a client can ask for explicitly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Raw,
+    Car,
+    DagJson,
+    DagCbor,
+    Json,
+    Cbor,
+}
+
+impl Format {
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Raw => "application/vnd.ipld.raw",
+            Format::Car => "application/vnd.ipld.car",
+            Format::DagJson => "application/vnd.ipld.dag-json",
+            Format::DagCbor => "application/vnd.ipld.dag-cbor",
+            Format::Json => "application/json",
+            Format::Cbor => "application/cbor",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::Car => "car",
+            Format::DagJson => "dag-json",
+            Format::DagCbor => "dag-cbor",
+            Format::Json => "json",
+            Format::Cbor => "cbor",
+        }
+    }
+
+    fn from_query(value: &str) -> Result<Format, GatewayError> {
+        Ok(match value {
+            "raw" => Format::Raw,
+            "car" => Format::Car,
+            "dag-json" => Format::DagJson,
+            "dag-cbor" => Format::DagCbor,
+            "json" => Format::Json,
+            "cbor" => Format::Cbor,
+            "tar" | "ipns-record" => {
+                return Err(GatewayError::NotAcceptable(format!(
+                    "format={value} is not supported by this gateway"
+                )))
+            }
+            other => {
+                return Err(GatewayError::BadRequest(format!(
+                    "unknown format {other:?} (expected raw, car, dag-json, dag-cbor, json or cbor)"
+                )))
+            }
+        })
+    }
+
+    fn from_media_type(media: &str) -> Option<Format> {
+        [
+            Format::Raw,
+            Format::Car,
+            Format::DagJson,
+            Format::DagCbor,
+            Format::Json,
+            Format::Cbor,
+        ]
+        .into_iter()
+        .find(|f| f.media_type().eq_ignore_ascii_case(media))
+    }
+}
+
+/// Parameters of a CAR response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CarParams {
+    pub scope: DagScope,
+    pub entity_bytes: Option<EntityBytes>,
+    pub duplicates: bool,
+}
+
+impl Default for CarParams {
+    fn default() -> Self {
+        CarParams {
+            scope: DagScope::All,
+            entity_bytes: None,
+            duplicates: false,
+        }
+    }
+}
+
+/// A validated request for content under `/ipfs/`.
+#[derive(Debug, Clone)]
+pub struct ContentRequest {
+    pub root: Cid,
+    /// Decoded path segments after the CID.
+    pub segments: Vec<String>,
+    /// The path as the client sent it (percent-encoded), without the query.
+    pub url_path: String,
+    pub query: Option<String>,
+    pub trailing_slash: bool,
+    pub format: Option<Format>,
+    /// The format came from `Accept` rather than `?format=`.
+    pub format_from_accept: bool,
+    pub car: CarParams,
+    /// `?filename=`: name for Content-Disposition and for the content type.
+    pub filename: Option<String>,
+    /// `?download=true`: Content-Disposition `attachment`.
+    pub download: bool,
+    /// The client renders HTML (a browser): errors and DAG views as pages.
+    pub wants_html: bool,
+    /// `Cache-Control: only-if-cached`: never leave the local stores.
+    pub only_if_cached: bool,
+}
+
+impl ContentRequest {
+    /// The last path segment, the name used for content types.
+    pub fn file_name(&self) -> Option<&str> {
+        self.filename.as_deref().or(self.segments.last().map(String::as_str))
+    }
+}
+
+fn bad(message: String) -> GatewayError {
+    GatewayError::BadRequest(message)
+}
+
+/// `uri` must start with `/ipfs/`.
+pub fn parse(uri: &Uri, headers: &HeaderMap, max_url_bytes: usize) -> Result<ContentRequest, GatewayError> {
+    let target_len = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target_len > max_url_bytes {
+        return Err(GatewayError::UriTooLong(format!(
+            "request URL is {target_len} bytes, longer than the {max_url_bytes} byte limit"
+        )));
+    }
+    let url_path = uri.path().to_string();
+    let rest = url_path
+        .strip_prefix("/ipfs/")
+        .ok_or_else(|| bad("content paths start with /ipfs/<cid>".into()))?;
+    let mut raw_segments: Vec<&str> = rest.split('/').collect();
+    let trailing_slash = raw_segments.len() > 1 && raw_segments.last() == Some(&"");
+    if trailing_slash {
+        raw_segments.pop();
+    }
+    let cid_text = raw_segments.remove(0);
+    let root = parse_cid(cid_text)?;
+    if raw_segments.len() > MAX_PATH_SEGMENTS {
+        return Err(bad(format!("path has more than {MAX_PATH_SEGMENTS} segments")));
+    }
+    let segments = raw_segments
+        .iter()
+        .map(|raw| decode_segment(raw))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut request = ContentRequest {
+        root,
+        segments,
+        url_path,
+        query: uri.query().map(str::to_string),
+        trailing_slash,
+        format: None,
+        format_from_accept: false,
+        car: CarParams::default(),
+        filename: None,
+        download: false,
+        wants_html: accepts_html(headers),
+        only_if_cached: header_has_token(headers, header::CACHE_CONTROL, "only-if-cached"),
+    };
+
+    let mut query_car = QueryCar::default();
+    for (key, value) in form_urlencoded(uri.query().unwrap_or("")) {
+        match key.as_str() {
+            "format" => request.format = Some(Format::from_query(&value)?),
+            "filename" => {
+                if value.contains(['\0', '\r', '\n']) {
+                    return Err(bad(format!("filename {value:?} contains a control character")));
+                }
+                request.filename = Some(value);
+            }
+            "download" => request.download = value == "true",
+            "dag-scope" => query_car.scope = Some(parse_scope(&value)?),
+            "entity-bytes" => query_car.entity_bytes = Some(parse_entity_bytes(&value)?),
+            "car-version" => check_car_version(&value)?,
+            "car-order" => check_car_order(&value)?,
+            "car-dups" => query_car.dups = Some(parse_dups(&value)?),
+            _ => {}
+        }
+    }
+
+    if request.format.is_none() {
+        if let Some((format, params)) = negotiate_accept(headers)? {
+            request.format = Some(format);
+            request.format_from_accept = true;
+            if format == Format::Car {
+                for (key, value) in params {
+                    match key.as_str() {
+                        "version" => check_car_version(&value)?,
+                        "order" => check_car_order(&value)?,
+                        "dups" => query_car.dups = query_car.dups.or(Some(parse_dups(&value)?)),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    request.car = CarParams {
+        scope: query_car.scope.unwrap_or(DagScope::All),
+        entity_bytes: query_car.entity_bytes,
+        duplicates: query_car.dups.unwrap_or(false),
+    };
+    Ok(request)
+}
+
+#[derive(Default)]
+struct QueryCar {
+    scope: Option<DagScope>,
+    entity_bytes: Option<EntityBytes>,
+    dups: Option<bool>,
+}
+
+pub fn parse_cid(text: &str) -> Result<Cid, GatewayError> {
+    if text.is_empty() {
+        return Err(bad("missing CID after /ipfs/".into()));
+    }
+    let text = percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .map_err(|_| bad("CID is not valid UTF-8".into()))?;
+    Cid::try_from(text.as_ref()).map_err(|e| bad(format!("invalid CID {:?}: {e}", truncate(&text, 120))))
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+fn decode_segment(raw: &str) -> Result<String, GatewayError> {
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| bad(format!("path segment {raw:?} is not valid UTF-8")))?;
+    match decoded.as_ref() {
+        "" => Err(bad("path has an empty segment (//)".into())),
+        "." | ".." => Err(bad(format!("path segment {decoded:?} is not allowed in a content path"))),
+        s if s.contains('\0') => Err(bad(format!("path segment {raw:?} contains a NUL byte"))),
+        s if s.contains('/') => Err(bad(format!("path segment {raw:?} contains an encoded '/'"))),
+        s => Ok(s.to_string()),
+    }
+}
+
+fn form_urlencoded(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        (decode(k), decode(v))
+    })
+}
+
+fn parse_scope(value: &str) -> Result<DagScope, GatewayError> {
+    match value {
+        "block" => Ok(DagScope::Block),
+        "entity" => Ok(DagScope::Entity),
+        "all" => Ok(DagScope::All),
+        other => Err(bad(format!("invalid dag-scope {other:?} (expected block, entity or all)"))),
+    }
+}
+
+pub fn parse_entity_bytes(value: &str) -> Result<EntityBytes, GatewayError> {
+    let invalid = || bad(format!("invalid entity-bytes {value:?} (expected from:to, e.g. 0:1023 or -100:*)"));
+    let (from, to) = value.split_once(':').ok_or_else(invalid)?;
+    let from: i64 = from.parse().map_err(|_| invalid())?;
+    let to = match to {
+        "*" => None,
+        to => Some(to.parse::<i64>().map_err(|_| invalid())?),
+    };
+    // Two non-negative bounds in the wrong order can never select anything.
+    if let Some(to) = to {
+        if from >= 0 && to >= 0 && to < from {
+            return Err(bad(format!("invalid entity-bytes {value:?}: to is before from")));
+        }
+        if from < 0 && to < 0 && to < from {
+            return Err(bad(format!("invalid entity-bytes {value:?}: to is before from")));
+        }
+    }
+    Ok(EntityBytes { from, to })
+}
+
+fn check_car_version(value: &str) -> Result<(), GatewayError> {
+    match value {
+        "1" => Ok(()),
+        other => Err(GatewayError::NotAcceptable(format!("CAR version {other} is not supported (only 1)"))),
+    }
+}
+
+fn check_car_order(value: &str) -> Result<(), GatewayError> {
+    match value {
+        "dfs" | "unk" => Ok(()),
+        other => Err(GatewayError::NotAcceptable(format!(
+            "CAR order {other:?} is not supported (dfs or unk)"
+        ))),
+    }
+}
+
+fn parse_dups(value: &str) -> Result<bool, GatewayError> {
+    match value {
+        "y" => Ok(true),
+        "n" => Ok(false),
+        other => Err(bad(format!("invalid CAR dups {other:?} (expected y or n)"))),
+    }
+}
+
+/// A media range from `Accept`, with its parameters (q removed).
+struct MediaRange {
+    media: String,
+    params: Vec<(String, String)>,
+    quality: f32,
+}
+
+fn parse_accept(headers: &HeaderMap) -> Vec<MediaRange> {
+    let mut ranges: Vec<MediaRange> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let media = parts.next()?.to_ascii_lowercase();
+            if media.is_empty() {
+                return None;
+            }
+            let mut quality = 1.0;
+            let mut params = Vec::new();
+            for param in parts {
+                let (k, v) = param.split_once('=').unwrap_or((param, ""));
+                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_string());
+                if k == "q" {
+                    quality = v.parse().unwrap_or(0.0);
+                } else {
+                    params.push((k, v));
+                }
+            }
+            Some(MediaRange { media, params, quality })
+        })
+        .collect();
+    // Stable: equal weights keep the client's order.
+    ranges.sort_by(|a, b| b.quality.total_cmp(&a.quality));
+    ranges
+}
+
+/// The most preferred format in `Accept` that this gateway serves, if the
+/// client prefers one over a generic type.
+fn negotiate_accept(headers: &HeaderMap) -> Result<Option<(Format, Vec<(String, String)>)>, GatewayError> {
+    for range in parse_accept(headers) {
+        if range.quality <= 0.0 {
+            continue;
+        }
+        if let Some(format) = Format::from_media_type(&range.media) {
+            return Ok(Some((format, range.params)));
+        }
+        if range.media == "*/*" || range.media == "text/html" || range.media.starts_with("text/") || range.media.starts_with("image/") {
+            return Ok(None);
+        }
+    }
+    Ok(None)
+}
+
+fn accepts_html(headers: &HeaderMap) -> bool {
+    parse_accept(headers)
+        .iter()
+        .any(|r| r.media == "text/html" && r.quality > 0.0)
+}
+
+fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    const CID: &str = "bafkqaaa";
+
+    fn req(uri: &str, accept: Option<&str>) -> Result<ContentRequest, GatewayError> {
+        let mut headers = HeaderMap::new();
+        if let Some(a) = accept {
+            headers.insert(header::ACCEPT, HeaderValue::from_str(a).unwrap());
+        }
+        parse(&uri.parse().unwrap(), &headers, 8192)
+    }
+
+    #[test]
+    fn parses_path_and_slash() {
+        let r = req(&format!("/ipfs/{CID}/a%20b/c/"), None).unwrap();
+        assert_eq!(r.segments, vec!["a b", "c"]);
+        assert!(r.trailing_slash);
+        assert!(!req(&format!("/ipfs/{CID}"), None).unwrap().trailing_slash);
+    }
+
+    #[test]
+    fn rejects_bad_paths() {
+        for bad_path in ["/ipfs/notacid", "/ipfs/", "/ipfs/bafkqaaa/../x", "/ipfs/bafkqaaa/a%00b", "/ipfs/bafkqaaa/a//b", "/ipfs/bafkqaaa/a%2Fb"] {
+            let err = req(bad_path, None).unwrap_err();
+            assert!(matches!(err, GatewayError::BadRequest(_)), "{bad_path}: {err:?}");
+        }
+        let long = format!("/ipfs/{CID}/{}", "a".repeat(9000));
+        assert!(matches!(req(&long, None), Err(GatewayError::UriTooLong(_))));
+    }
+
+    #[test]
+    fn format_query_beats_accept() {
+        let r = req(&format!("/ipfs/{CID}?format=raw"), Some("application/vnd.ipld.car")).unwrap();
+        assert_eq!(r.format, Some(Format::Raw));
+        assert!(!r.format_from_accept);
+    }
+
+    #[test]
+    fn accept_with_quality_and_params() {
+        let r = req(
+            &format!("/ipfs/{CID}"),
+            Some("application/vnd.ipld.raw;q=0.5, application/vnd.ipld.car;version=1;dups=y;q=0.9"),
+        )
+        .unwrap();
+        assert_eq!(r.format, Some(Format::Car));
+        assert!(r.car.duplicates);
+        assert!(r.format_from_accept);
+        let browser = req(&format!("/ipfs/{CID}"), Some("text/html,application/xhtml+xml,*/*;q=0.8")).unwrap();
+        assert_eq!(browser.format, None);
+        assert!(browser.wants_html);
+    }
+
+    #[test]
+    fn rejects_bad_parameters() {
+        assert!(matches!(req(&format!("/ipfs/{CID}?format=zip"), None), Err(GatewayError::BadRequest(_))));
+        assert!(matches!(req(&format!("/ipfs/{CID}?format=car&dag-scope=most"), None), Err(GatewayError::BadRequest(_))));
+        for eb in ["abc", "1", "5:2", "1:x", ":"] {
+            assert!(matches!(req(&format!("/ipfs/{CID}?format=car&entity-bytes={eb}"), None), Err(GatewayError::BadRequest(_))), "{eb}");
+        }
+        assert!(matches!(req(&format!("/ipfs/{CID}?format=car&car-version=2"), None), Err(GatewayError::NotAcceptable(_))));
+    }
+}

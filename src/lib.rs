@@ -1,0 +1,27 @@
+//! sluice: an IPFS HTTP gateway.
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML configuration, its embedded defaults and the
+//!   `SLUICE_*` environment overrides.
+//! - [`blocks`]: the block service — verification of every block against
+//!   its CID, the byte-weighted cache, and the local stores (CAR files
+//!   served in place, the on-disk store in the data directory).
+//! - [`car`]: reading (v1 and v2), writing and importing CAR files.
+//! - [`dag`]: decoding blocks of every codec, content path resolution, and
+//!   depth-first walks for CAR responses.
+//! - [`unixfs`]: the UnixFS data format: files streamed by byte range,
+//!   directories, HAMT shards, symlinks.
+//! - [`gateway`]: the HTTP layer — request parsing, one handler per
+//!   response type, response headers, and the single place errors become
+//!   HTTP statuses.
+//! - [`server`]: wiring a [`config::Config`] into stores, the block
+//!   service and a listening HTTP server.
+
+pub mod blocks;
+pub mod car;
+pub mod config;
+pub mod dag;
+pub mod gateway;
+pub mod server;
+pub mod unixfs;

@@ -1,0 +1,113 @@
+//! The `sluice` command: `serve` runs the gateway, `import` adds CAR files
+//! to the on-disk store.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sluice::config::Config;
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "An IPFS HTTP gateway")]
+struct Cli {
+    /// TOML configuration file (every key is optional; see config/sluice.toml).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Directory of the on-disk block store (overrides store.data_dir).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP gateway.
+    Serve {
+        /// Address to listen on (overrides server.listen).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// CAR file to serve in place; repeatable.
+        #[arg(long = "car")]
+        cars: Vec<PathBuf>,
+    },
+    /// Verify CAR files and add their blocks to the on-disk store.
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut config = match Config::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("sluice: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(dir) = cli.data_dir {
+        config.store.data_dir = dir;
+    }
+    init_tracing(&config);
+    let result = match cli.command {
+        Command::Serve { listen, cars } => {
+            if let Some(listen) = listen {
+                config.server.listen = listen;
+            }
+            config.store.car_files.extend(cars);
+            serve(config)
+        }
+        Command::Import { files } => import(&config, &files),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("sluice: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn serve(config: Config) -> Result<(), String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start runtime: {e}"))?;
+    runtime.block_on(async {
+        let server = sluice::server::Server::bind(&config).await.map_err(|e| e.to_string())?;
+        tracing::info!(addr = %server.local_addr(), data_dir = %config.data_dir().display(), "gateway listening");
+        server.run(shutdown_signal()).await.map_err(|e| e.to_string())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: finishing in-flight responses");
+}
+
+fn import(config: &Config, files: &[PathBuf]) -> Result<(), String> {
+    let data_dir = config.data_dir();
+    let store = sluice::blocks::FlatFsStore::open(&data_dir)
+        .map_err(|e| format!("cannot open data directory {}: {e}", data_dir.display()))?;
+    for file in files {
+        let summary = sluice::car::import_car(file, &store).map_err(|e| format!("{}: {e} (nothing imported from it)", file.display()))?;
+        let roots: Vec<String> = summary.roots.iter().map(ToString::to_string).collect();
+        println!("imported {} blocks from {} (roots: {})", summary.blocks, file.display(), roots.join(", "));
+    }
+    Ok(())
+}

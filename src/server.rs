@@ -1,0 +1,83 @@
+//! Assembling and running the gateway from a [`Config`]: the block stores,
+//! the block service, the HTTP listener and graceful shutdown.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::blocks::{BlockService, BlockStore, CarFileStore, FlatFsStore};
+use crate::config::Config;
+use crate::gateway::{router, Gateway};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot load CAR file {path}: {source}")]
+    Car {
+        path: PathBuf,
+        #[source]
+        source: crate::car::CarError,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The block service for `config`: CAR files first (in the order given),
+/// then the on-disk store.
+pub fn block_service(config: &Config) -> Result<BlockService, StartError> {
+    let mut stores: Vec<Arc<dyn BlockStore>> = Vec::new();
+    for path in &config.store.car_files {
+        let store = CarFileStore::open(path).map_err(|source| StartError::Car {
+            path: path.clone(),
+            source,
+        })?;
+        tracing::info!(path = %path.display(), blocks = store.len(), roots = ?store.roots().iter().map(ToString::to_string).collect::<Vec<_>>(), "serving CAR");
+        stores.push(Arc::new(store));
+    }
+    let data_dir = config.data_dir();
+    let flatfs = FlatFsStore::open(&data_dir).map_err(|source| StartError::DataDir { path: data_dir, source })?;
+    stores.push(Arc::new(flatfs));
+    Ok(BlockService::new(config.store.cache_bytes, stores))
+}
+
+/// A gateway bound to its listener, ready to serve.
+pub struct Server {
+    listener: TcpListener,
+    app: axum::Router,
+}
+
+impl Server {
+    pub async fn bind(config: &Config) -> Result<Server, StartError> {
+        let blocks = block_service(config)?;
+        let app = router(Gateway {
+            blocks,
+            config: config.gateway.clone(),
+        });
+        let addr = config.server.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Listen { addr, source })?;
+        Ok(Server { listener, app })
+    }
+
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight responses finish.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
