@@ -94,7 +94,9 @@ impl<R: Read> CarReader<R> {
             None => return Err(CarError::Header("file is empty".into())),
         };
         if len == 0 || len > MAX_HEADER_SIZE {
-            return Err(CarError::Header(format!("header length {len} is out of range")));
+            return Err(CarError::Header(format!(
+                "header length {len} is out of range"
+            )));
         }
         let mut buf = vec![0u8; len as usize];
         self.read_exact(&mut buf)?;
@@ -111,18 +113,26 @@ impl<R: Read> CarReader<R> {
         let word = |i: usize| u64::from_le_bytes(fixed[i..i + 8].try_into().expect("8 bytes"));
         let (data_offset, data_size) = (word(16), word(24));
         if data_offset < self.offset {
-            return Err(CarError::Header(format!("CAR v2 data offset {data_offset} is inside its header")));
+            return Err(CarError::Header(format!(
+                "CAR v2 data offset {data_offset} is inside its header"
+            )));
         }
         let skip = data_offset - self.offset;
-        let skipped = io::copy(&mut (&mut self.reader).take(skip), &mut io::sink()).map_err(CarError::Io)?;
+        let skipped =
+            io::copy(&mut (&mut self.reader).take(skip), &mut io::sink()).map_err(CarError::Io)?;
         self.offset += skipped;
         if skipped != skip {
-            return Err(CarError::Truncated { offset: self.offset });
+            return Err(CarError::Truncated {
+                offset: self.offset,
+            });
         }
         self.end = Some(data_offset.saturating_add(data_size));
         let inner = self.read_header()?;
         if inner.version != 1 {
-            return Err(CarError::Header(format!("CAR v2 payload has version {}", inner.version)));
+            return Err(CarError::Header(format!(
+                "CAR v2 payload has version {}",
+                inner.version
+            )));
         }
         self.roots = inner.roots;
         Ok(())
@@ -171,9 +181,9 @@ impl<R: Read> CarReader<R> {
                 self.offset += buf.len() as u64;
                 Ok(())
             }
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                Err(CarError::Truncated { offset: self.offset })
-            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(CarError::Truncated {
+                offset: self.offset,
+            }),
             Err(e) => Err(CarError::Io(e)),
         }
     }
@@ -185,7 +195,11 @@ impl<R: Read> CarReader<R> {
             let mut byte = [0u8; 1];
             match self.reader.read(&mut byte) {
                 Ok(0) if i == 0 => return Ok(None),
-                Ok(0) => return Err(CarError::Truncated { offset: self.offset }),
+                Ok(0) => {
+                    return Err(CarError::Truncated {
+                        offset: self.offset,
+                    })
+                }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(CarError::Io(e)),
@@ -231,6 +245,28 @@ fn put_varint(out: &mut BytesMut, value: u64) {
     out.put_slice(unsigned_varint::encode::u64(value, &mut buf));
 }
 
+/// Writes a CAR v1 to `out`: a header naming `roots`, then every block
+/// `blocks` yields, in order.
+pub struct CarWriter<W: io::Write> {
+    out: W,
+}
+
+impl<W: io::Write> CarWriter<W> {
+    pub fn new(mut out: W, roots: &[Cid]) -> io::Result<Self> {
+        out.write_all(&encode_header(roots))?;
+        Ok(CarWriter { out })
+    }
+
+    pub fn write_block(&mut self, cid: &Cid, data: &[u8]) -> io::Result<()> {
+        self.out.write_all(&encode_section(cid, data))
+    }
+
+    pub fn finish(mut self) -> io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
 /// What an import did.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ImportSummary {
@@ -252,7 +288,9 @@ pub fn import_car(path: &Path, store: &FlatFsStore) -> Result<ImportSummary, Car
     let roots = reader.roots().to_vec();
     let mut blocks = 0;
     while let Some(section) = reader.next_section()? {
-        store.put_blocking(&section.cid, &section.data).map_err(CarError::Io)?;
+        store
+            .put_blocking(&section.cid, &section.data)
+            .map_err(CarError::Io)?;
         blocks += 1;
     }
     store.sync_dirs_blocking().map_err(CarError::Io)?;
@@ -296,7 +334,10 @@ mod tests {
         car[last] ^= 1;
         let mut reader = CarReader::new(&car[..]).unwrap();
         reader.next_section().unwrap();
-        assert!(matches!(reader.next_section(), Err(CarError::BadBlock { .. })));
+        assert!(matches!(
+            reader.next_section(),
+            Err(CarError::BadBlock { .. })
+        ));
     }
 
     #[test]
@@ -304,12 +345,18 @@ mod tests {
         let (car, _) = car_of(&[b"one", b"two"]);
         let mut reader = CarReader::new(&car[..car.len() - 2]).unwrap();
         reader.next_section().unwrap();
-        assert!(matches!(reader.next_section(), Err(CarError::Truncated { .. })));
+        assert!(matches!(
+            reader.next_section(),
+            Err(CarError::Truncated { .. })
+        ));
     }
 
     #[test]
     fn rejects_garbage_header() {
-        assert!(matches!(CarReader::new(&b"\x05hello"[..]), Err(CarError::Header(_))));
+        assert!(matches!(
+            CarReader::new(&b"\x05hello"[..]),
+            Err(CarError::Header(_))
+        ));
         assert!(matches!(CarReader::new(&b""[..]), Err(CarError::Header(_))));
         assert!(CarReader::new(&b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"[..]).is_err());
     }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
@@ -52,17 +52,6 @@ pub struct LogConfig {
     pub format: String,
     /// A tracing filter, e.g. `info` or `sluice=debug,info`.
     pub filter: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            store: StoreConfig::default(),
-            gateway: GatewayConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
 }
 
 impl Default for ServerConfig {
@@ -121,7 +110,10 @@ pub enum ConfigError {
 
 impl Config {
     /// Defaults, overridden by `file` (if given), then by the environment.
-    pub fn load(file: Option<&Path>, env: impl Iterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         let mut value = toml::Value::try_from(Config::default()).expect("defaults serialize");
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -137,10 +129,12 @@ impl Config {
             value = toml::Value::try_from(parsed).expect("config serializes");
         }
         apply_env(&mut value, env)?;
-        value.try_into().map_err(|e: toml::de::Error| ConfigError::Env {
-            var: "SLUICE_*".into(),
-            reason: e.to_string(),
-        })
+        value
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Env {
+                var: "SLUICE_*".into(),
+                reason: e.to_string(),
+            })
     }
 
     /// The data directory with a leading `~` expanded.
@@ -158,7 +152,10 @@ fn expand_home(path: &Path) -> PathBuf {
 
 /// `SLUICE_<SECTION>_<KEY>` overrides `[section] key`; the value is read as
 /// a TOML value (so numbers, booleans and arrays work) or else as a string.
-fn apply_env(value: &mut toml::Value, env: impl Iterator<Item = (String, String)>) -> Result<(), ConfigError> {
+fn apply_env(
+    value: &mut toml::Value,
+    env: impl Iterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
     let env: Vec<(String, String)> = env.filter(|(k, _)| k.starts_with("SLUICE_")).collect();
     let Some(sections) = value.as_table_mut() else {
         return Ok(());
@@ -212,7 +209,11 @@ mod tests {
     fn env_overrides_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:9000\"\n[store]\ncache_bytes = 5\n").unwrap();
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"127.0.0.1:9000\"\n[store]\ncache_bytes = 5\n",
+        )
+        .unwrap();
         let config = Config::load(Some(&path), env(&[("SLUICE_STORE_CACHE_BYTES", "7")])).unwrap();
         assert_eq!(config.server.listen.to_string(), "127.0.0.1:9000");
         assert_eq!(config.store.cache_bytes, 7);
@@ -221,7 +222,10 @@ mod tests {
     #[test]
     fn bad_env_value_is_named() {
         let err = Config::load(None, env(&[("SLUICE_STORE_CACHE_BYTES", "lots")])).unwrap_err();
-        assert!(err.to_string().contains("SLUICE_STORE_CACHE_BYTES"), "{err}");
+        assert!(
+            err.to_string().contains("SLUICE_STORE_CACHE_BYTES"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -229,7 +233,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "[server]\nlisen = \"x\"\n").unwrap();
-        assert!(matches!(Config::load(Some(&path), env(&[])), Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            Config::load(Some(&path), env(&[])),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 
     #[test]

@@ -72,8 +72,11 @@ fn main() -> ExitCode {
 
 fn init_tracing(config: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if config.log.format == "json" {
         builder.json().init();
     } else {
@@ -82,7 +85,8 @@ fn init_tracing(config: &Config) {
 }
 
 fn serve(config: Config) -> Result<(), String> {
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start runtime: {e}"))?;
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start runtime: {e}"))?;
     runtime.block_on(async {
         let server = sluice::server::Server::bind(&config).await.map_err(|e| e.to_string())?;
         tracing::info!(addr = %server.local_addr(), data_dir = %config.data_dir().display(), "gateway listening");
@@ -92,7 +96,8 @@ fn serve(config: Config) -> Result<(), String> {
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = ctrl_c => {}
         _ = term.recv() => {}
@@ -105,9 +110,15 @@ fn import(config: &Config, files: &[PathBuf]) -> Result<(), String> {
     let store = sluice::blocks::FlatFsStore::open(&data_dir)
         .map_err(|e| format!("cannot open data directory {}: {e}", data_dir.display()))?;
     for file in files {
-        let summary = sluice::car::import_car(file, &store).map_err(|e| format!("{}: {e} (nothing imported from it)", file.display()))?;
+        let summary = sluice::car::import_car(file, &store)
+            .map_err(|e| format!("{}: {e} (nothing imported from it)", file.display()))?;
         let roots: Vec<String> = summary.roots.iter().map(ToString::to_string).collect();
-        println!("imported {} blocks from {} (roots: {})", summary.blocks, file.display(), roots.join(", "));
+        println!(
+            "imported {} blocks from {} (roots: {})",
+            summary.blocks,
+            file.display(),
+            roots.join(", ")
+        );
     }
     Ok(())
 }

@@ -45,7 +45,10 @@ pub fn block_service(config: &Config) -> Result<BlockService, StartError> {
         stores.push(Arc::new(store));
     }
     let data_dir = config.data_dir();
-    let flatfs = FlatFsStore::open(&data_dir).map_err(|source| StartError::DataDir { path: data_dir, source })?;
+    let flatfs = FlatFsStore::open(&data_dir).map_err(|source| StartError::DataDir {
+        path: data_dir,
+        source,
+    })?;
     stores.push(Arc::new(flatfs));
     Ok(BlockService::new(config.store.cache_bytes, stores))
 }
@@ -71,11 +74,16 @@ impl Server {
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     /// Serves until `shutdown` completes, then lets in-flight responses finish.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         axum::serve(self.listener, self.app)
             .with_graceful_shutdown(shutdown)
             .await

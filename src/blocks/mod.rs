@@ -112,7 +112,8 @@ impl BlockService {
             if let Some(data) = found {
                 // Stores are only trusted as far as the hash: a flipped bit on
                 // disk must not reach a client or the cache.
-                verify_block(cid, &data).map_err(|source| BlockError::Invalid { cid: *cid, source })?;
+                verify_block(cid, &data)
+                    .map_err(|source| BlockError::Invalid { cid: *cid, source })?;
                 self.inner.cache.insert(*cid, data.clone());
                 return Ok((data, BlockSource::Store));
             }

@@ -57,11 +57,17 @@ impl CarFileStore {
     /// rejected whole.
     pub fn open(path: &Path) -> Result<Self, CarError> {
         let file = std::fs::File::open(path).map_err(CarError::Io)?;
-        let mut reader = CarReader::new(io::BufReader::with_capacity(1 << 20, file.try_clone().map_err(CarError::Io)?))?;
+        let mut reader = CarReader::new(io::BufReader::with_capacity(
+            1 << 20,
+            file.try_clone().map_err(CarError::Io)?,
+        ))?;
         let roots = reader.roots().to_vec();
         let mut index = HashMap::new();
         while let Some(section) = reader.next_section()? {
-            index.insert(section.cid, (section.data_offset, section.data.len() as u32));
+            index.insert(
+                section.cid,
+                (section.data_offset, section.data.len() as u32),
+            );
         }
         Ok(CarFileStore {
             file: Arc::new(file),

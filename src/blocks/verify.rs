@@ -27,8 +27,8 @@ pub fn verify_block(cid: &Cid, data: &[u8]) -> Result<(), VerifyError> {
     if data.len() > super::MAX_BLOCK_SIZE {
         return Err(VerifyError::TooLarge(data.len()));
     }
-    let code =
-        Code::try_from(expected.code()).map_err(|_| VerifyError::UnsupportedHash(expected.code()))?;
+    let code = Code::try_from(expected.code())
+        .map_err(|_| VerifyError::UnsupportedHash(expected.code()))?;
     let actual = code.digest(data);
     // Truncated digests are allowed by multihash: compare the prefix the CID carries.
     let size = expected.size() as usize;
@@ -54,7 +54,10 @@ mod tests {
 
     #[test]
     fn rejects_tampered_bytes() {
-        assert_eq!(verify_block(&raw_cid(b"hello"), b"hellO"), Err(VerifyError::Mismatch));
+        assert_eq!(
+            verify_block(&raw_cid(b"hello"), b"hellO"),
+            Err(VerifyError::Mismatch)
+        );
     }
 
     #[test]

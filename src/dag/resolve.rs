@@ -31,7 +31,11 @@ pub struct ResolvedPath {
     pub remainder: Vec<String>,
 }
 
-pub async fn resolve_path(blocks: &BlockService, root: Cid, segments: &[String]) -> Result<ResolvedPath, DagError> {
+pub async fn resolve_path(
+    blocks: &BlockService,
+    root: Cid,
+    segments: &[String],
+) -> Result<ResolvedPath, DagError> {
     let block = blocks.get(&root).await?;
     let node = Node::decode(&root, block.clone())?;
     let mut at = ResolvedPath {

@@ -84,13 +84,20 @@ fn scope_blocks(
     resolved: ResolvedPath,
     options: WalkOptions,
 ) -> BoxStream<'static, Result<(Cid, Bytes), DagError>> {
-    let ResolvedPath { cid, block, node, .. } = resolved;
-    let is_file = matches!(node, Node::Raw(_) | Node::Pb(_, Some(UnixfsNode::File { .. })));
+    let ResolvedPath {
+        cid, block, node, ..
+    } = resolved;
+    let is_file = matches!(
+        node,
+        Node::Raw(_) | Node::Pb(_, Some(UnixfsNode::File { .. }))
+    );
     match options.scope {
         DagScope::Block => stream::once(async move { Ok((cid, block)) }).boxed(),
         DagScope::Entity if is_file => {
             let range = match file_size(&cid, &node) {
-                Ok(size) => options.entity_bytes.map_or((0, size), |eb| eb.to_range(size)),
+                Ok(size) => options
+                    .entity_bytes
+                    .map_or((0, size), |eb| eb.to_range(size)),
                 Err(e) => return stream::once(async move { Err(e) }).boxed(),
             };
             file_stream(blocks, cid, block, range)
@@ -98,15 +105,19 @@ fn scope_blocks(
                 .boxed()
         }
         DagScope::Entity if matches!(node, Node::Pb(_, Some(UnixfsNode::HamtShard { .. }))) => {
-            stream::once(async move { hamt_list(&blocks, &cid, &node).await.map(|(_, shards)| (blocks, shards)) })
-                .map_ok(|(blocks, shards)| {
-                    stream::iter(shards).then(move |cid| {
-                        let blocks = blocks.clone();
-                        async move { Ok((cid, blocks.get(&cid).await?)) }
-                    })
+            stream::once(async move {
+                hamt_list(&blocks, &cid, &node)
+                    .await
+                    .map(|(_, shards)| (blocks, shards))
+            })
+            .map_ok(|(blocks, shards)| {
+                stream::iter(shards).then(move |cid| {
+                    let blocks = blocks.clone();
+                    async move { Ok((cid, blocks.get(&cid).await?)) }
                 })
-                .try_flatten()
-                .boxed()
+            })
+            .try_flatten()
+            .boxed()
         }
         DagScope::Entity => stream::once(async move { Ok((cid, block)) }).boxed(),
         DagScope::All => depth_first(blocks, cid, block, options.duplicates),
@@ -153,7 +164,9 @@ fn depth_first(
             }
             state.seen.insert(cid);
             let links = links_of(&cid, &block)?;
-            state.stack.extend(links.into_iter().rev().map(|l| (l, depth + 1)));
+            state
+                .stack
+                .extend(links.into_iter().rev().map(|l| (l, depth + 1)));
             return Ok(Some(((cid, block), state)));
         }
     })

@@ -52,9 +52,19 @@ impl GatewayError {
         let message = self.to_string();
         let mut response = if html {
             let page = super::templates::error_page(status, &message);
-            (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+            (
+                status,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                page,
+            )
+                .into_response()
         } else {
-            (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{message}\n")).into_response()
+            (
+                status,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                format!("{message}\n"),
+            )
+                .into_response()
         };
         let headers = response.headers_mut();
         if let GatewayError::RangeNotSatisfiable { size, .. } = &self {
@@ -81,7 +91,9 @@ impl From<BlockError> for GatewayError {
     fn from(err: BlockError) -> Self {
         match err {
             BlockError::NotFound(_) => GatewayError::NoProvider(err.to_string()),
-            BlockError::NotCached(_) => GatewayError::NotCached(format!("{err} (Cache-Control: only-if-cached)")),
+            BlockError::NotCached(_) => {
+                GatewayError::NotCached(format!("{err} (Cache-Control: only-if-cached)"))
+            }
             BlockError::Invalid { .. } => GatewayError::BadContent(err.to_string()),
             BlockError::Io { .. } => GatewayError::StoreUnavailable(err.to_string()),
         }
@@ -92,7 +104,9 @@ impl From<DagError> for GatewayError {
     fn from(err: DagError) -> Self {
         match err {
             DagError::Block(e) => e.into(),
-            DagError::NoSuchLink { .. } | DagError::NotTraversable { .. } => GatewayError::NotFound(err.to_string()),
+            DagError::NoSuchLink { .. } | DagError::NotTraversable { .. } => {
+                GatewayError::NotFound(err.to_string())
+            }
             DagError::UnsupportedCodec { .. } => GatewayError::NotImplemented(err.to_string()),
             DagError::Decode { .. } | DagError::Inconsistent { .. } | DagError::TooDeep(_) => {
                 GatewayError::BadContent(err.to_string())

@@ -36,5 +36,11 @@ pub async fn serve_raw_block(ctx: &Ctx<'_>) -> Result<Response, GatewayError> {
     headers.insert(header::CONTENT_DISPOSITION, disposition);
     let (name, value) = nosniff();
     headers.insert(name, value);
-    bytes_response(&ctx.http.headers, headers, "application/vnd.ipld.raw", block, ctx.is_head())
+    bytes_response(
+        &ctx.http.headers,
+        headers,
+        "application/vnd.ipld.raw",
+        block,
+        ctx.is_head(),
+    )
 }

@@ -31,10 +31,18 @@ pub async fn serve_car(ctx: &Ctx<'_>) -> Result<Response, GatewayError> {
     }
     headers.insert(
         header::CONTENT_TYPE,
-        value(&format!("application/vnd.ipld.car; version=1; order=dfs; dups={dups}")),
+        value(&format!(
+            "application/vnd.ipld.car; version=1; order=dfs; dups={dups}"
+        )),
     );
-    let name = request.filename.clone().unwrap_or_else(|| format!("{}.car", resolved.cid));
-    headers.insert(header::CONTENT_DISPOSITION, content_disposition("attachment", &name));
+    let name = request
+        .filename
+        .clone()
+        .unwrap_or_else(|| format!("{}.car", resolved.cid));
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        content_disposition("attachment", &name),
+    );
     headers.insert(header::ACCEPT_RANGES, value("none"));
     let (nosniff_name, nosniff_value) = nosniff();
     headers.insert(nosniff_name, nosniff_value);
@@ -49,14 +57,17 @@ pub async fn serve_car(ctx: &Ctx<'_>) -> Result<Response, GatewayError> {
     };
     let header_bytes = encode_header(&[request.root]);
     let sections = walk_blocks(ctx.blocks.clone(), resolved, options)
-        .filter(|item| std::future::ready(!matches!(item, Ok((cid, _)) if cid.hash().code() == IDENTITY)))
+        .filter(|item| {
+            std::future::ready(!matches!(item, Ok((cid, _)) if cid.hash().code() == IDENTITY))
+        })
         .map(|item| {
-            item.map(|(cid, block)| encode_section(&cid, &block)).map_err(|e| {
-                // The status is already sent: the only way left to tell the
-                // client is to end the stream abnormally.
-                tracing::warn!(error = %e, "CAR stream aborted");
-                std::io::Error::other(e.to_string())
-            })
+            item.map(|(cid, block)| encode_section(&cid, &block))
+                .map_err(|e| {
+                    // The status is already sent: the only way left to tell the
+                    // client is to end the stream abnormally.
+                    tracing::warn!(error = %e, "CAR stream aborted");
+                    std::io::Error::other(e.to_string())
+                })
         });
     let body = stream::once(async move { Ok::<_, std::io::Error>(header_bytes) }).chain(sections);
     Ok((StatusCode::OK, headers, Body::from_stream(body)).into_response())
@@ -72,9 +83,17 @@ fn car_variant_tag(request: &super::ContentRequest) -> String {
     let bytes = request
         .car
         .entity_bytes
-        .map(|eb| format!(".{}:{}", eb.from, eb.to.map_or("*".to_string(), |t| t.to_string())))
+        .map(|eb| {
+            format!(
+                ".{}:{}",
+                eb.from,
+                eb.to.map_or("*".to_string(), |t| t.to_string())
+            )
+        })
         .unwrap_or_default();
     let path = request.segments.join("/");
-    let hash = super::headers::fnv1a(format!("{path}|{scope}{bytes}|{}", request.car.duplicates).into_bytes());
+    let hash = super::headers::fnv1a(
+        format!("{path}|{scope}{bytes}|{}", request.car.duplicates).into_bytes(),
+    );
     format!("{hash:016x}")
 }

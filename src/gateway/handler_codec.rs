@@ -25,14 +25,20 @@ pub fn remainder_error(remainder: &[String]) -> GatewayError {
     ))
 }
 
-pub async fn serve_codec(ctx: &Ctx<'_>, resolved: ResolvedPath, format: Option<Format>) -> Result<Response, GatewayError> {
+pub async fn serve_codec(
+    ctx: &Ctx<'_>,
+    resolved: ResolvedPath,
+    format: Option<Format>,
+) -> Result<Response, GatewayError> {
     if !resolved.remainder.is_empty() {
         return Err(remainder_error(&resolved.remainder));
     }
     let block_codec = resolved.cid.codec();
     let target = match format {
         Some(format) => format,
-        None if ctx.request.wants_html && matches!(block_codec, codec::DAG_JSON | codec::DAG_CBOR) => {
+        None if ctx.request.wants_html
+            && matches!(block_codec, codec::DAG_JSON | codec::DAG_CBOR) =>
+        {
             return serve_html_view(ctx, &resolved);
         }
         None => match block_codec {
@@ -60,16 +66,29 @@ pub async fn serve_codec(ctx: &Ctx<'_>, resolved: ResolvedPath, format: Option<F
         Format::DagJson | Format::Json => ("json", "inline"),
         _ => ("cbor", "attachment"),
     };
-    let kind = if ctx.request.download { "attachment" } else { default_kind };
+    let kind = if ctx.request.download {
+        "attachment"
+    } else {
+        default_kind
+    };
     let name = ctx
         .request
         .filename
         .clone()
         .unwrap_or_else(|| format!("{}.{extension}", resolved.cid));
-    headers.insert(header::CONTENT_DISPOSITION, content_disposition(kind, &name));
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        content_disposition(kind, &name),
+    );
     let (nosniff_name, nosniff_value) = nosniff();
     headers.insert(nosniff_name, nosniff_value);
-    bytes_response(&ctx.http.headers, headers, target.media_type(), body, ctx.is_head())
+    bytes_response(
+        &ctx.http.headers,
+        headers,
+        target.media_type(),
+        body,
+        ctx.is_head(),
+    )
 }
 
 /// The block re-encoded as `target`, or 406 where the conversion would lose
@@ -92,13 +111,17 @@ fn convert(cid: &Cid, block: &Bytes, target: Format) -> Result<Bytes, GatewayErr
             let ipld = decode_ipld(cid, block)?;
             serde_ipld_dagjson::to_vec(&ipld)
                 .map(Bytes::from)
-                .map_err(|e| GatewayError::BadContent(format!("cannot encode {cid} as dag-json: {e}")))
+                .map_err(|e| {
+                    GatewayError::BadContent(format!("cannot encode {cid} as dag-json: {e}"))
+                })
         }
         (Format::DagCbor, _) => {
             let ipld = decode_ipld(cid, block)?;
             serde_ipld_dagcbor::to_vec(&ipld)
                 .map(Bytes::from)
-                .map_err(|e| GatewayError::BadContent(format!("cannot encode {cid} as dag-cbor: {e}")))
+                .map_err(|e| {
+                    GatewayError::BadContent(format!("cannot encode {cid} as dag-cbor: {e}"))
+                })
         }
         _ => Err(not_acceptable()),
     }
@@ -106,12 +129,18 @@ fn convert(cid: &Cid, block: &Bytes, target: Format) -> Result<Bytes, GatewayErr
 
 /// The IPLD data model of any block the gateway can decode.
 fn decode_ipld(cid: &Cid, block: &Bytes) -> Result<Ipld, GatewayError> {
-    let bad = |codec: &str, e: String| GatewayError::BadContent(format!("block {cid} is not valid {codec}: {e}"));
+    let bad = |codec: &str, e: String| {
+        GatewayError::BadContent(format!("block {cid} is not valid {codec}: {e}"))
+    };
     match cid.codec() {
         codec::RAW => Ok(Ipld::Bytes(block.to_vec())),
         codec::DAG_PB => ipld_dagpb::to_ipld(block).map_err(|e| bad("dag-pb", e.to_string())),
-        codec::DAG_CBOR | codec::CBOR => serde_ipld_dagcbor::from_slice(block).map_err(|e| bad("cbor", e.to_string())),
-        codec::DAG_JSON | codec::JSON => serde_ipld_dagjson::from_slice(block).map_err(|e| bad("json", e.to_string())),
+        codec::DAG_CBOR | codec::CBOR => {
+            serde_ipld_dagcbor::from_slice(block).map_err(|e| bad("cbor", e.to_string()))
+        }
+        codec::DAG_JSON | codec::JSON => {
+            serde_ipld_dagjson::from_slice(block).map_err(|e| bad("json", e.to_string()))
+        }
         other => Err(GatewayError::NotImplemented(format!(
             "codec 0x{other:x} of {cid} cannot be converted"
         ))),
@@ -155,10 +184,20 @@ fn serve_html_view(ctx: &Ctx<'_>, resolved: &ResolvedPath) -> Result<Response, G
     html_response(ctx, headers, page)
 }
 
-fn html_response(ctx: &Ctx<'_>, headers: HeaderMap, page: String) -> Result<Response, GatewayError> {
+fn html_response(
+    ctx: &Ctx<'_>,
+    headers: HeaderMap,
+    page: String,
+) -> Result<Response, GatewayError> {
     let mut headers = headers;
     headers.insert(header::VARY, value("Accept"));
-    bytes_response(&ctx.http.headers, headers, "text/html", Bytes::from(page), ctx.is_head())
+    bytes_response(
+        &ctx.http.headers,
+        headers,
+        "text/html",
+        Bytes::from(page),
+        ctx.is_head(),
+    )
 }
 
 /// Every link in a value with the path to it, bounded so a node with a
@@ -176,9 +215,19 @@ fn collect_links(value: &Ipld, path: &mut String, out: &mut Vec<(String, Cid)>) 
         path.truncate(len);
     };
     match value {
-        Ipld::Link(cid) => out.push((if path.is_empty() { "/".into() } else { path.clone() }, *cid)),
+        Ipld::Link(cid) => out.push((
+            if path.is_empty() {
+                "/".into()
+            } else {
+                path.clone()
+            },
+            *cid,
+        )),
         Ipld::Map(map) => map.iter().for_each(|(k, v)| visit(k, v, path, out)),
-        Ipld::List(list) => list.iter().enumerate().for_each(|(i, v)| visit(&i.to_string(), v, path, out)),
+        Ipld::List(list) => list
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| visit(&i.to_string(), v, path, out)),
         _ => {}
     }
 }

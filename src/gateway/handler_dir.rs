@@ -17,11 +17,18 @@ use crate::dag::{Node, ResolvedPath};
 use crate::unixfs::{hamt_list, hamt_lookup, DirEntry, UnixfsNode};
 
 /// Characters left as they are in a path segment of a listing link.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 const INDEX_FILE: &str = "index.html";
 
-pub async fn serve_directory(ctx: &Ctx<'_>, resolved: ResolvedPath) -> Result<Response, GatewayError> {
+pub async fn serve_directory(
+    ctx: &Ctx<'_>,
+    resolved: ResolvedPath,
+) -> Result<Response, GatewayError> {
     let request = &ctx.request;
     if !request.trailing_slash {
         // Relative links in a listing or an index.html only work under a slash.
@@ -30,12 +37,19 @@ pub async fn serve_directory(ctx: &Ctx<'_>, resolved: ResolvedPath) -> Result<Re
             location.push('?');
             location.push_str(query);
         }
-        return Ok((StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, value(&location))]).into_response());
+        return Ok((
+            StatusCode::MOVED_PERMANENTLY,
+            [(header::LOCATION, value(&location))],
+        )
+            .into_response());
     }
     if let Some(index) = find_index(ctx, &resolved).await? {
         let block = ctx.blocks.get(&index).await?;
         let node = Node::decode(&index, block.clone())?;
-        if matches!(node, Node::Raw(_) | Node::Pb(_, Some(UnixfsNode::File { .. }))) {
+        if matches!(
+            node,
+            Node::Raw(_) | Node::Pb(_, Some(UnixfsNode::File { .. }))
+        ) {
             let file = ResolvedPath {
                 cid: index,
                 block,
@@ -46,7 +60,14 @@ pub async fn serve_directory(ctx: &Ctx<'_>, resolved: ResolvedPath) -> Result<Re
             };
             // The page stands for the directory: its Etag and roots are the directory's.
             let etag = format!("\"{}\"", resolved.cid);
-            return handler_file::serve_file_from(ctx, &file, &resolved.roots, &etag, Some(INDEX_FILE)).await;
+            return handler_file::serve_file_from(
+                ctx,
+                &file,
+                &resolved.roots,
+                &etag,
+                Some(INDEX_FILE),
+            )
+            .await;
         }
     }
     serve_listing(ctx, &resolved).await
@@ -54,7 +75,11 @@ pub async fn serve_directory(ctx: &Ctx<'_>, resolved: ResolvedPath) -> Result<Re
 
 async fn find_index(ctx: &Ctx<'_>, dir: &ResolvedPath) -> Result<Option<Cid>, GatewayError> {
     Ok(match &dir.node {
-        Node::Pb(_, Some(UnixfsNode::HamtShard { .. })) => hamt_lookup(&ctx.blocks, &dir.cid, &dir.node, INDEX_FILE).await?.found,
+        Node::Pb(_, Some(UnixfsNode::HamtShard { .. })) => {
+            hamt_lookup(&ctx.blocks, &dir.cid, &dir.node, INDEX_FILE)
+                .await?
+                .found
+        }
         Node::Pb(pb, _) => pb
             .links
             .iter()
@@ -66,7 +91,9 @@ async fn find_index(ctx: &Ctx<'_>, dir: &ResolvedPath) -> Result<Option<Cid>, Ga
 
 async fn list_entries(ctx: &Ctx<'_>, dir: &ResolvedPath) -> Result<Vec<DirEntry>, GatewayError> {
     Ok(match &dir.node {
-        Node::Pb(_, Some(UnixfsNode::HamtShard { .. })) => hamt_list(&ctx.blocks, &dir.cid, &dir.node).await?.0,
+        Node::Pb(_, Some(UnixfsNode::HamtShard { .. })) => {
+            hamt_list(&ctx.blocks, &dir.cid, &dir.node).await?.0
+        }
         Node::Pb(pb, _) => pb
             .links
             .iter()
@@ -82,7 +109,11 @@ async fn list_entries(ctx: &Ctx<'_>, dir: &ResolvedPath) -> Result<Vec<DirEntry>
 
 async fn serve_listing(ctx: &Ctx<'_>, dir: &ResolvedPath) -> Result<Response, GatewayError> {
     let request = &ctx.request;
-    let etag = format!("\"DirIndex-{:016x}_CID-{}\"", templates::templates_version(), dir.cid);
+    let etag = format!(
+        "\"DirIndex-{:016x}_CID-{}\"",
+        templates::templates_version(),
+        dir.cid
+    );
     let mut headers = content_headers(request, &dir.roots, &etag);
     // A listing is the gateway's page about the directory, and changes when
     // the gateway's templates do: not immutable.
@@ -92,22 +123,43 @@ async fn serve_listing(ctx: &Ctx<'_>, dir: &ResolvedPath) -> Result<Response, Ga
         return Ok(not_modified_response(headers));
     }
     let entries = list_entries(ctx, dir).await?;
-    let page = render_listing(request, dir, &entries, ctx.gateway.config.max_listing_entries);
-    bytes_response(&ctx.http.headers, headers, "text/html; charset=utf-8", Bytes::from(page), ctx.is_head())
+    let page = render_listing(
+        request,
+        dir,
+        &entries,
+        ctx.gateway.config.max_listing_entries,
+    );
+    bytes_response(
+        &ctx.http.headers,
+        headers,
+        "text/html; charset=utf-8",
+        Bytes::from(page),
+        ctx.is_head(),
+    )
 }
 
-fn render_listing(request: &super::ContentRequest, dir: &ResolvedPath, entries: &[DirEntry], max: usize) -> String {
+fn render_listing(
+    request: &super::ContentRequest,
+    dir: &ResolvedPath,
+    entries: &[DirEntry],
+    max: usize,
+) -> String {
     let root = request.root.to_string();
     let mut href = format!("/ipfs/{root}");
-    let mut breadcrumbs = vec![context! { name => root.clone(), href => Value::from_safe_string(escape_attr(&href)) }];
+    let mut breadcrumbs = vec![
+        context! { name => root.clone(), href => Value::from_safe_string(escape_attr(&href)) },
+    ];
     for segment in &request.segments {
         href.push('/');
         href.push_str(&utf8_percent_encode(segment, SEGMENT).to_string());
-        breadcrumbs.push(context! { name => segment, href => Value::from_safe_string(escape_attr(&href)) });
+        breadcrumbs.push(
+            context! { name => segment, href => Value::from_safe_string(escape_attr(&href)) },
+        );
     }
     // `url_path` ends in '/': entries are relative to it.
     let base = format!("{href}/");
-    let parent = (!request.segments.is_empty()).then(|| Value::from_safe_string(escape_attr(&format!("{base}.."))));
+    let parent = (!request.segments.is_empty())
+        .then(|| Value::from_safe_string(escape_attr(&format!("{base}.."))));
     let shown: Vec<_> = entries
         .iter()
         .take(max)

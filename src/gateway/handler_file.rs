@@ -39,27 +39,42 @@ pub async fn serve_file_from(
     // Only the first bytes are read to pick a type, so a Range request far
     // into a file does not fetch its beginning's whole subtree.
     let sniff_len = (sniff::SNIFF_LEN as u64).min(size);
-    let head: Vec<u8> = file_stream(ctx.blocks.clone(), file.cid, file.block.clone(), (0, sniff_len))
-        .try_fold(Vec::new(), |mut head, visited| async move {
-            head.extend_from_slice(&visited.data);
-            Ok(head)
-        })
-        .await?;
+    let head: Vec<u8> = file_stream(
+        ctx.blocks.clone(),
+        file.cid,
+        file.block.clone(),
+        (0, sniff_len),
+    )
+    .try_fold(Vec::new(), |mut head, visited| async move {
+        head.extend_from_slice(&visited.data);
+        Ok(head)
+    })
+    .await?;
     let content_type = sniff::content_type(name, &head, sniff_len == size);
     if let Some(disposition) = requested_disposition(&ctx.request) {
         headers.insert(header::CONTENT_DISPOSITION, disposition);
     }
     let (blocks, cid, block) = (ctx.blocks.clone(), file.cid, file.block.clone());
-    ranged_response(&ctx.http.headers, headers, &content_type, size, ctx.is_head(), move |range| {
-        file_stream(blocks.clone(), cid, block.clone(), range)
-            .map_ok(|visited| visited.data)
-            .try_filter(|data| std::future::ready(!data.is_empty()))
-            .map_err(GatewayError::from)
-            .boxed()
-    })
+    ranged_response(
+        &ctx.http.headers,
+        headers,
+        &content_type,
+        size,
+        ctx.is_head(),
+        move |range| {
+            file_stream(blocks.clone(), cid, block.clone(), range)
+                .map_ok(|visited| visited.data)
+                .try_filter(|data| std::future::ready(!data.is_empty()))
+                .map_err(GatewayError::from)
+                .boxed()
+        },
+    )
 }
 
-pub async fn serve_symlink(ctx: &Ctx<'_>, resolved: ResolvedPath) -> Result<Response, GatewayError> {
+pub async fn serve_symlink(
+    ctx: &Ctx<'_>,
+    resolved: ResolvedPath,
+) -> Result<Response, GatewayError> {
     let Node::Pb(_, Some(UnixfsNode::Symlink { target })) = &resolved.node else {
         return Err(DagError::Inconsistent {
             cid: resolved.cid,
@@ -74,5 +89,11 @@ pub async fn serve_symlink(ctx: &Ctx<'_>, resolved: ResolvedPath) -> Result<Resp
     }
     // Symlinks are not followed: the target may point outside this DAG.
     let target: Bytes = target.clone();
-    bytes_response(&ctx.http.headers, headers, "inode/symlink", target, ctx.is_head())
+    bytes_response(
+        &ctx.http.headers,
+        headers,
+        "inode/symlink",
+        target,
+        ctx.is_head(),
+    )
 }

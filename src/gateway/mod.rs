@@ -65,12 +65,21 @@ async fn cors(request: Request, next: axum::middleware::Next) -> Response {
         next.run(request).await
     };
     let headers = response.headers_mut();
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     for method in ["GET", "HEAD", "OPTIONS"] {
-        headers.append(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(method));
+        headers.append(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(method),
+        );
     }
     for allowed in ["Content-Type", "Range", "User-Agent", "X-Requested-With"] {
-        headers.append(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(allowed));
+        headers.append(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(allowed),
+        );
     }
     for exposed in [
         "Content-Range",
@@ -80,7 +89,10 @@ async fn cors(request: Request, next: axum::middleware::Next) -> Response {
         "X-Chunked-Output",
         "X-Stream-Output",
     ] {
-        headers.append(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(exposed));
+        headers.append(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(exposed),
+        );
     }
     response
 }
@@ -124,7 +136,10 @@ impl Ctx<'_> {
     }
 }
 
-async fn serve(gateway: &Gateway, http: &axum::http::request::Parts) -> Result<Response, GatewayError> {
+async fn serve(
+    gateway: &Gateway,
+    http: &axum::http::request::Parts,
+) -> Result<Response, GatewayError> {
     let request = request::parse(&http.uri, &http.headers, gateway.config.max_url_bytes)?;
     let blocks = if request.only_if_cached {
         gateway.blocks.local_only()
@@ -151,12 +166,23 @@ async fn serve(gateway: &Gateway, http: &axum::http::request::Parts) -> Result<R
 
 /// Dispatch by what the path resolved to, for requests with no explicit
 /// format (or a plain json/cbor one, which is no conversion for UnixFS).
-async fn serve_unixfs(ctx: &Ctx<'_>, resolved: crate::dag::ResolvedPath) -> Result<Response, GatewayError> {
+async fn serve_unixfs(
+    ctx: &Ctx<'_>,
+    resolved: crate::dag::ResolvedPath,
+) -> Result<Response, GatewayError> {
     match &resolved.node {
-        _ if !resolved.remainder.is_empty() => handler_codec::serve_codec(ctx, resolved, None).await,
-        Node::Raw(_) | Node::Pb(_, Some(UnixfsNode::File { .. })) => handler_file::serve_file(ctx, resolved).await,
-        Node::Pb(_, Some(UnixfsNode::Symlink { .. })) => handler_file::serve_symlink(ctx, resolved).await,
-        Node::Pb(_, Some(fs)) if fs.is_directory() => handler_dir::serve_directory(ctx, resolved).await,
+        _ if !resolved.remainder.is_empty() => {
+            handler_codec::serve_codec(ctx, resolved, None).await
+        }
+        Node::Raw(_) | Node::Pb(_, Some(UnixfsNode::File { .. })) => {
+            handler_file::serve_file(ctx, resolved).await
+        }
+        Node::Pb(_, Some(UnixfsNode::Symlink { .. })) => {
+            handler_file::serve_symlink(ctx, resolved).await
+        }
+        Node::Pb(_, Some(fs)) if fs.is_directory() => {
+            handler_dir::serve_directory(ctx, resolved).await
+        }
         _ => handler_codec::serve_codec(ctx, resolved, None).await,
     }
 }
@@ -170,5 +196,8 @@ fn not_modified_response(mut headers: axum::http::HeaderMap) -> Response {
 /// `X-Content-Type-Options: nosniff`, for responses whose type must not be
 /// second-guessed by a browser.
 fn nosniff() -> (header::HeaderName, HeaderValue) {
-    (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"))
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    )
 }

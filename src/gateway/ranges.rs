@@ -18,7 +18,10 @@ pub type ByteRange = (u64, u64);
 
 /// The ranges asked for, or `None` when the request has no `Range` header
 /// (or one in a unit other than bytes, which HTTP says to ignore).
-pub fn requested_ranges(request_headers: &HeaderMap, size: u64) -> Result<Option<Vec<ByteRange>>, GatewayError> {
+pub fn requested_ranges(
+    request_headers: &HeaderMap,
+    size: u64,
+) -> Result<Option<Vec<ByteRange>>, GatewayError> {
     let Some(raw) = request_headers.get(header::RANGE) else {
         return Ok(None);
     };
@@ -32,17 +35,29 @@ pub fn requested_ranges(request_headers: &HeaderMap, size: u64) -> Result<Option
     let parsed = http_range_header::parse_range_header(text)
         .map_err(|e| GatewayError::BadRequest(format!("invalid Range header {text:?}: {e:?}")))?;
     if parsed.ranges.len() > MAX_RANGES {
-        return Err(unsatisfiable(format!("more than {MAX_RANGES} ranges in {text:?}")));
+        return Err(unsatisfiable(format!(
+            "more than {MAX_RANGES} ranges in {text:?}"
+        )));
     }
     if size == 0 {
-        return Err(unsatisfiable(format!("{text:?} asks for bytes of an empty body")));
+        return Err(unsatisfiable(format!(
+            "{text:?} asks for bytes of an empty body"
+        )));
     }
     let ranges = parsed
         .validate(size)
         .map_err(|e| unsatisfiable(format!("{text:?} does not fit {size} bytes: {e:?}")))?;
-    let ranges: Vec<ByteRange> = ranges.into_iter().map(|r| (*r.start(), r.end() + 1)).collect();
-    if ranges.iter().any(|(start, end)| start >= end || *start >= size) {
-        return Err(unsatisfiable(format!("{text:?} starts past the end of {size} bytes")));
+    let ranges: Vec<ByteRange> = ranges
+        .into_iter()
+        .map(|r| (*r.start(), r.end() + 1))
+        .collect();
+    if ranges
+        .iter()
+        .any(|(start, end)| start >= end || *start >= size)
+    {
+        return Err(unsatisfiable(format!(
+            "{text:?} starts past the end of {size} bytes"
+        )));
     }
     Ok(Some(ranges))
 }
@@ -67,8 +82,15 @@ pub fn ranged_response(
         }
         Some([(start, end)]) => {
             headers.insert(header::CONTENT_TYPE, value(content_type));
-            headers.insert(header::CONTENT_RANGE, value(&format!("bytes {start}-{}/{size}", end - 1)));
-            (StatusCode::PARTIAL_CONTENT, end - start, body_of((*start, *end)))
+            headers.insert(
+                header::CONTENT_RANGE,
+                value(&format!("bytes {start}-{}/{size}", end - 1)),
+            );
+            (
+                StatusCode::PARTIAL_CONTENT,
+                end - start,
+                body_of((*start, *end)),
+            )
         }
         Some(many) => {
             let boundary = boundary_for(&headers, size);
@@ -91,18 +113,29 @@ pub fn ranged_response(
             let tail = format!("\r\n--{boundary}--\r\n");
             length += tail.len() as u64;
             parts.push(stream::once(async move { Ok(Bytes::from(tail)) }).boxed());
-            (StatusCode::PARTIAL_CONTENT, length, stream::iter(parts).flatten().boxed())
+            (
+                StatusCode::PARTIAL_CONTENT,
+                length,
+                stream::iter(parts).flatten().boxed(),
+            )
         }
     };
     headers.insert(header::CONTENT_LENGTH, value(&length.to_string()));
-    let body = if head_only { Body::empty() } else { Body::from_stream(body) };
+    let body = if head_only {
+        Body::empty()
+    } else {
+        Body::from_stream(body)
+    };
     Ok((status, headers, body).into_response())
 }
 
 /// A part boundary that cannot occur inside the parts' own headers and is
 /// stable for the same response (so repeated requests match byte for byte).
 fn boundary_for(headers: &HeaderMap, size: u64) -> String {
-    let etag = headers.get(header::ETAG).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let etag = headers
+        .get(header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let hash = super::headers::fnv1a(etag.bytes().chain(size.to_le_bytes()));
     format!("sluice-{hash:016x}")
 }
@@ -117,10 +150,17 @@ pub fn bytes_response(
     head_only: bool,
 ) -> Result<Response, GatewayError> {
     let size = body.len() as u64;
-    ranged_response(request_headers, headers, content_type, size, head_only, move |(start, end)| {
-        let part = body.slice(start as usize..end as usize);
-        stream::once(async move { Ok(part) }).boxed()
-    })
+    ranged_response(
+        request_headers,
+        headers,
+        content_type,
+        size,
+        head_only,
+        move |(start, end)| {
+            let part = body.slice(start as usize..end as usize);
+            stream::once(async move { Ok(part) }).boxed()
+        },
+    )
 }
 
 #[cfg(test)]
@@ -139,16 +179,31 @@ mod tests {
         assert_eq!(ranges("bytes=6-16", 31).unwrap(), Some(vec![(6, 17)]));
         assert_eq!(ranges("bytes=-3", 31).unwrap(), Some(vec![(28, 31)]));
         assert_eq!(ranges("bytes=10-", 31).unwrap(), Some(vec![(10, 31)]));
-        assert_eq!(ranges("bytes=6-16,0-4", 31).unwrap(), Some(vec![(6, 17), (0, 5)]));
+        assert_eq!(
+            ranges("bytes=6-16,0-4", 31).unwrap(),
+            Some(vec![(6, 17), (0, 5)])
+        );
         assert_eq!(ranges("bytes=0-100", 31).unwrap(), Some(vec![(0, 31)]));
         assert_eq!(ranges("items=0-1", 31).unwrap(), None);
     }
 
     #[test]
     fn rejects_bad_ranges() {
-        assert!(matches!(ranges("bytes=40-50", 31), Err(GatewayError::RangeNotSatisfiable { .. })));
-        assert!(matches!(ranges("bytes=abc", 31), Err(GatewayError::BadRequest(_))));
-        assert!(matches!(ranges("bytes=5-1", 31), Err(_)));
-        assert!(matches!(ranges("bytes=0-1", 0), Err(GatewayError::RangeNotSatisfiable { .. })));
+        assert!(matches!(
+            ranges("bytes=40-50", 31),
+            Err(GatewayError::RangeNotSatisfiable { .. })
+        ));
+        assert!(matches!(
+            ranges("bytes=abc", 31),
+            Err(GatewayError::BadRequest(_))
+        ));
+        assert!(matches!(
+            ranges("bytes=5-1", 31),
+            Err(GatewayError::RangeNotSatisfiable { .. })
+        ));
+        assert!(matches!(
+            ranges("bytes=0-1", 0),
+            Err(GatewayError::RangeNotSatisfiable { .. })
+        ));
     }
 }

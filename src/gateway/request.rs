@@ -123,7 +123,9 @@ pub struct ContentRequest {
 impl ContentRequest {
     /// The last path segment, the name used for content types.
     pub fn file_name(&self) -> Option<&str> {
-        self.filename.as_deref().or(self.segments.last().map(String::as_str))
+        self.filename
+            .as_deref()
+            .or(self.segments.last().map(String::as_str))
     }
 }
 
@@ -132,7 +134,11 @@ fn bad(message: String) -> GatewayError {
 }
 
 /// `uri` must start with `/ipfs/`.
-pub fn parse(uri: &Uri, headers: &HeaderMap, max_url_bytes: usize) -> Result<ContentRequest, GatewayError> {
+pub fn parse(
+    uri: &Uri,
+    headers: &HeaderMap,
+    max_url_bytes: usize,
+) -> Result<ContentRequest, GatewayError> {
     let target_len = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
     if target_len > max_url_bytes {
         return Err(GatewayError::UriTooLong(format!(
@@ -151,7 +157,9 @@ pub fn parse(uri: &Uri, headers: &HeaderMap, max_url_bytes: usize) -> Result<Con
     let cid_text = raw_segments.remove(0);
     let root = parse_cid(cid_text)?;
     if raw_segments.len() > MAX_PATH_SEGMENTS {
-        return Err(bad(format!("path has more than {MAX_PATH_SEGMENTS} segments")));
+        return Err(bad(format!(
+            "path has more than {MAX_PATH_SEGMENTS} segments"
+        )));
     }
     let segments = raw_segments
         .iter()
@@ -179,7 +187,9 @@ pub fn parse(uri: &Uri, headers: &HeaderMap, max_url_bytes: usize) -> Result<Con
             "format" => request.format = Some(Format::from_query(&value)?),
             "filename" => {
                 if value.contains(['\0', '\r', '\n']) {
-                    return Err(bad(format!("filename {value:?} contains a control character")));
+                    return Err(bad(format!(
+                        "filename {value:?} contains a control character"
+                    )));
                 }
                 request.filename = Some(value);
             }
@@ -231,7 +241,8 @@ pub fn parse_cid(text: &str) -> Result<Cid, GatewayError> {
     let text = percent_encoding::percent_decode_str(text)
         .decode_utf8()
         .map_err(|_| bad("CID is not valid UTF-8".into()))?;
-    Cid::try_from(text.as_ref()).map_err(|e| bad(format!("invalid CID {:?}: {e}", truncate(&text, 120))))
+    Cid::try_from(text.as_ref())
+        .map_err(|e| bad(format!("invalid CID {:?}: {e}", truncate(&text, 120))))
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -247,7 +258,9 @@ fn decode_segment(raw: &str) -> Result<String, GatewayError> {
         .map_err(|_| bad(format!("path segment {raw:?} is not valid UTF-8")))?;
     match decoded.as_ref() {
         "" => Err(bad("path has an empty segment (//)".into())),
-        "." | ".." => Err(bad(format!("path segment {decoded:?} is not allowed in a content path"))),
+        "." | ".." => Err(bad(format!(
+            "path segment {decoded:?} is not allowed in a content path"
+        ))),
         s if s.contains('\0') => Err(bad(format!("path segment {raw:?} contains a NUL byte"))),
         s if s.contains('/') => Err(bad(format!("path segment {raw:?} contains an encoded '/'"))),
         s => Ok(s.to_string()),
@@ -271,12 +284,18 @@ fn parse_scope(value: &str) -> Result<DagScope, GatewayError> {
         "block" => Ok(DagScope::Block),
         "entity" => Ok(DagScope::Entity),
         "all" => Ok(DagScope::All),
-        other => Err(bad(format!("invalid dag-scope {other:?} (expected block, entity or all)"))),
+        other => Err(bad(format!(
+            "invalid dag-scope {other:?} (expected block, entity or all)"
+        ))),
     }
 }
 
 pub fn parse_entity_bytes(value: &str) -> Result<EntityBytes, GatewayError> {
-    let invalid = || bad(format!("invalid entity-bytes {value:?} (expected from:to, e.g. 0:1023 or -100:*)"));
+    let invalid = || {
+        bad(format!(
+            "invalid entity-bytes {value:?} (expected from:to, e.g. 0:1023 or -100:*)"
+        ))
+    };
     let (from, to) = value.split_once(':').ok_or_else(invalid)?;
     let from: i64 = from.parse().map_err(|_| invalid())?;
     let to = match to {
@@ -286,10 +305,14 @@ pub fn parse_entity_bytes(value: &str) -> Result<EntityBytes, GatewayError> {
     // Two non-negative bounds in the wrong order can never select anything.
     if let Some(to) = to {
         if from >= 0 && to >= 0 && to < from {
-            return Err(bad(format!("invalid entity-bytes {value:?}: to is before from")));
+            return Err(bad(format!(
+                "invalid entity-bytes {value:?}: to is before from"
+            )));
         }
         if from < 0 && to < 0 && to < from {
-            return Err(bad(format!("invalid entity-bytes {value:?}: to is before from")));
+            return Err(bad(format!(
+                "invalid entity-bytes {value:?}: to is before from"
+            )));
         }
     }
     Ok(EntityBytes { from, to })
@@ -298,7 +321,9 @@ pub fn parse_entity_bytes(value: &str) -> Result<EntityBytes, GatewayError> {
 fn check_car_version(value: &str) -> Result<(), GatewayError> {
     match value {
         "1" => Ok(()),
-        other => Err(GatewayError::NotAcceptable(format!("CAR version {other} is not supported (only 1)"))),
+        other => Err(GatewayError::NotAcceptable(format!(
+            "CAR version {other} is not supported (only 1)"
+        ))),
     }
 }
 
@@ -319,10 +344,13 @@ fn parse_dups(value: &str) -> Result<bool, GatewayError> {
     }
 }
 
+/// Parameters of a media type, e.g. `version=1` of a CAR.
+type MediaParams = Vec<(String, String)>;
+
 /// A media range from `Accept`, with its parameters (q removed).
 struct MediaRange {
     media: String,
-    params: Vec<(String, String)>,
+    params: MediaParams,
     quality: f32,
 }
 
@@ -342,14 +370,21 @@ fn parse_accept(headers: &HeaderMap) -> Vec<MediaRange> {
             let mut params = Vec::new();
             for param in parts {
                 let (k, v) = param.split_once('=').unwrap_or((param, ""));
-                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_string());
+                let (k, v) = (
+                    k.trim().to_ascii_lowercase(),
+                    v.trim().trim_matches('"').to_string(),
+                );
                 if k == "q" {
                     quality = v.parse().unwrap_or(0.0);
                 } else {
                     params.push((k, v));
                 }
             }
-            Some(MediaRange { media, params, quality })
+            Some(MediaRange {
+                media,
+                params,
+                quality,
+            })
         })
         .collect();
     // Stable: equal weights keep the client's order.
@@ -359,7 +394,7 @@ fn parse_accept(headers: &HeaderMap) -> Vec<MediaRange> {
 
 /// The most preferred format in `Accept` that this gateway serves, if the
 /// client prefers one over a generic type.
-fn negotiate_accept(headers: &HeaderMap) -> Result<Option<(Format, Vec<(String, String)>)>, GatewayError> {
+fn negotiate_accept(headers: &HeaderMap) -> Result<Option<(Format, MediaParams)>, GatewayError> {
     for range in parse_accept(headers) {
         if range.quality <= 0.0 {
             continue;
@@ -367,7 +402,11 @@ fn negotiate_accept(headers: &HeaderMap) -> Result<Option<(Format, Vec<(String, 
         if let Some(format) = Format::from_media_type(&range.media) {
             return Ok(Some((format, range.params)));
         }
-        if range.media == "*/*" || range.media == "text/html" || range.media.starts_with("text/") || range.media.starts_with("image/") {
+        if range.media == "*/*"
+            || range.media == "text/html"
+            || range.media.starts_with("text/")
+            || range.media.starts_with("image/")
+        {
             return Ok(None);
         }
     }
@@ -414,9 +453,19 @@ mod tests {
 
     #[test]
     fn rejects_bad_paths() {
-        for bad_path in ["/ipfs/notacid", "/ipfs/", "/ipfs/bafkqaaa/../x", "/ipfs/bafkqaaa/a%00b", "/ipfs/bafkqaaa/a//b", "/ipfs/bafkqaaa/a%2Fb"] {
+        for bad_path in [
+            "/ipfs/notacid",
+            "/ipfs/",
+            "/ipfs/bafkqaaa/../x",
+            "/ipfs/bafkqaaa/a%00b",
+            "/ipfs/bafkqaaa/a//b",
+            "/ipfs/bafkqaaa/a%2Fb",
+        ] {
             let err = req(bad_path, None).unwrap_err();
-            assert!(matches!(err, GatewayError::BadRequest(_)), "{bad_path}: {err:?}");
+            assert!(
+                matches!(err, GatewayError::BadRequest(_)),
+                "{bad_path}: {err:?}"
+            );
         }
         let long = format!("/ipfs/{CID}/{}", "a".repeat(9000));
         assert!(matches!(req(&long, None), Err(GatewayError::UriTooLong(_))));
@@ -424,7 +473,11 @@ mod tests {
 
     #[test]
     fn format_query_beats_accept() {
-        let r = req(&format!("/ipfs/{CID}?format=raw"), Some("application/vnd.ipld.car")).unwrap();
+        let r = req(
+            &format!("/ipfs/{CID}?format=raw"),
+            Some("application/vnd.ipld.car"),
+        )
+        .unwrap();
         assert_eq!(r.format, Some(Format::Raw));
         assert!(!r.format_from_accept);
     }
@@ -439,18 +492,37 @@ mod tests {
         assert_eq!(r.format, Some(Format::Car));
         assert!(r.car.duplicates);
         assert!(r.format_from_accept);
-        let browser = req(&format!("/ipfs/{CID}"), Some("text/html,application/xhtml+xml,*/*;q=0.8")).unwrap();
+        let browser = req(
+            &format!("/ipfs/{CID}"),
+            Some("text/html,application/xhtml+xml,*/*;q=0.8"),
+        )
+        .unwrap();
         assert_eq!(browser.format, None);
         assert!(browser.wants_html);
     }
 
     #[test]
     fn rejects_bad_parameters() {
-        assert!(matches!(req(&format!("/ipfs/{CID}?format=zip"), None), Err(GatewayError::BadRequest(_))));
-        assert!(matches!(req(&format!("/ipfs/{CID}?format=car&dag-scope=most"), None), Err(GatewayError::BadRequest(_))));
+        assert!(matches!(
+            req(&format!("/ipfs/{CID}?format=zip"), None),
+            Err(GatewayError::BadRequest(_))
+        ));
+        assert!(matches!(
+            req(&format!("/ipfs/{CID}?format=car&dag-scope=most"), None),
+            Err(GatewayError::BadRequest(_))
+        ));
         for eb in ["abc", "1", "5:2", "1:x", ":"] {
-            assert!(matches!(req(&format!("/ipfs/{CID}?format=car&entity-bytes={eb}"), None), Err(GatewayError::BadRequest(_))), "{eb}");
+            assert!(
+                matches!(
+                    req(&format!("/ipfs/{CID}?format=car&entity-bytes={eb}"), None),
+                    Err(GatewayError::BadRequest(_))
+                ),
+                "{eb}"
+            );
         }
-        assert!(matches!(req(&format!("/ipfs/{CID}?format=car&car-version=2"), None), Err(GatewayError::NotAcceptable(_))));
+        assert!(matches!(
+            req(&format!("/ipfs/{CID}?format=car&car-version=2"), None),
+            Err(GatewayError::NotAcceptable(_))
+        ));
     }
 }

@@ -22,7 +22,8 @@ pub fn content_type(name: Option<&str>, head: &[u8], complete: bool) -> String {
 
 fn is_json_document(data: &[u8]) -> bool {
     let trimmed = data.trim_ascii_start();
-    matches!(trimmed.first(), Some(b'{' | b'[')) && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok()
+    matches!(trimmed.first(), Some(b'{' | b'['))
+        && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok()
 }
 
 fn sniff(head: &[u8]) -> &'static str {
@@ -48,15 +49,37 @@ fn sniff(head: &[u8]) -> &'static str {
     if head.len() >= 12 && &head[4..8] == b"ftyp" {
         return "video/mp4";
     }
-    let text = head.iter().position(|b| !b.is_ascii_whitespace()).map_or(&head[..0], |i| &head[i..]);
+    let text = head
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map_or(&head[..0], |i| &head[i..]);
     let lower: Vec<u8> = text.iter().take(16).map(u8::to_ascii_lowercase).collect();
-    for tag in [&b"<!doctype html"[..], b"<html", b"<head", b"<body", b"<script", b"<!--", b"<p", b"<div", b"<h1", b"<title"] {
-        if lower.starts_with(tag) && lower.get(tag.len()).is_none_or(|c| *c == b' ' || *c == b'>') {
+    for tag in [
+        &b"<!doctype html"[..],
+        b"<html",
+        b"<head",
+        b"<body",
+        b"<script",
+        b"<!--",
+        b"<p",
+        b"<div",
+        b"<h1",
+        b"<title",
+    ] {
+        if lower.starts_with(tag)
+            && lower
+                .get(tag.len())
+                .is_none_or(|c| *c == b' ' || *c == b'>')
+        {
             return "text/html; charset=utf-8";
         }
     }
     if lower.starts_with(b"<?xml") {
-        return if head.windows(4).any(|w| w == b"<svg") { "image/svg+xml" } else { "text/xml; charset=utf-8" };
+        return if head.windows(4).any(|w| w == b"<svg") {
+            "image/svg+xml"
+        } else {
+            "text/xml; charset=utf-8"
+        };
     }
     if lower.starts_with(b"<svg") {
         return "image/svg+xml";
@@ -86,18 +109,42 @@ mod tests {
 
     #[test]
     fn extension_wins() {
-        assert_eq!(content_type(Some("a.css"), b"\x89PNG", true), "text/css; charset=utf-8");
+        assert_eq!(
+            content_type(Some("a.css"), b"\x89PNG", true),
+            "text/css; charset=utf-8"
+        );
         assert_eq!(content_type(Some("a.png"), b"", true), "image/png");
     }
 
     #[test]
     fn sniffs_without_extension() {
-        assert_eq!(content_type(None, b"\x89PNG\r\n\x1a\nxxxx", true), "image/png");
-        assert_eq!(content_type(Some("README"), b"  <!DOCTYPE html><html>", true), "text/html; charset=utf-8");
-        assert_eq!(content_type(None, b"hello world\n", true), "text/plain; charset=utf-8");
-        assert_eq!(content_type(None, b"\x00\x01\x02", true), "application/octet-stream");
-        assert_eq!(content_type(None, "zażółć".as_bytes(), false), "text/plain; charset=utf-8");
-        assert_eq!(content_type(None, b"{ \"a\": 1 }\n", true), "application/json");
-        assert_eq!(content_type(None, b"{ \"a\": 1 ", false), "text/plain; charset=utf-8");
+        assert_eq!(
+            content_type(None, b"\x89PNG\r\n\x1a\nxxxx", true),
+            "image/png"
+        );
+        assert_eq!(
+            content_type(Some("README"), b"  <!DOCTYPE html><html>", true),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(
+            content_type(None, b"hello world\n", true),
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(
+            content_type(None, b"\x00\x01\x02", true),
+            "application/octet-stream"
+        );
+        assert_eq!(
+            content_type(None, "zażółć".as_bytes(), false),
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(
+            content_type(None, b"{ \"a\": 1 }\n", true),
+            "application/json"
+        );
+        assert_eq!(
+            content_type(None, b"{ \"a\": 1 ", false),
+            "text/plain; charset=utf-8"
+        );
     }
 }

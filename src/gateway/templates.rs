@@ -13,8 +13,11 @@ fn environment() -> &'static Environment<'static> {
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         // The `.html` names turn on HTML auto-escaping for every value.
-        env.add_template("directory.html", include_str!("../../static/directory.html"))
-            .expect("directory template parses");
+        env.add_template(
+            "directory.html",
+            include_str!("../../static/directory.html"),
+        )
+        .expect("directory template parses");
         env.add_template("dag.html", include_str!("../../static/dag.html"))
             .expect("dag template parses");
         env.add_template("error.html", include_str!("../../static/error.html"))
@@ -27,7 +30,11 @@ fn environment() -> &'static Environment<'static> {
 pub fn templates_version() -> u64 {
     static VERSION: OnceLock<u64> = OnceLock::new();
     *VERSION.get_or_init(|| {
-        let texts = [include_str!("../../static/directory.html"), include_str!("../../static/dag.html"), STYLE];
+        let texts = [
+            include_str!("../../static/directory.html"),
+            include_str!("../../static/dag.html"),
+            STYLE,
+        ];
         super::headers::fnv1a(texts.iter().flat_map(|t| t.bytes()))
     })
 }

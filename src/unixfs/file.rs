@@ -47,13 +47,21 @@ fn file_part(cid: &Cid, node: &Node) -> Result<FilePart, DagError> {
             if pb.links.len() != blocksizes.len() {
                 return Err(inconsistent("number of links and of block sizes differ"));
             }
-            let children = pb.links.iter().map(|l| l.cid).zip(blocksizes.iter().copied()).collect();
+            let children = pb
+                .links
+                .iter()
+                .map(|l| l.cid)
+                .zip(blocksizes.iter().copied())
+                .collect();
             Ok(FilePart::Inner {
                 data: data.clone(),
                 children,
             })
         }
-        other => Err(inconsistent(&format!("expected a file node, found a {}", other.kind()))),
+        other => Err(inconsistent(&format!(
+            "expected a file node, found a {}",
+            other.kind()
+        ))),
     }
 }
 
@@ -63,7 +71,9 @@ pub fn file_size(cid: &Cid, node: &Node) -> Result<u64, DagError> {
         FilePart::Leaf(data) => Ok(data.len() as u64),
         FilePart::Inner { data, children } => children
             .iter()
-            .try_fold(data.len() as u64, |total, (_, size)| total.checked_add(*size))
+            .try_fold(data.len() as u64, |total, (_, size)| {
+                total.checked_add(*size)
+            })
             .ok_or_else(|| DagError::Inconsistent {
                 cid: *cid,
                 reason: "block sizes overflow".into(),
@@ -113,7 +123,10 @@ fn node_stream(
         if declared.is_some_and(|d| d != size) {
             return Err(DagError::Inconsistent {
                 cid,
-                reason: format!("holds {size} bytes but its parent says {}", declared.unwrap_or(0)),
+                reason: format!(
+                    "holds {size} bytes but its parent says {}",
+                    declared.unwrap_or(0)
+                ),
             });
         }
         file_part(&cid, &node)
@@ -135,11 +148,22 @@ fn node_stream(
                 .filter_map(|(child, size)| {
                     let child_start = offset;
                     offset += size;
-                    (child_start < range.1 && child_start + size > range.0).then_some((child, child_start, size))
+                    (child_start < range.1 && child_start + size > range.0).then_some((
+                        child,
+                        child_start,
+                        size,
+                    ))
                 })
                 .collect();
-            let head = stream::once(async move { Ok(FileBlock { cid, block, data: own }) });
-            head.chain(children_stream(blocks, wanted, range, depth + 1)).boxed()
+            let head = stream::once(async move {
+                Ok(FileBlock {
+                    cid,
+                    block,
+                    data: own,
+                })
+            });
+            head.chain(children_stream(blocks, wanted, range, depth + 1))
+                .boxed()
         }
     }
 }

@@ -28,7 +28,8 @@ fn slot_width(fanout: u64) -> usize {
 }
 
 fn hash_name(name: &str) -> [u8; 8] {
-    let hash = murmur3::murmur3_x64_128(&mut name.as_bytes(), 0).expect("reading from a slice cannot fail");
+    let hash = murmur3::murmur3_x64_128(&mut name.as_bytes(), 0)
+        .expect("reading from a slice cannot fail");
     // The 64-bit variant is the first half of the 128-bit hash, big-endian.
     (hash as u64).to_be_bytes()
 }
@@ -62,7 +63,12 @@ fn shard_fanout(cid: &Cid, node: &Node) -> Result<(PbNode, u64), DagError> {
 }
 
 /// Finds `name` in the sharded directory whose root shard is `root`.
-pub async fn hamt_lookup(blocks: &BlockService, root: &Cid, root_node: &Node, name: &str) -> Result<HamtLookup, DagError> {
+pub async fn hamt_lookup(
+    blocks: &BlockService,
+    root: &Cid,
+    root_node: &Node,
+    name: &str,
+) -> Result<HamtLookup, DagError> {
     let (mut shard, fanout) = shard_fanout(root, root_node)?;
     let mut shard_cid = *root;
     let bits = fanout.trailing_zeros() as usize;
@@ -85,7 +91,10 @@ pub async fn hamt_lookup(blocks: &BlockService, root: &Cid, root_node: &Node, na
             .iter()
             .find(|l| l.name.as_deref().is_some_and(|n| n.starts_with(&prefix)));
         let Some(link) = link else {
-            return Ok(HamtLookup { found: None, shards });
+            return Ok(HamtLookup {
+                found: None,
+                shards,
+            });
         };
         let link_name = link.name.as_deref().unwrap_or_default();
         if link_name.len() > width {
@@ -109,7 +118,11 @@ pub async fn hamt_lookup(blocks: &BlockService, root: &Cid, root_node: &Node, na
 
 /// Lists every entry of a sharded directory (in shard order), and the CIDs
 /// of every shard node read, root first.
-pub async fn hamt_list(blocks: &BlockService, root: &Cid, root_node: &Node) -> Result<(Vec<DirEntry>, Vec<Cid>), DagError> {
+pub async fn hamt_list(
+    blocks: &BlockService,
+    root: &Cid,
+    root_node: &Node,
+) -> Result<(Vec<DirEntry>, Vec<Cid>), DagError> {
     let (root_pb, fanout) = shard_fanout(root, root_node)?;
     let width = slot_width(fanout);
     let mut entries = Vec::new();

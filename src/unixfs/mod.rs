@@ -4,6 +4,7 @@
 //! This module knows the UnixFS data format and how to read files and list
 //! directories; path resolution across nodes lives in the DAG layer.
 
+pub mod builder;
 mod file;
 mod hamt;
 
@@ -45,10 +46,17 @@ pub enum DataType {
 #[derive(Debug, Clone, PartialEq)]
 pub enum UnixfsNode {
     /// A file (or a raw-typed leaf): its own bytes, then its children's.
-    File { data: Bytes, blocksizes: Vec<u64> },
+    File {
+        data: Bytes,
+        blocksizes: Vec<u64>,
+    },
     Directory,
-    HamtShard { fanout: u64 },
-    Symlink { target: Bytes },
+    HamtShard {
+        fanout: u64,
+    },
+    Symlink {
+        target: Bytes,
+    },
     Metadata,
 }
 
@@ -58,7 +66,8 @@ const HAMT_HASH_MURMUR3: u64 = 0x22;
 impl UnixfsNode {
     pub fn decode(data: &[u8]) -> Result<UnixfsNode, String> {
         let msg = Data::decode(data).map_err(|e| e.to_string())?;
-        let kind = DataType::try_from(msg.r#type).map_err(|_| format!("unknown UnixFS type {}", msg.r#type))?;
+        let kind = DataType::try_from(msg.r#type)
+            .map_err(|_| format!("unknown UnixFS type {}", msg.r#type))?;
         Ok(match kind {
             DataType::Raw | DataType::File => UnixfsNode::File {
                 data: msg.data.unwrap_or_default(),
@@ -67,11 +76,16 @@ impl UnixfsNode {
             DataType::Directory => UnixfsNode::Directory,
             DataType::HamtShard => {
                 if msg.hash_type != Some(HAMT_HASH_MURMUR3) {
-                    return Err(format!("unsupported HAMT hash function {:?}", msg.hash_type));
+                    return Err(format!(
+                        "unsupported HAMT hash function {:?}",
+                        msg.hash_type
+                    ));
                 }
                 let fanout = msg.fanout.unwrap_or(0);
                 if !(2..=1024).contains(&fanout) || !fanout.is_power_of_two() {
-                    return Err(format!("HAMT fanout {fanout} is not a power of two in 2..=1024"));
+                    return Err(format!(
+                        "HAMT fanout {fanout} is not a power of two in 2..=1024"
+                    ));
                 }
                 UnixfsNode::HamtShard { fanout }
             }
@@ -108,7 +122,12 @@ pub struct DirEntry {
 }
 
 /// Encodes a UnixFS `Data` message (used by tests that build their own DAGs).
-pub fn encode_data(kind: DataType, data: Option<Bytes>, filesize: Option<u64>, blocksizes: Vec<u64>) -> Vec<u8> {
+pub fn encode_data(
+    kind: DataType,
+    data: Option<Bytes>,
+    filesize: Option<u64>,
+    blocksizes: Vec<u64>,
+) -> Vec<u8> {
     Data {
         r#type: kind as i32,
         data,
@@ -126,10 +145,18 @@ mod tests {
 
     #[test]
     fn decodes_file_node() {
-        let bytes = encode_data(DataType::File, Some(Bytes::from_static(b"hi")), Some(2), vec![]);
+        let bytes = encode_data(
+            DataType::File,
+            Some(Bytes::from_static(b"hi")),
+            Some(2),
+            vec![],
+        );
         assert_eq!(
             UnixfsNode::decode(&bytes).unwrap(),
-            UnixfsNode::File { data: Bytes::from_static(b"hi"), blocksizes: vec![] }
+            UnixfsNode::File {
+                data: Bytes::from_static(b"hi"),
+                blocksizes: vec![]
+            }
         );
     }
 

@@ -1,0 +1,239 @@
+//! The `sluice` binary as an operator uses it: `import` into the data
+//! directory (all or nothing), `serve` on a config file, environment and
+//! flags, and content surviving a restart.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use common::sha256_hex;
+use sluice::car::CarWriter;
+use sluice::unixfs::builder::{build_file, FileLayout};
+
+const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
+
+/// Writes a CAR of a generated file; returns its root CID and the bytes.
+fn make_car(path: &Path, size: usize) -> (String, Vec<u8>) {
+    let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+    let layout = FileLayout {
+        chunk_size: 4096,
+        ..FileLayout::MODERN
+    };
+    let mut blocks = Vec::new();
+    let root = build_file(&data[..], layout, &mut |b| blocks.push(b)).unwrap();
+    let mut car = CarWriter::new(std::fs::File::create(path).unwrap(), &[root.cid]).unwrap();
+    for block in &blocks {
+        car.write_block(&block.cid, &block.data).unwrap();
+    }
+    car.finish().unwrap();
+    (root.cid.to_string(), data)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `sluice serve` and waits for its "listening" log line.
+fn serve(args: &[&str], env: &[(&str, &str)]) -> Running {
+    let mut child = Command::new(SLUICE)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("sluice exited before listening")
+            .unwrap();
+        if line.contains("gateway listening") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Running(child)
+}
+
+async fn fetch(port: u16, path: &str) -> reqwest::Response {
+    reqwest::get(format!("http://127.0.0.1:{port}{path}"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn imported_content_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let car = dir.path().join("file.car");
+    let (root, data) = make_car(&car, 100_000);
+    let data_dir = dir.path().join("data");
+
+    let import = Command::new(SLUICE)
+        .args([
+            "import",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            car.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    assert!(String::from_utf8_lossy(&import.stdout).contains(&format!("roots: {root}")));
+
+    for _restart in 0..2 {
+        let port = free_port();
+        let _server = serve(
+            &[
+                "serve",
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ],
+            &[],
+        );
+        let response = fetch(port, &format!("/ipfs/{root}")).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            sha256_hex(&response.bytes().await.unwrap()),
+            sha256_hex(&data)
+        );
+    }
+}
+
+#[test]
+fn corrupt_car_imports_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let car = dir.path().join("file.car");
+    make_car(&car, 50_000);
+    let data_dir = dir.path().join("data");
+
+    let mut bytes = std::fs::read(&car).unwrap();
+    let tampered = bytes.len() - 10;
+    bytes[tampered] ^= 0xff;
+    std::fs::write(&car, &bytes).unwrap();
+    let output = Command::new(SLUICE)
+        .args([
+            "import",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            car.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("does not match its CID") && stderr.contains("nothing imported"),
+        "{stderr}"
+    );
+    let stored = walk_files(&data_dir.join("blocks"));
+    assert_eq!(stored, 0, "a corrupt CAR must import nothing");
+
+    std::fs::write(&car, &bytes[..bytes.len() / 2]).unwrap();
+    let output = Command::new(SLUICE)
+        .args([
+            "import",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            car.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ends in the middle of a section"));
+    assert_eq!(walk_files(&data_dir.join("blocks")), 0);
+}
+
+fn walk_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|e| e.unwrap().path())
+        .map(|p| if p.is_dir() { walk_files(&p) } else { 1 })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_file_env_and_flags_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let car = dir.path().join("file.car");
+    let (root, _) = make_car(&car, 10);
+    let (file_port, env_port, flag_port) = (free_port(), free_port(), free_port());
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{file_port}\"\n[store]\ndata_dir = \"{}\"\ncar_files = [\"{}\"]\n",
+            dir.path().join("data").display(),
+            car.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    let from_file = serve(&["serve", "--config", config], &[]);
+    assert_eq!(
+        fetch(file_port, &format!("/ipfs/{root}")).await.status(),
+        200
+    );
+    drop(from_file);
+
+    let env_listen = format!("127.0.0.1:{env_port}");
+    let from_env = serve(
+        &["serve", "--config", config],
+        &[("SLUICE_SERVER_LISTEN", &env_listen)],
+    );
+    assert_eq!(
+        fetch(env_port, &format!("/ipfs/{root}")).await.status(),
+        200
+    );
+    drop(from_env);
+
+    let flag_listen = format!("127.0.0.1:{flag_port}");
+    let _from_flag = serve(
+        &["serve", "--config", config, "--listen", &flag_listen],
+        &[("SLUICE_SERVER_LISTEN", &env_listen)],
+    );
+    assert_eq!(
+        fetch(flag_port, &format!("/ipfs/{root}")).await.status(),
+        200
+    );
+}
+
+#[test]
+fn bad_config_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[server]\nlisten = 5\n").unwrap();
+    let output = Command::new(SLUICE)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("invalid config file"));
+}

@@ -1,0 +1,217 @@
+//! Shared by the integration tests: a real gateway on a loopback port,
+//! the conformance fixtures, and CAR helpers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use cid::Cid;
+use sluice::car::CarReader;
+use sluice::config::Config;
+use sluice::server::Server;
+
+/// The gateway-conformance fixtures, from `../shared/conformance/fixtures`
+/// beside the repository (or `$SLUICE_FIXTURES`). Absent on a lone clone:
+/// the tests that need them say so and are skipped, except under CI, where
+/// absence is a failure.
+pub fn fixtures() -> Option<PathBuf> {
+    let dir = std::env::var_os("SLUICE_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/fixtures")
+        });
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "conformance fixtures not found at {} (required under CI)",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "SKIPPED: conformance fixtures not found at {}",
+        dir.display()
+    );
+    None
+}
+
+/// Every fixture CAR under `dir`.
+pub fn all_fixture_cars(dir: &Path) -> Vec<PathBuf> {
+    let mut cars = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "car") {
+                cars.push(path);
+            }
+        }
+    }
+    cars.sort();
+    cars
+}
+
+/// A gateway serving `cars`, listening on an ephemeral loopback port for as
+/// long as this value lives.
+pub struct TestGateway {
+    pub base: String,
+    pub client: reqwest::Client,
+    _data_dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestGateway {
+    pub async fn start(cars: Vec<PathBuf>) -> TestGateway {
+        Self::start_with(cars, |_| {}).await
+    }
+
+    pub async fn start_with(cars: Vec<PathBuf>, adjust: impl FnOnce(&mut Config)) -> TestGateway {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.server.listen = "127.0.0.1:0".parse().unwrap();
+        config.store.data_dir = data_dir.path().to_path_buf();
+        config.store.car_files = cars;
+        adjust(&mut config);
+        let server = Server::bind(&config).await.expect("gateway starts");
+        let base = format!("http://{}", server.local_addr());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        TestGateway {
+            base,
+            client,
+            _data_dir: data_dir,
+            shutdown: Some(tx),
+        }
+    }
+
+    /// Starts a gateway with every conformance fixture loaded, or `None`
+    /// when the fixtures are absent (see [`fixtures`]).
+    pub async fn with_fixtures() -> Option<TestGateway> {
+        let dir = fixtures()?;
+        Some(Self::start(all_fixture_cars(&dir)).await)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.client.get(self.url(path));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn head_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.client.head(self.url(path));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        request.send().await.unwrap()
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The single value of a response header (panics if repeated), or "".
+pub fn header(response: &reqwest::Response, name: &str) -> String {
+    let values: Vec<_> = response.headers().get_all(name).iter().collect();
+    assert!(
+        values.len() <= 1,
+        "header {name} appears {} times",
+        values.len()
+    );
+    values
+        .first()
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// Every line of a header.
+pub fn header_lines(response: &reqwest::Response, name: &str) -> Vec<String> {
+    response
+        .headers()
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
+}
+
+/// Parses a CAR body: its roots and its blocks in order (each verified).
+pub fn parse_car(bytes: &[u8]) -> (Vec<Cid>, Vec<(Cid, Vec<u8>)>) {
+    let mut reader = CarReader::new(bytes).expect("valid CAR header");
+    let roots = reader.roots().to_vec();
+    let mut blocks = Vec::new();
+    while let Some(section) = reader.next_section().expect("valid CAR section") {
+        blocks.push((section.cid, section.data));
+    }
+    (roots, blocks)
+}
+
+/// The CIDs of a CAR body, in order.
+pub fn car_cids(bytes: &[u8]) -> Vec<String> {
+    parse_car(bytes)
+        .1
+        .into_iter()
+        .map(|(cid, _)| cid.to_string())
+        .collect()
+}
+
+/// The bytes of block `cid` in the CAR file at `path`.
+pub fn block_from_car(path: &Path, cid: &str) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, blocks) = parse_car(&bytes);
+    blocks
+        .into_iter()
+        .find(|(c, _)| c.to_string() == cid)
+        .unwrap_or_else(|| panic!("{cid} not in {}", path.display()))
+        .1
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(data);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Sends `GET path` exactly as written (clients such as reqwest normalise
+/// `..` away) and returns the status and body.
+pub async fn raw_get(gw: &TestGateway, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = gw.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
