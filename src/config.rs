@@ -9,13 +9,37 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::fetch::bitswap::BitswapConfig;
+use crate::p2p::P2pConfig;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub gateway: GatewayConfig,
+    pub hints: HintsConfig,
+    pub p2p: P2pConfig,
+    pub bitswap: BitswapConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HintsConfig {
+    /// Most provider hints one request may carry; more is a 400.
+    pub max_per_request: usize,
+    /// Dial hinted private, loopback and link-local addresses (tests, LANs).
+    pub allow_private: bool,
+}
+
+impl Default for HintsConfig {
+    fn default() -> Self {
+        HintsConfig {
+            max_per_request: 8,
+            allow_private: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -1,5 +1,6 @@
 //! Assembling and running the gateway from a [`Config`]: the block stores,
-//! the block service, the HTTP listener and graceful shutdown.
+//! the libp2p node and Bitswap client, the block service, the HTTP listener
+//! and graceful shutdown.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,7 +9,10 @@ use tokio::net::TcpListener;
 
 use crate::blocks::{BlockService, BlockStore, CarFileStore, FlatFsStore};
 use crate::config::Config;
+use crate::fetch::bitswap::BitswapClient;
+use crate::fetch::BlockFetcher;
 use crate::gateway::{router, Gateway};
+use crate::p2p::{load_or_create_identity, Node, P2pError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -24,6 +28,8 @@ pub enum StartError {
         #[source]
         source: crate::car::CarError,
     },
+    #[error(transparent)]
+    P2p(#[from] P2pError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -33,8 +39,11 @@ pub enum StartError {
 }
 
 /// The block service for `config`: CAR files first (in the order given),
-/// then the on-disk store.
-pub fn block_service(config: &Config) -> Result<BlockService, StartError> {
+/// then the on-disk store, then `fetcher` for anything not local.
+pub fn block_service(
+    config: &Config,
+    fetcher: Option<Arc<dyn BlockFetcher>>,
+) -> Result<BlockService, StartError> {
     let mut stores: Vec<Arc<dyn BlockStore>> = Vec::new();
     for path in &config.store.car_files {
         let store = CarFileStore::open(path).map_err(|source| StartError::Car {
@@ -50,27 +59,46 @@ pub fn block_service(config: &Config) -> Result<BlockService, StartError> {
         source,
     })?;
     stores.push(Arc::new(flatfs));
-    Ok(BlockService::new(config.store.cache_bytes, stores))
+    Ok(BlockService::new(config.store.cache_bytes, stores, fetcher))
 }
 
 /// A gateway bound to its listener, ready to serve.
 pub struct Server {
     listener: TcpListener,
     app: axum::Router,
+    node: Node,
 }
 
 impl Server {
     pub async fn bind(config: &Config) -> Result<Server, StartError> {
-        let blocks = block_service(config)?;
+        let data_dir = config.data_dir();
+        std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+        let node = Node::start(&config.p2p, load_or_create_identity(&data_dir)?).await?;
+        tracing::info!(peer_id = %node.peer_id(), "libp2p node started");
+        let bitswap = BitswapClient::start(node.clone(), config.bitswap.clone());
+        let blocks = block_service(config, Some(Arc::new(bitswap)))?;
         let app = router(Gateway {
             blocks,
             config: config.gateway.clone(),
+            hints: config.hints.clone(),
         });
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Listen { addr, source })?;
-        Ok(Server { listener, app })
+        Ok(Server {
+            listener,
+            app,
+            node,
+        })
+    }
+
+    /// The libp2p node (its peer ID and addresses).
+    pub fn node(&self) -> &Node {
+        &self.node
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {

@@ -54,6 +54,7 @@ fn serve(args: &[&str], env: &[(&str, &str)]) -> Running {
         .args(args)
         .envs(env.iter().copied())
         .env("RUST_LOG", "info")
+        .env("SLUICE_P2P_LISTEN", "[]")
         .env("NO_COLOR", "1")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())

@@ -3,16 +3,26 @@
 //! It owns block verification (a block is accepted only if its bytes hash to
 //! its CID), the byte-weighted in-memory cache, and the local stores behind
 //! it (CAR files indexed in place, and the on-disk store in the data
-//! directory). Later layers (network fetchers) plug in below the cache; the
-//! callers above — the DAG layer and the gateway — only ever ask for a CID.
+//! directory), and, when a block is not local, the network fetcher. Reads
+//! happen inside the request's session (see [`crate::session`]): the
+//! service tells it where each block came from, and a cache hit tells it
+//! which provider delivered the block, a likely holder of its siblings.
+//! The callers above — the DAG layer and the gateway — only ever ask for a
+//! CID.
 
 mod store;
 mod verify;
 
 use std::sync::Arc;
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use cid::Cid;
+
+use crate::fetch::{BlockFetcher, FetchError};
+use crate::routing::ProviderHint;
+use crate::session::{self, ProviderId, ProviderSource};
 
 pub use store::{BlockStore, CarFileStore, FlatFsStore, MemoryStore};
 pub use verify::{verify_block, VerifyError};
@@ -38,6 +48,8 @@ pub enum BlockError {
         #[source]
         source: VerifyError,
     },
+    #[error("{0}")]
+    Timeout(FetchError),
     #[error("store error reading {cid}: {source}")]
     Io {
         cid: Cid,
@@ -46,12 +58,13 @@ pub enum BlockError {
     },
 }
 
-/// Where a block was found, for metrics and (later) session provenance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a block was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlockSource {
     Inline,
     Cache,
     Store,
+    Network(ProviderId),
 }
 
 /// The one way to read blocks. Cheap to clone.
@@ -63,23 +76,51 @@ pub struct BlockService {
     local_only: bool,
 }
 
+/// A cached block and the provider that delivered it, if it came from the network.
+#[derive(Clone)]
+struct Cached {
+    data: Bytes,
+    provider: Option<ProviderId>,
+}
+
 struct Inner {
-    cache: moka::sync::Cache<Cid, Bytes>,
+    cache: moka::sync::Cache<Cid, Cached>,
     /// Searched in order; the first that has a block wins.
     stores: Vec<Arc<dyn BlockStore>>,
+    fetcher: Option<Arc<dyn BlockFetcher>>,
 }
 
 impl BlockService {
     /// `cache_bytes` bounds the in-memory cache by the total size of the
     /// blocks it holds, not by their count.
-    pub fn new(cache_bytes: u64, stores: Vec<Arc<dyn BlockStore>>) -> Self {
+    pub fn new(
+        cache_bytes: u64,
+        stores: Vec<Arc<dyn BlockStore>>,
+        fetcher: Option<Arc<dyn BlockFetcher>>,
+    ) -> Self {
         let cache = moka::sync::Cache::builder()
-            .weigher(|_cid: &Cid, data: &Bytes| data.len().try_into().unwrap_or(u32::MAX))
+            .weigher(|_cid: &Cid, cached: &Cached| cached.data.len().try_into().unwrap_or(u32::MAX))
             .max_capacity(cache_bytes)
             .build();
         BlockService {
-            inner: Arc::new(Inner { cache, stores }),
+            inner: Arc::new(Inner {
+                cache,
+                stores,
+                fetcher,
+            }),
             local_only: false,
+        }
+    }
+
+    /// True if blocks that are not local can be fetched from the network.
+    pub fn can_fetch(&self) -> bool {
+        self.inner.fetcher.is_some()
+    }
+
+    /// Seeds the current session with a request's provider hints.
+    pub fn seed_hints(&self, hints: &[ProviderHint]) {
+        if let Some(fetcher) = &self.inner.fetcher {
+            fetcher.seed_hints(hints);
         }
     }
 
@@ -97,12 +138,24 @@ impl BlockService {
     }
 
     pub async fn get_with_source(&self, cid: &Cid) -> Result<(Bytes, BlockSource), BlockError> {
+        let started = Instant::now();
+        let found = self.find(cid).await;
+        if let (Ok((data, source)), Some(session)) = (&found, session::current()) {
+            session.note_block(source.clone(), data.len(), started.elapsed());
+        }
+        found
+    }
+
+    async fn find(&self, cid: &Cid) -> Result<(Bytes, BlockSource), BlockError> {
         if cid.hash().code() == IDENTITY {
             let data = Bytes::copy_from_slice(cid.hash().digest());
             return Ok((data, BlockSource::Inline));
         }
-        if let Some(data) = self.inner.cache.get(cid) {
-            return Ok((data, BlockSource::Cache));
+        if let Some(cached) = self.inner.cache.get(cid) {
+            if let (Some(provider), Some(session)) = (cached.provider, session::current()) {
+                session.add_provider(provider, ProviderSource::Provenance);
+            }
+            return Ok((cached.data, BlockSource::Cache));
         }
         for store in &self.inner.stores {
             let found = store
@@ -114,14 +167,27 @@ impl BlockService {
                 // disk must not reach a client or the cache.
                 verify_block(cid, &data)
                     .map_err(|source| BlockError::Invalid { cid: *cid, source })?;
-                self.inner.cache.insert(*cid, data.clone());
+                self.insert(cid, data.clone(), None);
                 return Ok((data, BlockSource::Store));
             }
         }
         if self.local_only {
             return Err(BlockError::NotCached(*cid));
         }
-        Err(BlockError::NotFound(*cid))
+        let Some(fetcher) = &self.inner.fetcher else {
+            return Err(BlockError::NotFound(*cid));
+        };
+        let (data, provider) = fetcher.fetch(cid).await.map_err(|e| match e {
+            FetchError::NoProviders(cid) => BlockError::NotFound(cid),
+            timeout @ FetchError::Timeout { .. } => BlockError::Timeout(timeout),
+        })?;
+        verify_block(cid, &data).map_err(|source| BlockError::Invalid { cid: *cid, source })?;
+        self.insert(cid, data.clone(), Some(provider.clone()));
+        Ok((data, BlockSource::Network(provider)))
+    }
+
+    fn insert(&self, cid: &Cid, data: Bytes, provider: Option<ProviderId>) {
+        self.inner.cache.insert(*cid, Cached { data, provider });
     }
 
     /// True if the block is local (inline, cached or stored), without reading it.

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::blocks::BlockError;
 use crate::dag::DagError;
+use crate::routing::HintError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -29,6 +30,8 @@ pub enum GatewayError {
     NoProvider(String),
     #[error("{0}")]
     StoreUnavailable(String),
+    #[error("{0}")]
+    Timeout(String),
 }
 
 impl GatewayError {
@@ -43,6 +46,7 @@ impl GatewayError {
             GatewayError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             GatewayError::BadContent(_) | GatewayError::NoProvider(_) => StatusCode::BAD_GATEWAY,
             GatewayError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -96,6 +100,7 @@ impl From<BlockError> for GatewayError {
             }
             BlockError::Invalid { .. } => GatewayError::BadContent(err.to_string()),
             BlockError::Io { .. } => GatewayError::StoreUnavailable(err.to_string()),
+            BlockError::Timeout(_) => GatewayError::Timeout(err.to_string()),
         }
     }
 }
@@ -112,5 +117,11 @@ impl From<DagError> for GatewayError {
                 GatewayError::BadContent(err.to_string())
             }
         }
+    }
+}
+
+impl From<HintError> for GatewayError {
+    fn from(err: HintError) -> Self {
+        GatewayError::BadRequest(err.to_string())
     }
 }

@@ -33,14 +33,17 @@ pub use errors::GatewayError;
 pub use request::{ContentRequest, Format};
 
 use crate::blocks::BlockService;
-use crate::config::GatewayConfig;
+use crate::config::{GatewayConfig, HintsConfig};
 use crate::dag::{resolve_path, Node};
+use crate::routing::parse_hints;
+use crate::session::{self, Session, SessionBody};
 use crate::unixfs::UnixfsNode;
 
 /// What every handler needs.
 pub struct Gateway {
     pub blocks: BlockService,
     pub config: GatewayConfig,
+    pub hints: HintsConfig,
 }
 
 /// The gateway's HTTP routes, with CORS and request tracing.
@@ -105,6 +108,8 @@ async fn not_found(request: Request) -> Response {
     .into_response()
 }
 
+/// Every content request runs in a session of its own, which lives until
+/// the response body is finished or dropped.
 async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let (parts, _body) = request.into_parts();
     let wants_html = parts
@@ -112,13 +117,21 @@ async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"));
-    match serve(&gateway, &parts).await {
+    let session = Session::new();
+    let outcome = session::within(session.clone(), serve(&gateway, &parts)).await;
+    let mut response = match outcome {
         Ok(response) => response,
         Err(err) => {
             tracing::debug!(uri = %parts.uri, error = %err, "request failed");
             err.into_response_for(wants_html)
         }
+    };
+    if let Ok(timing) = HeaderValue::from_str(&session.server_timing()) {
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static("server-timing"), timing);
     }
+    response.map(|body| axum::body::Body::new(SessionBody::new(session, body)))
 }
 
 /// Everything a handler gets: the parsed request, the raw HTTP parts (for
@@ -141,6 +154,18 @@ async fn serve(
     http: &axum::http::request::Parts,
 ) -> Result<Response, GatewayError> {
     let request = request::parse(&http.uri, &http.headers, gateway.config.max_url_bytes)?;
+    let hint_values = http
+        .headers
+        .get_all("x-ipfs-provider")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .chain(request.provider_hints.iter().map(String::as_str));
+    let hints = parse_hints(
+        hint_values,
+        gateway.hints.max_per_request,
+        gateway.hints.allow_private,
+    )?;
+    gateway.blocks.seed_hints(&hints);
     let blocks = if request.only_if_cached {
         gateway.blocks.local_only()
     } else {

@@ -118,6 +118,8 @@ pub struct ContentRequest {
     pub wants_html: bool,
     /// `Cache-Control: only-if-cached`: never leave the local stores.
     pub only_if_cached: bool,
+    /// `?provider=` values, unparsed (see [`crate::routing::parse_hints`]).
+    pub provider_hints: Vec<String>,
 }
 
 impl ContentRequest {
@@ -179,6 +181,7 @@ pub fn parse(
         download: false,
         wants_html: accepts_html(headers),
         only_if_cached: header_has_token(headers, header::CACHE_CONTROL, "only-if-cached"),
+        provider_hints: Vec::new(),
     };
 
     let mut query_car = QueryCar::default();
@@ -199,22 +202,28 @@ pub fn parse(
             "car-version" => check_car_version(&value)?,
             "car-order" => check_car_order(&value)?,
             "car-dups" => query_car.dups = Some(parse_dups(&value)?),
+            "provider" => request.provider_hints.push(value),
             _ => {}
         }
     }
 
+    let accepted = negotiate_accept(headers)?;
     if request.format.is_none() {
-        if let Some((format, params)) = negotiate_accept(headers)? {
-            request.format = Some(format);
+        if let Some((format, _)) = &accepted {
+            request.format = Some(*format);
             request.format_from_accept = true;
-            if format == Format::Car {
-                for (key, value) in params {
-                    match key.as_str() {
-                        "version" => check_car_version(&value)?,
-                        "order" => check_car_order(&value)?,
-                        "dups" => query_car.dups = query_car.dups.or(Some(parse_dups(&value)?)),
-                        _ => {}
-                    }
+        }
+    }
+    // CAR parameters in Accept apply whether `car` was chosen by Accept or
+    // by `?format=car`, and win over the `car-*` query forms.
+    if let Some((Format::Car, params)) = &accepted {
+        if request.format == Some(Format::Car) {
+            for (key, value) in params {
+                match key.as_str() {
+                    "version" => check_car_version(value)?,
+                    "order" => check_car_order(value)?,
+                    "dups" => query_car.dups = Some(parse_dups(value)?),
+                    _ => {}
                 }
             }
         }

@@ -73,6 +73,10 @@ impl TestGateway {
         config.server.listen = "127.0.0.1:0".parse().unwrap();
         config.store.data_dir = data_dir.path().to_path_buf();
         config.store.car_files = cars;
+        // Dial-only libp2p (no fixed port to clash between parallel tests),
+        // and loopback providers allowed, as test peers live there.
+        config.p2p.listen = Vec::new();
+        config.hints.allow_private = true;
         adjust(&mut config);
         let server = Server::bind(&config).await.expect("gateway starts");
         let base = format!("http://{}", server.local_addr());

@@ -1,0 +1,267 @@
+//! Bitswap streams: one outbound queue per peer (batching entries into
+//! messages on a long-lived stream, reopened when it breaks, falling back
+//! from 1.2.0 to 1.1.0 and 1.0.0), and readers for the streams peers open
+//! to us (Go and JS peers send many length-prefixed messages on one stream).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cid::Cid;
+use futures::StreamExt;
+use libp2p::{PeerId, Stream, StreamProtocol};
+use tokio::sync::mpsc;
+
+use super::protocol::{
+    cid_of_block, cid_of_v0_block, read_message, write_message, Entry, Message, PresenceType,
+    WantType, Wantlist, BITSWAP_100, PROTOCOLS,
+};
+use crate::blocks::MAX_BLOCK_SIZE;
+use crate::p2p::Node;
+
+/// An outbound queue with nothing to send closes its stream after this.
+const IDLE: Duration = Duration::from_secs(30);
+/// Most entries in one message.
+const MAX_ENTRIES_PER_MESSAGE: usize = 512;
+/// Time allowed to open a stream (including dialling).
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What peers told us.
+#[derive(Debug)]
+pub enum Inbound {
+    Block {
+        peer: PeerId,
+        cid: Cid,
+        data: Bytes,
+    },
+    Presence {
+        peer: PeerId,
+        cid: Cid,
+        have: bool,
+    },
+    /// Wants for these CIDs could not be delivered to the peer.
+    Unreachable {
+        peer: PeerId,
+        cids: Vec<Cid>,
+    },
+    /// The peer sent something that is not a block it could have meant.
+    Malformed {
+        peer: PeerId,
+        reason: String,
+    },
+}
+
+/// Outbound queues, one per peer.
+pub struct Outbound {
+    node: Node,
+    queues: Mutex<HashMap<PeerId, mpsc::UnboundedSender<Entry>>>,
+    inbound: mpsc::UnboundedSender<Inbound>,
+}
+
+impl Outbound {
+    pub fn new(node: Node, inbound: mpsc::UnboundedSender<Inbound>) -> Arc<Outbound> {
+        Arc::new(Outbound {
+            node,
+            queues: Mutex::default(),
+            inbound,
+        })
+    }
+
+    /// Queues `entry` for `peer`, starting its queue task if needed.
+    pub fn send(&self, peer: PeerId, entry: Entry) {
+        let mut queues = self.queues.lock().expect("poisoned");
+        let entry = match queues.get(&peer) {
+            Some(tx) => match tx.send(entry) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(entry)) => entry,
+            },
+            None => entry,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        tx.send(entry).expect("receiver is alive");
+        queues.insert(peer, tx);
+        tokio::spawn(peer_queue(
+            self.node.clone(),
+            peer,
+            rx,
+            self.inbound.clone(),
+        ));
+    }
+}
+
+async fn open(node: &Node, peer: PeerId) -> Result<(Stream, StreamProtocol), String> {
+    let mut control = node.stream_control();
+    for protocol in PROTOCOLS {
+        match tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, protocol.clone())).await
+        {
+            Ok(Ok(stream)) => return Ok((stream, protocol)),
+            Ok(Err(libp2p_stream::OpenStreamError::UnsupportedProtocol(_))) => continue,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err("timed out opening a stream".into()),
+        }
+    }
+    Err("peer speaks no Bitswap version".into())
+}
+
+/// Bitswap 1.0.0 has no want types: wants are for blocks, and WANT_HAVE
+/// cannot be expressed.
+fn message_for(protocol: &StreamProtocol, entries: &[Entry]) -> Message {
+    let entries = if *protocol == BITSWAP_100 {
+        entries
+            .iter()
+            .filter(|e| e.cancel || e.want_type == WantType::Block as i32)
+            .cloned()
+            .collect()
+    } else {
+        entries.to_vec()
+    };
+    Message {
+        wantlist: Some(Wantlist {
+            entries,
+            full: false,
+        }),
+        ..Default::default()
+    }
+}
+
+async fn peer_queue(
+    node: Node,
+    peer: PeerId,
+    mut rx: mpsc::UnboundedReceiver<Entry>,
+    inbound: mpsc::UnboundedSender<Inbound>,
+) {
+    let mut stream: Option<(Stream, StreamProtocol)> = None;
+    loop {
+        let first = match tokio::time::timeout(IDLE, rx.recv()).await {
+            Ok(Some(entry)) => entry,
+            _ => break,
+        };
+        let mut entries = vec![first];
+        while entries.len() < MAX_ENTRIES_PER_MESSAGE {
+            match rx.try_recv() {
+                Ok(entry) => entries.push(entry),
+                Err(_) => break,
+            }
+        }
+        let mut sent = false;
+        let mut last_error = String::new();
+        // A stream that broke since the last message gets one reopen.
+        for _attempt in 0..2 {
+            if stream.is_none() {
+                match open(&node, peer).await {
+                    Ok(opened) => stream = Some(opened),
+                    Err(e) => {
+                        last_error = e;
+                        break;
+                    }
+                }
+            }
+            let (io, protocol) = stream.as_mut().expect("opened above");
+            match write_message(io, &message_for(protocol, &entries)).await {
+                Ok(()) => {
+                    sent = true;
+                    break;
+                }
+                Err(e) => {
+                    last_error = e.to_string();
+                    stream = None;
+                }
+            }
+        }
+        if !sent {
+            tracing::debug!(%peer, error = %last_error, "bitswap send failed");
+            let cids = entries
+                .iter()
+                .filter(|e| !e.cancel)
+                .filter_map(|e| Cid::try_from(&e.block[..]).ok())
+                .collect();
+            let _ = inbound.send(Inbound::Unreachable { peer, cids });
+        }
+    }
+}
+
+/// Accepts the streams peers open to us and reads every message on them.
+pub fn accept_inbound(node: &Node, inbound: mpsc::UnboundedSender<Inbound>) {
+    let mut control = node.stream_control();
+    for protocol in PROTOCOLS {
+        let Ok(mut incoming) = control.accept(protocol.clone()) else {
+            tracing::warn!(%protocol, "bitswap protocol already registered");
+            continue;
+        };
+        let inbound = inbound.clone();
+        tokio::spawn(async move {
+            while let Some((peer, stream)) = incoming.next().await {
+                tokio::spawn(read_stream(peer, stream, protocol.clone(), inbound.clone()));
+            }
+        });
+    }
+}
+
+async fn read_stream(
+    peer: PeerId,
+    mut stream: Stream,
+    protocol: StreamProtocol,
+    inbound: mpsc::UnboundedSender<Inbound>,
+) {
+    loop {
+        let message = match read_message(&mut stream).await {
+            Ok(Some(message)) => message,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "bitswap stream closed");
+                return;
+            }
+        };
+        for event in interpret(peer, &protocol, message) {
+            if inbound.send(event).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Turns a message into events. Wantlists from peers are ignored: this
+/// node fetches, it does not serve.
+fn interpret(peer: PeerId, protocol: &StreamProtocol, message: Message) -> Vec<Inbound> {
+    let mut events = Vec::new();
+    let malformed = |reason: String| Inbound::Malformed { peer, reason };
+    for block in message.payload {
+        if block.data.len() > MAX_BLOCK_SIZE {
+            events.push(malformed(format!("block of {} bytes", block.data.len())));
+            continue;
+        }
+        match cid_of_block(&block.prefix, &block.data) {
+            Ok(cid) => events.push(Inbound::Block {
+                peer,
+                cid,
+                data: block.data,
+            }),
+            Err(reason) => events.push(malformed(reason)),
+        }
+    }
+    if *protocol == BITSWAP_100 || !message.blocks.is_empty() {
+        for data in message.blocks {
+            if data.len() > MAX_BLOCK_SIZE {
+                events.push(malformed(format!("block of {} bytes", data.len())));
+                continue;
+            }
+            events.push(Inbound::Block {
+                peer,
+                cid: cid_of_v0_block(&data),
+                data,
+            });
+        }
+    }
+    for presence in message.block_presences {
+        match Cid::try_from(&presence.cid[..]) {
+            Ok(cid) => events.push(Inbound::Presence {
+                peer,
+                cid,
+                have: presence.r#type == PresenceType::Have as i32,
+            }),
+            Err(e) => events.push(malformed(format!("bad CID in presence: {e}"))),
+        }
+    }
+    events
+}

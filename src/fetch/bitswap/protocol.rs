@@ -1,0 +1,240 @@
+//! The Bitswap wire format: protocol names, the protobuf message (written
+//! as prost structs, so no protoc is needed), and length-prefixed framing.
+//! Nothing here decides anything.
+
+use bytes::Bytes;
+use cid::Cid;
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
+use multihash_codetable::{Code, MultihashDigest};
+use prost::Message as _;
+
+pub const BITSWAP_120: StreamProtocol = StreamProtocol::new("/ipfs/bitswap/1.2.0");
+pub const BITSWAP_110: StreamProtocol = StreamProtocol::new("/ipfs/bitswap/1.1.0");
+pub const BITSWAP_100: StreamProtocol = StreamProtocol::new("/ipfs/bitswap/1.0.0");
+/// Preferred first.
+pub const PROTOCOLS: [StreamProtocol; 3] = [BITSWAP_120, BITSWAP_110, BITSWAP_100];
+
+/// Largest message read or written (Go and JS peers use 4 MiB).
+pub const MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Message {
+    #[prost(message, optional, tag = "1")]
+    pub wantlist: Option<Wantlist>,
+    /// Bitswap 1.0.0 blocks: data only (CIDv0 implied).
+    #[prost(bytes = "bytes", repeated, tag = "2")]
+    pub blocks: Vec<Bytes>,
+    #[prost(message, repeated, tag = "3")]
+    pub payload: Vec<Block>,
+    #[prost(message, repeated, tag = "4")]
+    pub block_presences: Vec<BlockPresence>,
+    #[prost(int32, tag = "5")]
+    pub pending_bytes: i32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Wantlist {
+    #[prost(message, repeated, tag = "1")]
+    pub entries: Vec<Entry>,
+    #[prost(bool, tag = "2")]
+    pub full: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Entry {
+    /// The CID's bytes.
+    #[prost(bytes = "bytes", tag = "1")]
+    pub block: Bytes,
+    #[prost(int32, tag = "2")]
+    pub priority: i32,
+    #[prost(bool, tag = "3")]
+    pub cancel: bool,
+    #[prost(enumeration = "WantType", tag = "4")]
+    pub want_type: i32,
+    #[prost(bool, tag = "5")]
+    pub send_dont_have: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+pub enum WantType {
+    Block = 0,
+    Have = 1,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Block {
+    /// CID prefix: version, codec, multihash code and length, as varints.
+    #[prost(bytes = "bytes", tag = "1")]
+    pub prefix: Bytes,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub data: Bytes,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BlockPresence {
+    #[prost(bytes = "bytes", tag = "1")]
+    pub cid: Bytes,
+    #[prost(enumeration = "PresenceType", tag = "2")]
+    pub r#type: i32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+pub enum PresenceType {
+    Have = 0,
+    DontHave = 1,
+}
+
+/// A want or a cancel for one CID.
+pub fn want_entry(cid: &Cid, want_type: WantType, cancel: bool) -> Entry {
+    Entry {
+        block: Bytes::from(cid.to_bytes()),
+        priority: 1,
+        cancel,
+        want_type: want_type as i32,
+        send_dont_have: !cancel,
+    }
+}
+
+/// The prefix Bitswap 1.1+ sends with a block.
+pub fn cid_prefix(cid: &Cid) -> Bytes {
+    let mut out = Vec::with_capacity(8);
+    let mut buf = unsigned_varint::encode::u64_buffer();
+    let version: u64 = match cid.version() {
+        cid::Version::V0 => 0,
+        cid::Version::V1 => 1,
+    };
+    for value in [
+        version,
+        cid.codec(),
+        cid.hash().code(),
+        u64::from(cid.hash().size()),
+    ] {
+        out.extend_from_slice(unsigned_varint::encode::u64(value, &mut buf));
+    }
+    Bytes::from(out)
+}
+
+/// The CID a block claims, from its prefix and data. The data is hashed
+/// with the prefix's hash function, so the result always matches the data:
+/// what is left to check is whether anybody wanted that CID.
+pub fn cid_of_block(prefix: &[u8], data: &[u8]) -> Result<Cid, String> {
+    let mut rest = prefix;
+    let mut next = || -> Result<u64, String> {
+        let (value, tail) =
+            unsigned_varint::decode::u64(rest).map_err(|e| format!("bad prefix: {e}"))?;
+        rest = tail;
+        Ok(value)
+    };
+    let (version, codec, hash_code, hash_len) = (next()?, next()?, next()?, next()?);
+    let code =
+        Code::try_from(hash_code).map_err(|_| format!("unsupported hash 0x{hash_code:x}"))?;
+    let digest = code.digest(data);
+    let truncated = digest.truncate(hash_len.min(64) as u8);
+    match version {
+        0 => Cid::new_v0(truncated).map_err(|e| e.to_string()),
+        1 => Ok(Cid::new_v1(codec, truncated)),
+        v => Err(format!("unknown CID version {v}")),
+    }
+}
+
+/// CID of a Bitswap 1.0.0 block (no prefix: CIDv0, sha2-256 dag-pb).
+pub fn cid_of_v0_block(data: &[u8]) -> Cid {
+    Cid::new_v0(Code::Sha2_256.digest(data)).expect("sha2-256 makes a CIDv0")
+}
+
+/// Writes one length-prefixed message.
+pub async fn write_message(
+    io: &mut (impl AsyncWrite + Unpin),
+    message: &Message,
+) -> std::io::Result<()> {
+    let body = message.encode_to_vec();
+    let mut buf = unsigned_varint::encode::usize_buffer();
+    let len = unsigned_varint::encode::usize(body.len(), &mut buf);
+    io.write_all(len).await?;
+    io.write_all(&body).await?;
+    io.flush().await
+}
+
+/// Reads one length-prefixed message; `None` at a clean end of stream.
+pub async fn read_message(io: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<Message>> {
+    let mut len: usize = 0;
+    for i in 0..10 {
+        let mut byte = [0u8; 1];
+        if io.read(&mut byte).await? == 0 {
+            return if i == 0 {
+                Ok(None)
+            } else {
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+        len |= usize::from(byte[0] & 0x7f) << (7 * i);
+        if byte[0] & 0x80 == 0 {
+            break;
+        }
+        if i == 9 {
+            return Err(std::io::Error::other("length prefix too long"));
+        }
+    }
+    if len > MAX_MESSAGE_SIZE {
+        return Err(std::io::Error::other(format!(
+            "message of {len} bytes exceeds {MAX_MESSAGE_SIZE}"
+        )));
+    }
+    let mut body = vec![0u8; len];
+    io.read_exact(&mut body).await?;
+    Message::decode(&body[..])
+        .map(Some)
+        .map_err(std::io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_round_trips() {
+        for cid in [
+            Cid::new_v1(0x55, Code::Sha2_256.digest(b"data")),
+            Cid::new_v0(Code::Sha2_256.digest(b"data")).unwrap(),
+            Cid::new_v1(0x71, Code::Blake3_256.digest(b"data")),
+        ] {
+            assert_eq!(cid_of_block(&cid_prefix(&cid), b"data").unwrap(), cid);
+        }
+        assert!(cid_of_block(&[0xff], b"x").is_err());
+    }
+
+    #[tokio::test]
+    async fn framing_round_trips_and_bounds() {
+        let cid = Cid::new_v1(0x55, Code::Sha2_256.digest(b"x"));
+        let message = Message {
+            wantlist: Some(Wantlist {
+                entries: vec![want_entry(&cid, WantType::Have, false)],
+                full: false,
+            }),
+            ..Default::default()
+        };
+        let mut wire = Vec::new();
+        write_message(&mut futures::io::Cursor::new(&mut wire), &message)
+            .await
+            .unwrap();
+        let mut reader = futures::io::Cursor::new(wire.clone());
+        assert_eq!(read_message(&mut reader).await.unwrap(), Some(message));
+
+        let mut huge = Vec::new();
+        let mut buf = unsigned_varint::encode::usize_buffer();
+        huge.extend_from_slice(unsigned_varint::encode::usize(
+            MAX_MESSAGE_SIZE + 1,
+            &mut buf,
+        ));
+        assert!(read_message(&mut futures::io::Cursor::new(huge))
+            .await
+            .is_err());
+        assert_eq!(
+            read_message(&mut futures::io::Cursor::new(Vec::new()))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+}

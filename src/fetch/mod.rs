@@ -1,0 +1,49 @@
+//! Fetching blocks from the network, inside the current session.
+//!
+//! A fetcher reads the request's session (see [`crate::session`]) to pick
+//! providers and reports every outcome back to it. Fetchers verify every
+//! block against its CID before returning it; the block service verifies
+//! again on the way into the cache. Fetchers know nothing of HTTP
+//! responses.
+
+pub mod bitswap;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use cid::Cid;
+use futures::future::BoxFuture;
+
+use crate::routing::ProviderHint;
+use crate::session::ProviderId;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum FetchError {
+    /// Every provider the session knows, and a broadcast, came up empty.
+    #[error("no provider has block {0}")]
+    NoProviders(Cid),
+    #[error("retrieving block {cid} timed out after {after:?}")]
+    Timeout { cid: Cid, after: Duration },
+}
+
+/// Something that gets blocks from other nodes.
+pub trait BlockFetcher: Send + Sync + 'static {
+    /// Fetches `cid` for the current session; the block is verified.
+    fn fetch<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, Result<(Bytes, ProviderId), FetchError>>;
+
+    /// Adds the request's provider hints to the current session (and starts
+    /// connecting to them), so the first want goes to them.
+    fn seed_hints(&self, hints: &[ProviderHint]);
+}
+
+/// How sessions share what they learn (`[session] mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionMode {
+    /// Providers are ranked per session and each want goes to the best.
+    #[default]
+    On,
+    /// No shared ranking: every block is asked of every known provider.
+    /// Kept only to measure what sessions are worth.
+    Off,
+}

@@ -1,0 +1,333 @@
+//! The libp2p node: TCP and QUIC, Noise, Yamux, Identify, Ping, connection
+//! limits, a persistent Ed25519 identity, static peers kept connected, and
+//! raw protocol streams (for Bitswap) through `libp2p-stream`.
+//!
+//! The swarm runs in its own task; the rest of the gateway talks to it
+//! through [`Node`]: dial a peer, list connected peers, open or accept
+//! streams.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::connection_limits::{self, ConnectionLimits};
+use libp2p::identity::Keypair;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+/// Settings of the libp2p node (`[p2p]` in the config file).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct P2pConfig {
+    /// Addresses to listen on; empty means dial-only.
+    pub listen: Vec<String>,
+    /// Peers (multiaddrs ending in /p2p/<id>) dialled at start and redialled when they drop.
+    pub peers: Vec<String>,
+    /// Most established connections.
+    pub max_connections: u32,
+    /// Most connections to one peer.
+    pub max_connections_per_peer: u32,
+    /// Seconds a connection with no open stream stays up.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        P2pConfig {
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/4001".into(),
+                "/ip4/0.0.0.0/udp/4001/quic-v1".into(),
+            ],
+            peers: Vec::new(),
+            max_connections: 512,
+            max_connections_per_peer: 2,
+            idle_timeout_secs: 60,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum P2pError {
+    #[error("identity file {path}: {reason}")]
+    Identity { path: String, reason: String },
+    #[error("invalid multiaddr {addr:?} in [p2p]: {reason}")]
+    Addr { addr: String, reason: String },
+    #[error("libp2p transport: {0}")]
+    Transport(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: String, reason: String },
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    limits: connection_limits::Behaviour,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    stream: libp2p_stream::Behaviour,
+}
+
+enum Command {
+    Dial { peer: PeerId, addrs: Vec<Multiaddr> },
+}
+
+/// A handle to the running node. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    peer_id: PeerId,
+    control: libp2p_stream::Control,
+    commands: mpsc::UnboundedSender<Command>,
+    connected: Arc<RwLock<HashSet<PeerId>>>,
+    listening: Arc<RwLock<Vec<Multiaddr>>>,
+}
+
+/// Loads the node's Ed25519 key from `data_dir/identity.key`, making one on
+/// first start.
+pub fn load_or_create_identity(data_dir: &Path) -> Result<Keypair, P2pError> {
+    let path = data_dir.join("identity.key");
+    let err = |reason: String| P2pError::Identity {
+        path: path.display().to_string(),
+        reason,
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|e| err(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = Keypair::generate_ed25519();
+            let bytes = key.to_protobuf_encoding().map_err(|e| err(e.to_string()))?;
+            std::fs::create_dir_all(data_dir).map_err(|e| err(e.to_string()))?;
+            let tmp = data_dir.join("identity.key.tmp");
+            {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&tmp)
+                    .map_err(|e| err(e.to_string()))?;
+                file.write_all(&bytes)
+                    .and_then(|_| file.sync_all())
+                    .map_err(|e| err(e.to_string()))?;
+            }
+            std::fs::rename(&tmp, &path).map_err(|e| err(e.to_string()))?;
+            Ok(key)
+        }
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+fn parse_addr(addr: &str) -> Result<Multiaddr, P2pError> {
+    addr.parse()
+        .map_err(|e: libp2p::multiaddr::Error| P2pError::Addr {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// Splits `/.../p2p/<id>` into the peer and its address.
+fn peer_of(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
+    let mut addr = addr.clone();
+    match addr.pop() {
+        Some(libp2p::multiaddr::Protocol::P2p(peer)) => Some((peer, addr)),
+        _ => None,
+    }
+}
+
+impl Node {
+    /// Starts the swarm in a background task.
+    pub async fn start(config: &P2pConfig, key: Keypair) -> Result<Node, P2pError> {
+        // libp2p links two rustls crypto providers; QUIC needs one chosen.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let limits = ConnectionLimits::default()
+            .with_max_established(Some(config.max_connections))
+            .with_max_established_per_peer(Some(config.max_connections_per_peer));
+        let mut swarm: Swarm<Behaviour> = libp2p::SwarmBuilder::with_existing_identity(key)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| P2pError::Transport(e.to_string()))?
+            .with_quic()
+            .with_behaviour(|key| Behaviour {
+                limits: connection_limits::Behaviour::new(limits),
+                identify: identify::Behaviour::new(
+                    identify::Config::new("/ipfs/0.1.0".into(), key.public())
+                        .with_agent_version(format!("sluice/{}", env!("CARGO_PKG_VERSION"))),
+                ),
+                ping: ping::Behaviour::default(),
+                stream: libp2p_stream::Behaviour::new(),
+            })
+            .map_err(|e| P2pError::Transport(e.to_string()))?
+            .with_swarm_config(|c| {
+                c.with_idle_connection_timeout(Duration::from_secs(config.idle_timeout_secs))
+            })
+            .build();
+        for addr in &config.listen {
+            let parsed = parse_addr(addr)?;
+            swarm.listen_on(parsed).map_err(|e| P2pError::Listen {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+        let mut static_peers = Vec::new();
+        for addr in &config.peers {
+            let parsed = parse_addr(addr)?;
+            let (peer, addr) = peer_of(&parsed).ok_or_else(|| P2pError::Addr {
+                addr: addr.clone(),
+                reason: "a static peer must end in /p2p/<peer-id>".into(),
+            })?;
+            static_peers.push((peer, addr));
+        }
+        let peer_id = *swarm.local_peer_id();
+        let control = swarm.behaviour().stream.new_control();
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let node = Node {
+            peer_id,
+            control,
+            commands,
+            connected: Arc::default(),
+            listening: Arc::default(),
+        };
+        for (peer, addr) in &static_peers {
+            node.dial(*peer, vec![addr.clone()]);
+        }
+        let mut expected_listeners = config.listen.len();
+        let listening = node.listening.clone();
+        let connected = node.connected.clone();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let mut ready_tx = Some(ready_tx);
+        if expected_listeners == 0 {
+            ready_tx.take().map(|tx| tx.send(()));
+        }
+        tokio::spawn(async move {
+            run_swarm(
+                swarm,
+                receiver,
+                static_peers,
+                connected,
+                listening,
+                &mut expected_listeners,
+                &mut ready_tx,
+            )
+            .await;
+        });
+        // Wait (briefly) until listeners are up so callers can advertise them.
+        let _ = tokio::time::timeout(Duration::from_secs(5), ready_rx).await;
+        Ok(node)
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Addresses the node listens on (with `/p2p/<id>` appended).
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        let own = libp2p::multiaddr::Protocol::P2p(self.peer_id);
+        self.listening
+            .read()
+            .expect("poisoned")
+            .iter()
+            .map(|a| a.clone().with(own.clone()))
+            .collect()
+    }
+
+    /// Connects to `peer` (if not connected) using `addrs`; remembers the
+    /// addresses for later stream opens.
+    pub fn dial(&self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        if peer != self.peer_id {
+            let _ = self.commands.send(Command::Dial { peer, addrs });
+        }
+    }
+
+    pub fn is_connected(&self, peer: &PeerId) -> bool {
+        self.connected.read().expect("poisoned").contains(peer)
+    }
+
+    pub fn connected_peers(&self) -> Vec<PeerId> {
+        self.connected
+            .read()
+            .expect("poisoned")
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// Stream control for protocols layered on the node (Bitswap).
+    pub fn stream_control(&self) -> libp2p_stream::Control {
+        self.control.clone()
+    }
+}
+
+async fn run_swarm(
+    mut swarm: Swarm<Behaviour>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    static_peers: Vec<(PeerId, Multiaddr)>,
+    connected: Arc<RwLock<HashSet<PeerId>>>,
+    listening: Arc<RwLock<Vec<Multiaddr>>>,
+    expected_listeners: &mut usize,
+    ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
+) {
+    let mut redial = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(Command::Dial { peer, addrs }) => {
+                    for addr in &addrs {
+                        swarm.add_peer_address(peer, addr.clone());
+                    }
+                    let opts = DialOpts::peer_id(peer)
+                        .addresses(addrs)
+                        .condition(PeerCondition::DisconnectedAndNotDialing)
+                        .build();
+                    if let Err(e) = swarm.dial(opts) {
+                        tracing::debug!(%peer, error = %e, "dial not started");
+                    }
+                }
+                None => return,
+            },
+            _ = redial.tick() => {
+                for (peer, addr) in &static_peers {
+                    if !swarm.is_connected(peer) {
+                        let opts = DialOpts::peer_id(*peer)
+                            .addresses(vec![addr.clone()])
+                            .condition(PeerCondition::DisconnectedAndNotDialing)
+                            .build();
+                        let _ = swarm.dial(opts);
+                    }
+                }
+            }
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::NewListenAddr { address, .. } => {
+                    tracing::info!(%address, "libp2p listening");
+                    listening.write().expect("poisoned").push(address);
+                    *expected_listeners = expected_listeners.saturating_sub(1);
+                    if *expected_listeners == 0 {
+                        ready.take().map(|tx| tx.send(()));
+                    }
+                }
+                SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                    tracing::debug!(peer = %peer_id, "connected");
+                    connected.write().expect("poisoned").insert(peer_id);
+                }
+                SwarmEvent::ConnectionClosed { peer_id, num_established, .. } if num_established == 0 => {
+                    tracing::debug!(peer = %peer_id, "disconnected");
+                    connected.write().expect("poisoned").remove(&peer_id);
+                }
+                SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                    tracing::debug!(peer = ?peer_id, %error, "dial failed");
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+                    tracing::trace!(peer = %peer_id, agent = %info.agent_version, "identified");
+                }
+                _ => {}
+            },
+        }
+    }
+}

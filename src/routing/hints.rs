@@ -1,0 +1,274 @@
+//! Provider hints: `X-Ipfs-Provider` headers and `?provider=` query values
+//! (repeatable, comma-separated), parsed and checked against the address
+//! policy. Hints seed a request's session; they never restrict it.
+
+use std::net::IpAddr;
+
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+
+use super::{is_private_ip, is_private_multiaddr};
+
+/// One provider named by a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderHint {
+    /// A Bitswap peer and where to dial it.
+    Peer { peer: PeerId, addrs: Vec<Multiaddr> },
+    /// A trustless HTTP gateway, as a base URL (`http(s)://host[:port]`).
+    Http { url: String },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HintError {
+    #[error("invalid provider hint {value:?}: {reason}")]
+    Invalid { value: String, reason: String },
+    #[error("provider hint {value:?} names a private, loopback or link-local address, which this gateway does not dial")]
+    Private { value: String },
+    #[error("too many provider hints: {count} given, at most {max} per request")]
+    TooMany { count: usize, max: usize },
+}
+
+/// Longest single hint accepted (a multiaddr with a peer ID is ~100 bytes).
+const MAX_HINT_LEN: usize = 512;
+
+/// Parses every hint of a request. `values` are the raw header and query
+/// values; each may hold several hints separated by commas.
+pub fn parse_hints<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+    max: usize,
+    allow_private: bool,
+) -> Result<Vec<ProviderHint>, HintError> {
+    let items: Vec<&str> = values
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    if items.len() > max {
+        return Err(HintError::TooMany {
+            count: items.len(),
+            max,
+        });
+    }
+    let mut hints: Vec<ProviderHint> = Vec::new();
+    for item in items {
+        let hint = parse_one(item, allow_private)?;
+        // The same peer named twice (say, by TCP and QUIC) is one provider.
+        match (&hint, hints.iter_mut().find(|h| same_provider(h, &hint))) {
+            (ProviderHint::Peer { addrs, .. }, Some(ProviderHint::Peer { addrs: known, .. })) => {
+                known.extend(addrs.iter().cloned());
+            }
+            (_, Some(_)) => {}
+            (_, None) => hints.push(hint),
+        }
+    }
+    Ok(hints)
+}
+
+fn same_provider(a: &ProviderHint, b: &ProviderHint) -> bool {
+    match (a, b) {
+        (ProviderHint::Peer { peer: x, .. }, ProviderHint::Peer { peer: y, .. }) => x == y,
+        (ProviderHint::Http { url: x }, ProviderHint::Http { url: y }) => x == y,
+        _ => false,
+    }
+}
+
+fn invalid(value: &str, reason: impl Into<String>) -> HintError {
+    HintError::Invalid {
+        value: value.chars().take(MAX_HINT_LEN).collect(),
+        reason: reason.into(),
+    }
+}
+
+fn parse_one(value: &str, allow_private: bool) -> Result<ProviderHint, HintError> {
+    if value.len() > MAX_HINT_LEN {
+        return Err(invalid(value, format!("longer than {MAX_HINT_LEN} bytes")));
+    }
+    let private = || HintError::Private {
+        value: value.to_string(),
+    };
+    if value.starts_with("http://") || value.starts_with("https://") {
+        let url = parse_http_url(value)?;
+        if !allow_private && url_is_private(&url) {
+            return Err(private());
+        }
+        return Ok(ProviderHint::Http { url });
+    }
+    if value.starts_with('/') {
+        let addr: Multiaddr = value
+            .parse()
+            .map_err(|e| invalid(value, format!("not a multiaddr: {e}")))?;
+        if !allow_private && is_private_multiaddr(&addr) {
+            return Err(private());
+        }
+        return multiaddr_hint(value, addr);
+    }
+    let peer: PeerId = value.parse().map_err(|_| {
+        invalid(
+            value,
+            "expected a multiaddr, an http(s):// URL or a peer ID",
+        )
+    })?;
+    Ok(ProviderHint::Peer {
+        peer,
+        addrs: Vec::new(),
+    })
+}
+
+fn multiaddr_hint(value: &str, mut addr: Multiaddr) -> Result<ProviderHint, HintError> {
+    let protocols: Vec<Protocol> = addr.iter().collect();
+    match protocols.last() {
+        Some(Protocol::P2p(peer)) => {
+            let peer = *peer;
+            addr.pop();
+            Ok(ProviderHint::Peer {
+                peer,
+                addrs: vec![addr],
+            })
+        }
+        Some(Protocol::Http) | Some(Protocol::Https) => {
+            let tls = protocols
+                .iter()
+                .any(|p| matches!(p, Protocol::Https | Protocol::Tls));
+            let host = protocols.iter().find_map(|p| match p {
+                Protocol::Ip4(ip) => Some(ip.to_string()),
+                Protocol::Ip6(ip) => Some(format!("[{ip}]")),
+                Protocol::Dns(h) | Protocol::Dns4(h) | Protocol::Dns6(h) => Some(h.to_string()),
+                _ => None,
+            });
+            let port = protocols.iter().find_map(|p| match p {
+                Protocol::Tcp(port) => Some(*port),
+                _ => None,
+            });
+            let host = host.ok_or_else(|| invalid(value, "HTTP multiaddr has no host"))?;
+            let scheme = if tls { "https" } else { "http" };
+            let url = match port {
+                Some(port) => format!("{scheme}://{host}:{port}"),
+                None => format!("{scheme}://{host}"),
+            };
+            Ok(ProviderHint::Http { url })
+        }
+        _ => Err(invalid(
+            value,
+            "a multiaddr hint must end in /p2p/<peer-id>, /http or /https",
+        )),
+    }
+}
+
+/// Normalises `http(s)://host[:port][/]` to `scheme://host[:port]`.
+fn parse_http_url(value: &str) -> Result<String, HintError> {
+    let (scheme, rest) = value.split_once("://").expect("caller checked the scheme");
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+        return Err(invalid(
+            value,
+            "expected http(s)://host[:port] with no path, query or credentials",
+        ));
+    }
+    if let Some((_, port)) = authority
+        .rsplit_once(':')
+        .filter(|(h, _)| !h.ends_with(']') || authority.starts_with('['))
+    {
+        if !authority.ends_with(']') && port.parse::<u16>().is_err() {
+            return Err(invalid(value, format!("bad port {port:?}")));
+        }
+    }
+    Ok(format!("{scheme}://{}", authority.to_ascii_lowercase()))
+}
+
+fn url_is_private(url: &str) -> bool {
+    let authority = url.split_once("://").map_or(url, |(_, a)| a);
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    match host.parse::<IpAddr>() {
+        Ok(ip) => is_private_ip(ip),
+        Err(_) => host == "localhost" || host.ends_with(".localhost"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PEER: &str = "12D3KooWLQzUv2FHWGVPXTXSZpdHs7oHbXub2G5WC8Tx4NQhyd2d";
+
+    #[test]
+    fn parses_every_form() {
+        let values = [
+            format!("/ip4/1.2.3.4/tcp/4001/p2p/{PEER}, /dns4/gw.example.com/tcp/443/https"),
+            "https://Trustless.Example.org/".to_string(),
+            PEER.to_string(),
+        ];
+        let hints = parse_hints(values.iter().map(String::as_str), 8, false).unwrap();
+        assert_eq!(hints.len(), 3, "{hints:?}");
+        assert_eq!(
+            hints[0],
+            ProviderHint::Peer {
+                peer: PEER.parse().unwrap(),
+                addrs: vec!["/ip4/1.2.3.4/tcp/4001".parse().unwrap()]
+            }
+        );
+        assert_eq!(
+            hints[1],
+            ProviderHint::Http {
+                url: "https://gw.example.com:443".into()
+            }
+        );
+        assert_eq!(
+            hints[2],
+            ProviderHint::Http {
+                url: "https://trustless.example.org".into()
+            }
+        );
+    }
+
+    #[test]
+    fn merges_addresses_of_one_peer() {
+        let values = [format!(
+            "/ip4/1.2.3.4/tcp/4001/p2p/{PEER},/ip4/1.2.3.4/udp/4001/quic-v1/p2p/{PEER}"
+        )];
+        let hints = parse_hints(values.iter().map(String::as_str), 8, false).unwrap();
+        assert!(matches!(&hints[..], [ProviderHint::Peer { addrs, .. }] if addrs.len() == 2));
+    }
+
+    #[test]
+    fn rejects_bad_and_private_hints() {
+        let bad = |v: &str| parse_hints([v], 8, false).unwrap_err();
+        assert!(matches!(bad("not-a-hint"), HintError::Invalid { .. }));
+        assert!(matches!(
+            bad("/ip4/1.2.3.4/tcp/4001"),
+            HintError::Invalid { .. }
+        ));
+        assert!(matches!(
+            bad("/ip4/999.1.1.1/tcp/1"),
+            HintError::Invalid { .. }
+        ));
+        assert!(matches!(bad("http://host/path"), HintError::Invalid { .. }));
+        assert!(matches!(
+            bad(&format!("/ip4/127.0.0.1/tcp/4001/p2p/{PEER}")),
+            HintError::Private { .. }
+        ));
+        assert!(matches!(
+            bad("http://192.168.1.1:8080"),
+            HintError::Private { .. }
+        ));
+        assert!(matches!(
+            bad("http://[::1]:8080"),
+            HintError::Private { .. }
+        ));
+        assert!(parse_hints(
+            [format!("/ip4/127.0.0.1/tcp/4001/p2p/{PEER}").as_str()],
+            8,
+            true
+        )
+        .is_ok());
+        let many = vec![PEER; 9];
+        assert_eq!(
+            parse_hints(many, 8, false).unwrap_err(),
+            HintError::TooMany { count: 9, max: 8 }
+        );
+    }
+}

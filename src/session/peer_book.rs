@@ -1,0 +1,165 @@
+//! The process-wide peer book: what earlier sessions learned about each
+//! provider, decayed over time, used to seed the ranking of new sessions;
+//! and the list of providers banned for sending bad blocks.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::ranking::{ProviderId, ProviderSource, ProviderStats, SessionPeerRanking};
+
+/// Statistics lose half their weight in this time.
+const HALF_LIFE: Duration = Duration::from_secs(600);
+/// A provider that sent a block not matching its CID is not asked again for this long.
+const BAN: Duration = Duration::from_secs(3600);
+/// A seeded session trusts history as at most this many observations.
+const MAX_SEED_OBSERVATIONS: f64 = 4.0;
+/// Most providers remembered; the least recently seen are forgotten first.
+const MAX_ENTRIES: usize = 10_000;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    positive: f64,
+    negative: f64,
+    latency_ms: Option<f64>,
+    banned_until: Option<Instant>,
+    updated: Instant,
+}
+
+impl Entry {
+    fn decay(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        let factor = 0.5f64.powf(elapsed / HALF_LIFE.as_secs_f64());
+        self.positive *= factor;
+        self.negative *= factor;
+        self.updated = now;
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct PeerBook {
+    entries: Mutex<HashMap<ProviderId, Entry>>,
+}
+
+impl PeerBook {
+    /// The book every session of this process shares.
+    pub fn global() -> Arc<PeerBook> {
+        static BOOK: OnceLock<Arc<PeerBook>> = OnceLock::new();
+        BOOK.get_or_init(|| Arc::new(PeerBook::default())).clone()
+    }
+
+    /// Starting statistics for `provider` in a new session.
+    pub fn seed(&self, provider: &ProviderId, source: ProviderSource) -> ProviderStats {
+        let mut stats = ProviderStats::new(source);
+        let mut entries = self.entries.lock().expect("poisoned");
+        if let Some(entry) = entries.get_mut(provider) {
+            entry.decay(Instant::now());
+            let total = entry.positive + entry.negative;
+            if total > 0.0 {
+                let scale = (MAX_SEED_OBSERVATIONS / total).min(1.0);
+                stats.haves = (entry.positive * scale).round() as u32;
+                stats.dont_haves = (entry.negative * scale).round() as u32;
+            }
+            stats.latency_ms = entry.latency_ms;
+        }
+        stats
+    }
+
+    /// Folds what a finished session observed into the book.
+    pub fn absorb(&self, ranking: &SessionPeerRanking) {
+        let now = Instant::now();
+        let mut entries = self.entries.lock().expect("poisoned");
+        for (provider, stats) in ranking.iter() {
+            let entry = entries.entry(provider.clone()).or_insert(Entry {
+                positive: 0.0,
+                negative: 0.0,
+                latency_ms: None,
+                banned_until: None,
+                updated: now,
+            });
+            entry.decay(now);
+            entry.positive += f64::from(stats.blocks + stats.haves);
+            entry.negative += f64::from(stats.dont_haves + stats.timeouts);
+            if let Some(latency) = stats.latency_ms {
+                entry.latency_ms = Some(
+                    entry
+                        .latency_ms
+                        .map_or(latency, |old| 0.5 * old + 0.5 * latency),
+                );
+            }
+            if stats.bad_blocks > 0 {
+                entry.banned_until = Some(now + BAN);
+            }
+        }
+        if entries.len() > MAX_ENTRIES {
+            let mut by_age: Vec<(ProviderId, Instant)> = entries
+                .iter()
+                .map(|(k, e)| (k.clone(), e.updated))
+                .collect();
+            by_age.sort_by_key(|(_, updated)| *updated);
+            for (provider, _) in by_age.into_iter().take(entries.len() - MAX_ENTRIES) {
+                entries.remove(&provider);
+            }
+        }
+    }
+
+    /// Bans a provider that sent a block that does not match its CID.
+    pub fn penalise(&self, provider: &ProviderId) {
+        let now = Instant::now();
+        let mut entries = self.entries.lock().expect("poisoned");
+        let entry = entries.entry(provider.clone()).or_insert(Entry {
+            positive: 0.0,
+            negative: 0.0,
+            latency_ms: None,
+            banned_until: None,
+            updated: now,
+        });
+        entry.banned_until = Some(now + BAN);
+    }
+
+    pub fn is_banned(&self, provider: &ProviderId) -> bool {
+        let entries = self.entries.lock().expect("poisoned");
+        entries
+            .get(provider)
+            .and_then(|e| e.banned_until)
+            .is_some_and(|until| until > Instant::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ranking::Outcome;
+    use super::*;
+
+    #[test]
+    fn history_seeds_new_sessions() {
+        let book = PeerBook::default();
+        let good = ProviderId::Http("http://good".into());
+        let mut ranking = SessionPeerRanking::default();
+        ranking.add(good.clone(), ProviderStats::new(ProviderSource::Broadcast));
+        for _ in 0..10 {
+            ranking.record(
+                &good,
+                Outcome::Block {
+                    bytes: 10,
+                    latency: Duration::from_millis(30),
+                },
+            );
+        }
+        book.absorb(&ranking);
+        let seeded = book.seed(&good, ProviderSource::Broadcast);
+        assert_eq!(seeded.haves, 4, "history counts as at most 4 observations");
+        assert!(seeded.latency_ms.unwrap() < 31.0);
+        let unknown = book.seed(&ProviderId::Http("http://new".into()), ProviderSource::Hint);
+        assert_eq!(unknown.haves, 0);
+    }
+
+    #[test]
+    fn penalised_providers_are_banned() {
+        let book = PeerBook::default();
+        let bad = ProviderId::Http("http://bad".into());
+        assert!(!book.is_banned(&bad));
+        book.penalise(&bad);
+        assert!(book.is_banned(&bad));
+    }
+}
