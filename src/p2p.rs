@@ -6,7 +6,7 @@
 //! through [`Node`]: dial a peer, list connected peers, open or accept
 //! streams.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -79,6 +79,9 @@ enum Command {
 #[derive(Clone)]
 pub struct Node {
     peer_id: PeerId,
+    /// Addresses learned from hints and config, so a stream can be opened
+    /// (and the peer redialled) without waiting on the swarm task.
+    addresses: Arc<RwLock<HashMap<PeerId, Vec<Multiaddr>>>>,
     control: libp2p_stream::Control,
     commands: mpsc::UnboundedSender<Command>,
     connected: Arc<RwLock<HashSet<PeerId>>>,
@@ -190,6 +193,7 @@ impl Node {
         let (commands, receiver) = mpsc::unbounded_channel();
         let node = Node {
             peer_id,
+            addresses: Arc::default(),
             control,
             commands,
             connected: Arc::default(),
@@ -241,9 +245,46 @@ impl Node {
     /// Connects to `peer` (if not connected) using `addrs`; remembers the
     /// addresses for later stream opens.
     pub fn dial(&self, peer: PeerId, addrs: Vec<Multiaddr>) {
-        if peer != self.peer_id {
-            let _ = self.commands.send(Command::Dial { peer, addrs });
+        if peer == self.peer_id {
+            return;
         }
+        {
+            let mut known = self.addresses.write().expect("poisoned");
+            let entry = known.entry(peer).or_default();
+            for addr in &addrs {
+                if !entry.contains(addr) && entry.len() < 16 {
+                    entry.push(addr.clone());
+                }
+            }
+        }
+        let _ = self.commands.send(Command::Dial { peer, addrs });
+    }
+
+    /// Connects to `peer` with the addresses known for it, waiting up to
+    /// `timeout` for the connection.
+    pub async fn connect(&self, peer: PeerId, timeout: Duration) -> Result<(), String> {
+        if self.is_connected(&peer) {
+            return Ok(());
+        }
+        let addrs = self
+            .addresses
+            .read()
+            .expect("poisoned")
+            .get(&peer)
+            .cloned()
+            .unwrap_or_default();
+        if addrs.is_empty() {
+            return Err(format!("no known address for {peer}"));
+        }
+        let _ = self.commands.send(Command::Dial { peer, addrs });
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.is_connected(&peer) {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!("could not connect to {peer} within {timeout:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
     }
 
     pub fn is_connected(&self, peer: &PeerId) -> bool {
@@ -316,8 +357,8 @@ async fn run_swarm(
                     tracing::debug!(peer = %peer_id, "connected");
                     connected.write().expect("poisoned").insert(peer_id);
                 }
-                SwarmEvent::ConnectionClosed { peer_id, num_established, .. } if num_established == 0 => {
-                    tracing::debug!(peer = %peer_id, "disconnected");
+                SwarmEvent::ConnectionClosed { peer_id, num_established: 0, cause, endpoint, .. } => {
+                    tracing::debug!(peer = %peer_id, ?cause, dialer = endpoint.is_dialer(), "disconnected");
                     connected.write().expect("poisoned").remove(&peer_id);
                 }
                 SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {

@@ -424,6 +424,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[allow(clippy::async_yields_async)] // the spawned task's handle is the point
     async fn spawn_carries_the_session_without_keeping_it_alive() {
         let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
         let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();

@@ -88,6 +88,9 @@ pub struct ProviderStats {
     pub timeouts: u32,
     pub in_flight: u32,
     pub bad_blocks: u32,
+    /// Order of arrival in the session: among equals, the first hinted
+    /// provider is asked first (clients list hints by preference).
+    pub arrival: u32,
 }
 
 impl ProviderStats {
@@ -102,6 +105,7 @@ impl ProviderStats {
             timeouts: 0,
             in_flight: 0,
             bad_blocks: 0,
+            arrival: 0,
         }
     }
 
@@ -172,7 +176,9 @@ impl SessionPeerRanking {
                 false
             }
             None => {
-                self.providers.insert(provider, stats);
+                let arrival = self.providers.len() as u32;
+                self.providers
+                    .insert(provider, ProviderStats { arrival, ..stats });
                 true
             }
         }
@@ -192,17 +198,17 @@ impl SessionPeerRanking {
         self.providers.contains_key(provider)
     }
 
-    /// Providers still in the session, cheapest first (ties broken by id so
-    /// the order is stable).
+    /// Providers still in the session, cheapest first (ties broken by
+    /// arrival, so the order is stable and follows the hints' order).
     pub fn ranked(&self) -> Vec<(ProviderId, f64)> {
-        let mut ranked: Vec<(ProviderId, f64)> = self
+        let mut ranked: Vec<(ProviderId, f64, u32)> = self
             .providers
             .iter()
             .filter(|(_, s)| !s.is_dropped())
-            .map(|(id, s)| (id.clone(), s.cost(DEFAULT_LATENCY)))
+            .map(|(id, s)| (id.clone(), s.cost(DEFAULT_LATENCY), s.arrival))
             .collect();
-        ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-        ranked
+        ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.2.cmp(&b.2)));
+        ranked.into_iter().map(|(id, cost, _)| (id, cost)).collect()
     }
 
     /// How long to wait for `provider` before hedging to the next one:

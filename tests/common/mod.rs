@@ -2,6 +2,8 @@
 //! the conformance fixtures, and CAR helpers.
 #![allow(dead_code)]
 
+pub mod bitswap_peer;
+
 use std::path::{Path, PathBuf};
 
 use cid::Cid;
@@ -68,6 +70,13 @@ impl TestGateway {
     }
 
     pub async fn start_with(cars: Vec<PathBuf>, adjust: impl FnOnce(&mut Config)) -> TestGateway {
+        // Warnings (and more with SLUICE_TEST_LOG=debug) show with a failing test's output.
+        let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_TEST_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
         let data_dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.server.listen = "127.0.0.1:0".parse().unwrap();

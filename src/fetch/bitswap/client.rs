@@ -76,7 +76,36 @@ struct Inner {
     node: Node,
     outbound: Arc<Outbound>,
     wants: Mutex<HashMap<Cid, WantEntry>>,
+    /// CIDs wanted until recently: a copy of one arriving late (a hedged or
+    /// re-sent want answered twice) is expected, not a sign of a bad peer.
+    recently_wanted: Mutex<RecentCids>,
     config: BitswapConfig,
+}
+
+/// A bounded set of the most recently finished wants.
+#[derive(Default)]
+struct RecentCids {
+    order: std::collections::VecDeque<Cid>,
+    set: HashSet<Cid>,
+}
+
+impl RecentCids {
+    const CAPACITY: usize = 16_384;
+
+    fn insert(&mut self, cid: Cid) {
+        if self.set.insert(cid) {
+            self.order.push_back(cid);
+            if self.order.len() > Self::CAPACITY {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn contains(&self, cid: &Cid) -> bool {
+        self.set.contains(cid)
+    }
 }
 
 /// The Bitswap client. Cheap to clone.
@@ -101,6 +130,11 @@ impl Drop for WantGuard {
         entry.waiters -= 1;
         if entry.waiters == 0 {
             let entry = wants.remove(&self.cid).expect("present");
+            self.inner
+                .recently_wanted
+                .lock()
+                .expect("poisoned")
+                .insert(self.cid);
             for (peer, want_type) in entry.asked {
                 self.inner
                     .outbound
@@ -118,6 +152,7 @@ impl BitswapClient {
             outbound: Outbound::new(node.clone(), tx),
             node,
             wants: Mutex::default(),
+            recently_wanted: Mutex::default(),
             config,
         });
         tokio::spawn(dispatch(Arc::downgrade(&inner), rx));
@@ -240,8 +275,19 @@ impl BitswapClient {
                         }
                     }
                     Ok(WantEvent::Unreachable(peer)) => {
+                        // A dropped connection is often transient: try the
+                        // peer again a couple of times before giving up on it.
                         session.record(&ProviderId::Peer(peer), Outcome::Timeout);
-                        state.exclude(peer);
+                        let failures = state.unreachable.entry(peer).or_default();
+                        *failures += 1;
+                        if *failures >= MAX_UNREACHABLE || self.has_alternative(&session, &state) {
+                            state.exclude(peer);
+                        } else if state.block_targets.contains(&peer) {
+                            self.resend(peer, &cid);
+                            state.sent_at.insert(peer, Instant::now());
+                        } else {
+                            state.exclude(peer);
+                        }
                     }
                     Ok(WantEvent::BadBlock(peer)) => {
                         session.record(&ProviderId::Peer(peer), Outcome::BadBlock);
@@ -255,14 +301,41 @@ impl BitswapClient {
                         return Err(FetchError::Timeout { cid, after: started.elapsed() });
                     }
                     // The slowest outstanding want gets company: the next
-                    // peer is asked too, and the slow one is marked.
+                    // peer is asked too. With nobody else to ask, the want is
+                    // sent again, with back-off: a peer may have answered on a
+                    // stream that was lost (Go peers open one per message).
                     if let Some(slow) = state.overdue(&session) {
                         session.record(&ProviderId::Peer(slow), Outcome::Timeout);
-                        state.hedged.insert(slow);
+                        if self.has_alternative(&session, &state) {
+                            state.hedged.insert(slow);
+                        } else {
+                            self.resend(slow, &cid);
+                            state.sent_at.insert(slow, Instant::now());
+                            *state.resends.entry(slow).or_default() += 1;
+                        }
                     }
                 }
             }
         }
+    }
+
+    /// True if some provider not yet asked for the block could be.
+    fn has_alternative(&self, session: &Session, state: &WantState) -> bool {
+        session.ranked().iter().any(|p| match p {
+            ProviderId::Peer(peer) => {
+                !state.excluded.contains(peer) && !state.block_targets.contains(peer)
+            }
+            ProviderId::Http(_) => false,
+        })
+    }
+
+    /// Asks `peer` for the block again.
+    fn resend(&self, peer: PeerId, cid: &Cid) {
+        if let Some(entry) = self.inner.wants.lock().expect("poisoned").get_mut(cid) {
+            entry.asked.remove(&peer);
+        }
+        tracing::debug!(%peer, %cid, "re-sending an unanswered want");
+        self.want(peer, cid, WantType::Block);
     }
 
     fn send_wants(&self, session: &Session, cid: &Cid, state: &mut WantState) {
@@ -348,7 +421,14 @@ struct WantState {
     /// WANT_HAVE sent, no answer yet.
     have_asked: HashSet<PeerId>,
     excluded: HashSet<PeerId>,
+    /// How often a want was sent again to a peer: each doubles its wait.
+    resends: HashMap<PeerId, u32>,
+    /// How often sending to a peer failed.
+    unreachable: HashMap<PeerId, u32>,
 }
+
+/// Sends to a peer that fail this often in one fetch drop it from the fetch.
+const MAX_UNREACHABLE: u32 = 3;
 
 impl WantState {
     fn exclude(&mut self, peer: PeerId) {
@@ -398,13 +478,19 @@ async fn dispatch(inner: std::sync::Weak<Inner>, mut inbound: mpsc::UnboundedRec
         let wants = inner.wants.lock().expect("poisoned");
         match event {
             Inbound::Block { peer, cid, data } => {
+                tracing::trace!(%peer, %cid, wanted = wants.contains_key(&cid), "block received");
                 if let Some(entry) = wants.get(&cid) {
                     // The CID was computed from the data, but check against
                     // the wanted CID once more: this is the trust boundary.
                     if verify_block(&cid, &data).is_ok() {
                         let _ = entry.events.send(WantEvent::Block { peer, data });
                     }
-                } else {
+                } else if !inner
+                    .recently_wanted
+                    .lock()
+                    .expect("poisoned")
+                    .contains(&cid)
+                {
                     let asked_for_blocks: Vec<&WantEntry> = wants
                         .values()
                         .filter(|e| e.asked.get(&peer) == Some(&WantType::Block))
@@ -422,6 +508,7 @@ async fn dispatch(inner: std::sync::Weak<Inner>, mut inbound: mpsc::UnboundedRec
                 }
             }
             Inbound::Presence { peer, cid, have } => {
+                tracing::trace!(%peer, %cid, have, "presence received");
                 if let Some(entry) = wants.get(&cid) {
                     let _ = entry.events.send(WantEvent::Presence { peer, have });
                 }
@@ -446,7 +533,14 @@ impl BlockFetcher for BitswapClient {
             // Outside a request (e.g. a background task) a fetch still runs
             // in a session of its own.
             let session = session::current().unwrap_or_default();
-            self.fetch_in(session, *cid).await
+            let result = self.fetch_in(session, *cid).await;
+            match &result {
+                Ok((data, provider)) => {
+                    tracing::trace!(%cid, %provider, bytes = data.len(), "block fetched")
+                }
+                Err(e) => tracing::debug!(%cid, error = %e, "block fetch failed"),
+            }
+            result
         })
     }
 

@@ -91,6 +91,11 @@ impl Outbound {
 }
 
 async fn open(node: &Node, peer: PeerId) -> Result<(Stream, StreamProtocol), String> {
+    // Connect first: a stream opened while the dial is still queued fails
+    // with "no addresses".
+    if !node.is_connected(&peer) {
+        node.connect(peer, OPEN_TIMEOUT).await?;
+    }
     let mut control = node.stream_control();
     for protocol in PROTOCOLS {
         match tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, protocol.clone())).await
@@ -160,6 +165,11 @@ async fn peer_queue(
             let (io, protocol) = stream.as_mut().expect("opened above");
             match write_message(io, &message_for(protocol, &entries)).await {
                 Ok(()) => {
+                    for e in &entries {
+                        if let Ok(cid) = Cid::try_from(&e.block[..]) {
+                            tracing::trace!(%peer, %cid, cancel = e.cancel, want_type = e.want_type, "want sent");
+                        }
+                    }
                     sent = true;
                     break;
                 }
