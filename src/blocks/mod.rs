@@ -31,6 +31,13 @@ pub use verify::{verify_block, VerifyError};
 /// gateway conventions both cap blocks at 2 MiB).
 pub const MAX_BLOCK_SIZE: usize = 2 * 1024 * 1024;
 
+/// Blocks read from a local store are cached only up to this size: small
+/// blocks (directory and file roots, small files) are read on every request
+/// for their content, while large leaves streamed through the gateway would
+/// only push them out, and are served from the OS page cache as fast.
+/// Blocks fetched from the network are always cached.
+const MAX_CACHED_LOCAL_BLOCK: usize = 64 * 1024;
+
 /// Multihash code of the identity "hash": the digest is the data itself.
 const IDENTITY: u64 = 0x00;
 
@@ -167,7 +174,9 @@ impl BlockService {
                 // disk must not reach a client or the cache.
                 verify_block(cid, &data)
                     .map_err(|source| BlockError::Invalid { cid: *cid, source })?;
-                self.insert(cid, data.clone(), None);
+                if data.len() <= MAX_CACHED_LOCAL_BLOCK {
+                    self.insert(cid, data.clone(), None);
+                }
                 return Ok((data, BlockSource::Store));
             }
         }
