@@ -210,3 +210,33 @@ async fn wants_are_cancelled_when_the_client_goes_away() {
         .await
         .expect("CANCEL reached the peer after the client left");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sessions_wanting_the_same_blocks_share_one_network_want() {
+    let (root, data, blocks) = file(512 * 1024, 7);
+    let peer = TestPeer::start(blocks, Behaviour::Slow(Duration::from_millis(150))).await;
+    let gw = gateway(10).await;
+    let path = format!("/ipfs/{root}");
+    let hint = [("x-ipfs-provider", peer.hint())];
+    let get = || {
+        let request = gw.client.get(gw.url(&path)).header(hint[0].0, hint[0].1.as_str());
+        async move {
+            let response = request.send().await.unwrap();
+            let timing = header(&response, "server-timing");
+            (timing, response.bytes().await.unwrap())
+        }
+    };
+    let ((timing_a, a), (timing_b, b)) = tokio::join!(get(), get());
+    assert_eq!(sha256_hex(&a), sha256_hex(&data));
+    assert_eq!(sha256_hex(&b), sha256_hex(&data));
+    // Both sessions waited on the network for the root at the same time.
+    for timing in [timing_a, timing_b] {
+        assert!(!timing.contains("network=0"), "{timing}");
+    }
+    let seen = peer.seen.lock().unwrap();
+    let mut counts: HashMap<Cid, usize> = HashMap::new();
+    for cid in &seen.want_blocks {
+        *counts.entry(*cid).or_default() += 1;
+    }
+    assert!(counts.values().all(|&n| n == 1), "each block wanted once on the wire: {counts:?}");
+}
