@@ -219,7 +219,10 @@ async fn two_sessions_wanting_the_same_blocks_share_one_network_want() {
     let path = format!("/ipfs/{root}");
     let hint = [("x-ipfs-provider", peer.hint())];
     let get = || {
-        let request = gw.client.get(gw.url(&path)).header(hint[0].0, hint[0].1.as_str());
+        let request = gw
+            .client
+            .get(gw.url(&path))
+            .header(hint[0].0, hint[0].1.as_str());
         async move {
             let response = request.send().await.unwrap();
             let timing = header(&response, "server-timing");
@@ -238,5 +241,8 @@ async fn two_sessions_wanting_the_same_blocks_share_one_network_want() {
     for cid in &seen.want_blocks {
         *counts.entry(*cid).or_default() += 1;
     }
-    assert!(counts.values().all(|&n| n == 1), "each block wanted once on the wire: {counts:?}");
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "each block wanted once on the wire: {counts:?}"
+    );
 }
