@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::fetch::bitswap::BitswapConfig;
+use crate::fetch::RetrievalConfig;
 use crate::p2p::P2pConfig;
+use crate::routing::RoutingConfig;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -20,7 +21,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub hints: HintsConfig,
     pub p2p: P2pConfig,
-    pub bitswap: BitswapConfig,
+    pub retrieval: RetrievalConfig,
+    pub routing: RoutingConfig,
     pub log: LogConfig,
 }
 

@@ -9,10 +9,10 @@ use tokio::net::TcpListener;
 
 use crate::blocks::{BlockService, BlockStore, CarFileStore, FlatFsStore};
 use crate::config::Config;
-use crate::fetch::bitswap::BitswapClient;
-use crate::fetch::BlockFetcher;
+use crate::fetch::{BlockFetcher, NetworkFetcher};
 use crate::gateway::{router, Gateway};
 use crate::p2p::{load_or_create_identity, Node, P2pError};
+use crate::routing::Routing;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -78,8 +78,9 @@ impl Server {
         })?;
         let node = Node::start(&config.p2p, load_or_create_identity(&data_dir)?).await?;
         tracing::info!(peer_id = %node.peer_id(), "libp2p node started");
-        let bitswap = BitswapClient::start(node.clone(), config.bitswap.clone());
-        let blocks = block_service(config, Some(Arc::new(bitswap)))?;
+        let routing = Routing::new(config.routing.clone(), config.hints.allow_private);
+        let fetcher = NetworkFetcher::start(node.clone(), routing, config.retrieval.clone());
+        let blocks = block_service(config, Some(Arc::new(fetcher)))?;
         let app = router(Gateway {
             blocks,
             config: config.gateway.clone(),

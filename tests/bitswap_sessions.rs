@@ -32,7 +32,10 @@ fn file(size: usize, seed: u8) -> (Cid, Vec<u8>, HashMap<Cid, Bytes>) {
 }
 
 async fn gateway(timeout_secs: u64) -> TestGateway {
-    TestGateway::start_with(Vec::new(), |c| c.bitswap.block_timeout_secs = timeout_secs).await
+    TestGateway::start_with(Vec::new(), |c| {
+        c.retrieval.block_timeout_secs = timeout_secs
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

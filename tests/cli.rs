@@ -55,6 +55,7 @@ fn serve(args: &[&str], env: &[(&str, &str)]) -> Running {
         .envs(env.iter().copied())
         .env("RUST_LOG", "info")
         .env("SLUICE_P2P_LISTEN", "[]")
+        .env("SLUICE_ROUTING_ENDPOINTS", "[]")
         .env("NO_COLOR", "1")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())

@@ -135,7 +135,7 @@ fn content(dir: &Path) -> (Vec<u8>, Vec<String>) {
 }
 
 async fn gateway() -> TestGateway {
-    TestGateway::start_with(Vec::new(), |c| c.bitswap.block_timeout_secs = 20).await
+    TestGateway::start_with(Vec::new(), |c| c.retrieval.block_timeout_secs = 20).await
 }
 
 /// File, directory listing and CAR export through hinted requests.
@@ -217,7 +217,7 @@ async fn a_provider_without_the_content_fails_within_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let (_, inputs) = content(dir.path());
     let helia = Provider::start("helia", "sluice-empty", &[], &inputs[1..]);
-    let gw = TestGateway::start_with(Vec::new(), |c| c.bitswap.block_timeout_secs = 5).await;
+    let gw = TestGateway::start_with(Vec::new(), |c| c.retrieval.block_timeout_secs = 5).await;
     let absent = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
     let started = Instant::now();
     let response = gw

@@ -7,6 +7,10 @@
 //! responses.
 
 pub mod bitswap;
+pub mod http;
+mod wants;
+
+pub use wants::{NetworkFetcher, RetrievalConfig};
 
 use std::time::Duration;
 

@@ -116,10 +116,11 @@ fn parse_one(value: &str, allow_private: bool) -> Result<ProviderHint, HintError
 }
 
 fn multiaddr_hint(value: &str, mut addr: Multiaddr) -> Result<ProviderHint, HintError> {
-    let protocols: Vec<Protocol> = addr.iter().collect();
-    match protocols.last() {
+    if let Some(url) = http_url_of(&addr) {
+        return Ok(ProviderHint::Http { url });
+    }
+    match addr.iter().last() {
         Some(Protocol::P2p(peer)) => {
-            let peer = *peer;
             addr.pop();
             Ok(ProviderHint::Peer {
                 peer,
@@ -127,32 +128,43 @@ fn multiaddr_hint(value: &str, mut addr: Multiaddr) -> Result<ProviderHint, Hint
             })
         }
         Some(Protocol::Http) | Some(Protocol::Https) => {
-            let tls = protocols
-                .iter()
-                .any(|p| matches!(p, Protocol::Https | Protocol::Tls));
-            let host = protocols.iter().find_map(|p| match p {
-                Protocol::Ip4(ip) => Some(ip.to_string()),
-                Protocol::Ip6(ip) => Some(format!("[{ip}]")),
-                Protocol::Dns(h) | Protocol::Dns4(h) | Protocol::Dns6(h) => Some(h.to_string()),
-                _ => None,
-            });
-            let port = protocols.iter().find_map(|p| match p {
-                Protocol::Tcp(port) => Some(*port),
-                _ => None,
-            });
-            let host = host.ok_or_else(|| invalid(value, "HTTP multiaddr has no host"))?;
-            let scheme = if tls { "https" } else { "http" };
-            let url = match port {
-                Some(port) => format!("{scheme}://{host}:{port}"),
-                None => format!("{scheme}://{host}"),
-            };
-            Ok(ProviderHint::Http { url })
+            Err(invalid(value, "HTTP multiaddr has no host"))
         }
         _ => Err(invalid(
             value,
             "a multiaddr hint must end in /p2p/<peer-id>, /http or /https",
         )),
     }
+}
+
+/// The base URL of a multiaddr ending in `/http`, `/https` or `/tls/http`.
+pub(crate) fn http_url_of(addr: &Multiaddr) -> Option<String> {
+    let protocols: Vec<Protocol> = addr.iter().collect();
+    let last = protocols
+        .iter()
+        .rev()
+        .find(|p| !matches!(p, Protocol::P2p(_)))?;
+    if !matches!(last, Protocol::Http | Protocol::Https) {
+        return None;
+    }
+    let tls = protocols
+        .iter()
+        .any(|p| matches!(p, Protocol::Https | Protocol::Tls));
+    let host = protocols.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(ip.to_string()),
+        Protocol::Ip6(ip) => Some(format!("[{ip}]")),
+        Protocol::Dns(h) | Protocol::Dns4(h) | Protocol::Dns6(h) => Some(h.to_string()),
+        _ => None,
+    })?;
+    let port = protocols.iter().find_map(|p| match p {
+        Protocol::Tcp(port) => Some(*port),
+        _ => None,
+    });
+    let scheme = if tls { "https" } else { "http" };
+    Some(match port {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    })
 }
 
 /// Normalises `http(s)://host[:port][/]` to `scheme://host[:port]`.

@@ -1,8 +1,10 @@
-//! Where providers come from: the provider hints of a request (this
-//! module), and the address policy every dialled address must pass.
+//! Where providers come from: the provider hints of a request, delegated
+//! content routing, and the address policy every dialled address must pass.
 
+mod delegated;
 mod hints;
 
+pub use delegated::{Routing, RoutingConfig};
 pub use hints::{parse_hints, HintError, ProviderHint};
 
 use std::net::IpAddr;

@@ -63,6 +63,7 @@ pub struct SessionInner {
     activity: Mutex<Activity>,
     book: Arc<PeerBook>,
     ended: CancellationToken,
+    last_lookup: Mutex<Option<Instant>>,
 }
 
 /// What a session did, for `Server-Timing` and logs.
@@ -77,6 +78,9 @@ pub struct Activity {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Shortest time between two content routing lookups of one session.
+pub const LOOKUP_INTERVAL: Duration = Duration::from_secs(30);
 
 fn live() -> &'static Mutex<HashMap<u64, Weak<SessionInner>>> {
     static LIVE: OnceLock<Mutex<HashMap<u64, Weak<SessionInner>>>> = OnceLock::new();
@@ -98,6 +102,7 @@ impl Session {
             activity: Mutex::new(Activity::default()),
             book: PeerBook::global(),
             ended: CancellationToken::new(),
+            last_lookup: Mutex::new(None),
         });
         live()
             .lock()
@@ -170,6 +175,20 @@ impl Session {
     /// A copy of the ranking (for views and for forks).
     pub fn ranking(&self) -> SessionPeerRanking {
         self.0.ranking.lock().expect("poisoned").clone()
+    }
+
+    /// True if the session may look providers up in content routing now:
+    /// once at the start, then at most every [`LOOKUP_INTERVAL`] (long
+    /// transfers look again; a stuck session does not hammer the routers).
+    pub fn begin_lookup(&self) -> bool {
+        let mut last = self.0.last_lookup.lock().expect("poisoned");
+        match *last {
+            Some(at) if at.elapsed() < LOOKUP_INTERVAL => false,
+            _ => {
+                *last = Some(Instant::now());
+                true
+            }
+        }
     }
 
     /// Fires when the session ends.

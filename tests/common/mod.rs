@@ -86,6 +86,7 @@ impl TestGateway {
         // and loopback providers allowed, as test peers live there.
         config.p2p.listen = Vec::new();
         config.hints.allow_private = true;
+        config.routing.endpoints = Vec::new();
         adjust(&mut config);
         let server = Server::bind(&config).await.expect("gateway starts");
         let base = format!("http://{}", server.local_addr());

@@ -1,0 +1,117 @@
+//! Trustless HTTP gateways as block providers: WANT_BLOCK is
+//! `GET /ipfs/<cid>?format=raw`, WANT_HAVE is `HEAD`, 404/410 mean
+//! DONT_HAVE, 429 and 5xx mean "back off" (for `Retry-After` when given).
+//! One pooled HTTP/1.1 and HTTP/2 client is shared by every provider.
+//! Blocks are bounded to 2 MiB while they are read; the want logic
+//! verifies them.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use cid::Cid;
+use reqwest::StatusCode;
+
+use super::bitswap::protocol::WantType;
+use crate::blocks::MAX_BLOCK_SIZE;
+
+/// What a trustless gateway answered.
+#[derive(Debug)]
+pub enum HttpAnswer {
+    Block(Bytes),
+    Have,
+    DontHave,
+    /// Asked to slow down, or failing: try again after this long.
+    BackOff(Duration),
+    Failed(String),
+}
+
+/// Back-off when a gateway gives no `Retry-After`.
+const DEFAULT_BACK_OFF: Duration = Duration::from_secs(1);
+/// Longest `Retry-After` honoured (a hostile gateway could say a year).
+const MAX_BACK_OFF: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+pub struct HttpProviders {
+    client: reqwest::Client,
+}
+
+impl HttpProviders {
+    pub fn new(request_timeout: Duration) -> HttpProviders {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(request_timeout)
+            .pool_max_idle_per_host(32)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client with default settings builds");
+        HttpProviders { client }
+    }
+
+    /// Asks the gateway at `base` (`scheme://host[:port]`) for `cid`.
+    pub async fn request(&self, base: &str, cid: &Cid, want: WantType) -> HttpAnswer {
+        let url = format!("{base}/ipfs/{cid}?format=raw");
+        let request = match want {
+            WantType::Block => self.client.get(&url),
+            WantType::Have => self.client.head(&url),
+        }
+        .header(reqwest::header::ACCEPT, "application/vnd.ipld.raw");
+        let mut response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => return HttpAnswer::Failed(e.to_string()),
+        };
+        let status = response.status();
+        match status {
+            StatusCode::OK if want == WantType::Have => HttpAnswer::Have,
+            StatusCode::OK => {
+                if response
+                    .content_length()
+                    .is_some_and(|len| len > MAX_BLOCK_SIZE as u64)
+                {
+                    return HttpAnswer::Failed(format!("block larger than {MAX_BLOCK_SIZE} bytes"));
+                }
+                let mut body = BytesMut::new();
+                loop {
+                    match response.chunk().await {
+                        Ok(Some(chunk)) => {
+                            if body.len() + chunk.len() > MAX_BLOCK_SIZE {
+                                return HttpAnswer::Failed(format!(
+                                    "block larger than {MAX_BLOCK_SIZE} bytes"
+                                ));
+                            }
+                            body.extend_from_slice(&chunk);
+                        }
+                        Ok(None) => return HttpAnswer::Block(body.freeze()),
+                        Err(e) => return HttpAnswer::Failed(e.to_string()),
+                    }
+                }
+            }
+            StatusCode::NOT_FOUND | StatusCode::GONE => HttpAnswer::DontHave,
+            StatusCode::TOO_MANY_REQUESTS => HttpAnswer::BackOff(retry_after(&response)),
+            s if s.is_server_error() => HttpAnswer::BackOff(retry_after(&response)),
+            other => HttpAnswer::Failed(format!("unexpected status {other}")),
+        }
+    }
+
+    /// True if `base` answers as a trustless gateway (the empty identity
+    /// block `bafkqaaa` is the conventional probe).
+    pub async fn probe(&self, base: &str) -> bool {
+        let url = format!("{base}/ipfs/bafkqaaa?format=raw");
+        matches!(
+            self.client.head(&url).header(reqwest::header::ACCEPT, "application/vnd.ipld.raw").send().await,
+            Ok(r) if r.status() == StatusCode::OK
+        )
+    }
+}
+
+/// `Retry-After` in seconds (HTTP dates are rare from gateways: treated as the default).
+fn retry_after(response: &reqwest::Response) -> Duration {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(DEFAULT_BACK_OFF, Duration::from_secs)
+        .min(MAX_BACK_OFF)
+}

@@ -1,0 +1,690 @@
+//! The want logic: which provider gets WANT_BLOCK, which get WANT_HAVE,
+//! when a slow want is hedged to the next provider, when the search widens
+//! (connected peers, content routing), and one network want per CID however
+//! many sessions want it. Bitswap peers and trustless HTTP gateways are
+//! asked the same way and ranked on the same scale; the transports
+//! (`bitswap::peer`, `http`) carry the wants, this module never sees bytes
+//! on the wire.
+//!
+//! Every want belongs to a session (the current one, see
+//! [`crate::session`]); its ranking picks the providers and learns from
+//! every answer. The shared want table fans answers out to every session
+//! waiting on the same CID; when the last of them stops waiting (done, or
+//! its session ended), CANCEL goes to every peer that was asked and HTTP
+//! requests in flight are aborted.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cid::Cid;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use super::bitswap::peer::{accept_inbound, Inbound, Outbound};
+use super::bitswap::protocol::{want_entry, WantType};
+use super::http::{HttpAnswer, HttpProviders};
+use super::{BlockFetcher, FetchError, SessionMode};
+use crate::blocks::verify_block;
+use crate::p2p::Node;
+use crate::routing::{ProviderHint, Routing};
+use crate::session::{self, Outcome, PeerBook, ProviderId, ProviderSource, Session};
+
+/// Retrieval settings (`[retrieval]` in the config file).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetrievalConfig {
+    /// Seconds before a block that no provider delivered fails (504).
+    pub block_timeout_secs: u64,
+    /// Providers asked for one block at the same time (the first, plus hedges).
+    pub max_block_wants_per_cid: usize,
+    /// Next-ranked providers sent WANT_HAVE alongside each WANT_BLOCK.
+    pub want_have_fanout: usize,
+    /// Most connected peers asked when the session widens its search.
+    pub max_broadcast_peers: usize,
+    /// Milliseconds a session waits for its hinted providers before it
+    /// also asks content routing.
+    pub routing_delay_ms: u64,
+    /// `on`: ranked per session; `off`: every block asked of every provider.
+    pub session_mode: SessionMode,
+}
+
+impl Default for RetrievalConfig {
+    fn default() -> Self {
+        RetrievalConfig {
+            block_timeout_secs: 30,
+            max_block_wants_per_cid: 3,
+            want_have_fanout: 2,
+            max_broadcast_peers: 16,
+            routing_delay_ms: 300,
+            session_mode: SessionMode::On,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum WantEvent {
+    Block { provider: ProviderId, data: Bytes },
+    Presence { provider: ProviderId, have: bool },
+    Unreachable(ProviderId),
+    BackOff(ProviderId, Duration),
+    BadBlock(ProviderId),
+}
+
+struct WantEntry {
+    events: broadcast::Sender<WantEvent>,
+    /// Live waiters (sessions) on this CID.
+    waiters: usize,
+    /// What each provider has been asked, so none is asked twice.
+    asked: HashMap<ProviderId, WantType>,
+    /// HTTP requests in flight for this CID.
+    http_requests: Vec<AbortHandle>,
+}
+
+struct Inner {
+    node: Node,
+    outbound: Arc<Outbound>,
+    http: HttpProviders,
+    routing: Option<Arc<Routing>>,
+    wants: Mutex<HashMap<Cid, WantEntry>>,
+    /// CIDs wanted until recently: a copy of one arriving late (a hedged or
+    /// re-sent want answered twice) is expected, not a sign of a bad peer.
+    recently_wanted: Mutex<RecentCids>,
+    config: RetrievalConfig,
+}
+
+/// A bounded set of the most recently finished wants.
+#[derive(Default)]
+struct RecentCids {
+    order: VecDeque<Cid>,
+    set: HashSet<Cid>,
+}
+
+impl RecentCids {
+    const CAPACITY: usize = 16_384;
+
+    fn insert(&mut self, cid: Cid) {
+        if self.set.insert(cid) {
+            self.order.push_back(cid);
+            if self.order.len() > Self::CAPACITY {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn contains(&self, cid: &Cid) -> bool {
+        self.set.contains(cid)
+    }
+}
+
+/// Gets blocks from Bitswap peers and trustless HTTP gateways. Cheap to clone.
+#[derive(Clone)]
+pub struct NetworkFetcher {
+    inner: Arc<Inner>,
+}
+
+/// Removes a waiter when dropped; the last one cancels the want everywhere.
+struct WantGuard {
+    inner: Arc<Inner>,
+    cid: Cid,
+}
+
+impl Drop for WantGuard {
+    fn drop(&mut self) {
+        let mut wants = self.inner.wants.lock().expect("poisoned");
+        let Some(entry) = wants.get_mut(&self.cid) else {
+            return;
+        };
+        entry.waiters -= 1;
+        if entry.waiters > 0 {
+            return;
+        }
+        let entry = wants.remove(&self.cid).expect("present");
+        self.inner
+            .recently_wanted
+            .lock()
+            .expect("poisoned")
+            .insert(self.cid);
+        for request in entry.http_requests {
+            request.abort();
+        }
+        for (provider, want_type) in entry.asked {
+            if let ProviderId::Peer(peer) = provider {
+                self.inner
+                    .outbound
+                    .send(peer, want_entry(&self.cid, want_type, true));
+            }
+        }
+    }
+}
+
+/// Sends to a provider that fail this often in one fetch drop it from the fetch.
+const MAX_UNREACHABLE: u32 = 3;
+
+impl NetworkFetcher {
+    pub fn start(
+        node: Node,
+        routing: Option<Arc<Routing>>,
+        config: RetrievalConfig,
+    ) -> NetworkFetcher {
+        let (tx, rx) = mpsc::unbounded_channel();
+        accept_inbound(&node, tx.clone());
+        let http = HttpProviders::new(Duration::from_secs(config.block_timeout_secs.max(1)));
+        let inner = Arc::new(Inner {
+            outbound: Outbound::new(node.clone(), tx),
+            node,
+            http,
+            routing,
+            wants: Mutex::default(),
+            recently_wanted: Mutex::default(),
+            config,
+        });
+        tokio::spawn(dispatch(Arc::downgrade(&inner), rx));
+        NetworkFetcher { inner }
+    }
+
+    pub fn node(&self) -> &Node {
+        &self.inner.node
+    }
+
+    /// CIDs currently wanted from the network (for tests and views).
+    pub fn wanted(&self) -> Vec<Cid> {
+        self.inner
+            .wants
+            .lock()
+            .expect("poisoned")
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    fn register(&self, cid: Cid) -> (broadcast::Receiver<WantEvent>, WantGuard) {
+        let mut wants = self.inner.wants.lock().expect("poisoned");
+        let entry = wants.entry(cid).or_insert_with(|| WantEntry {
+            events: broadcast::channel(256).0,
+            waiters: 0,
+            asked: HashMap::new(),
+            http_requests: Vec::new(),
+        });
+        entry.waiters += 1;
+        let receiver = entry.events.subscribe();
+        (
+            receiver,
+            WantGuard {
+                inner: self.inner.clone(),
+                cid,
+            },
+        )
+    }
+
+    /// Sends a want unless the provider was already asked at least as much.
+    fn want(&self, provider: &ProviderId, cid: &Cid, want_type: WantType) {
+        let mut wants = self.inner.wants.lock().expect("poisoned");
+        let Some(entry) = wants.get_mut(cid) else {
+            return;
+        };
+        match entry.asked.get(provider) {
+            Some(WantType::Block) => return,
+            Some(WantType::Have) if want_type == WantType::Have => return,
+            _ => {}
+        }
+        entry.asked.insert(provider.clone(), want_type);
+        match provider {
+            ProviderId::Peer(peer) => {
+                drop(wants);
+                self.inner
+                    .outbound
+                    .send(*peer, want_entry(cid, want_type, false));
+            }
+            ProviderId::Http(base) => {
+                let (http, base, cid, events) = (
+                    self.inner.http.clone(),
+                    base.clone(),
+                    *cid,
+                    entry.events.clone(),
+                );
+                let provider = provider.clone();
+                let task = tokio::spawn(async move {
+                    let event = match http.request(&base, &cid, want_type).await {
+                        HttpAnswer::Block(data) if verify_block(&cid, &data).is_ok() => {
+                            WantEvent::Block { provider, data }
+                        }
+                        HttpAnswer::Block(_) => {
+                            tracing::warn!(%base, %cid, "HTTP provider sent bytes that do not match the CID");
+                            PeerBook::global().penalise(&provider);
+                            WantEvent::BadBlock(provider)
+                        }
+                        HttpAnswer::Have => WantEvent::Presence {
+                            provider,
+                            have: true,
+                        },
+                        HttpAnswer::DontHave => WantEvent::Presence {
+                            provider,
+                            have: false,
+                        },
+                        HttpAnswer::BackOff(after) => WantEvent::BackOff(provider, after),
+                        HttpAnswer::Failed(reason) => {
+                            tracing::debug!(%base, %cid, %reason, "HTTP provider failed");
+                            WantEvent::Unreachable(provider)
+                        }
+                    };
+                    let _ = events.send(event);
+                });
+                entry.http_requests.push(task.abort_handle());
+            }
+        }
+    }
+
+    /// Asks `provider` for the block again.
+    fn resend(&self, provider: &ProviderId, cid: &Cid) {
+        if let Some(entry) = self.inner.wants.lock().expect("poisoned").get_mut(cid) {
+            entry.asked.remove(provider);
+        }
+        tracing::debug!(%provider, %cid, "re-sending an unanswered want");
+        self.want(provider, cid, WantType::Block);
+    }
+
+    /// Adds connected peers the session does not know yet, as broadcast
+    /// candidates, and asks them WANT_HAVE. Returns how many were asked.
+    fn broadcast(&self, session: &Session, cid: &Cid, state: &mut WantState) -> usize {
+        let mut asked = 0;
+        for peer in self.inner.node.connected_peers() {
+            if asked >= self.inner.config.max_broadcast_peers {
+                break;
+            }
+            let provider = ProviderId::Peer(peer);
+            if session.stats_of(&provider).is_none()
+                && session.add_provider(provider.clone(), ProviderSource::Broadcast)
+            {
+                self.want(&provider, cid, WantType::Have);
+                state.have_asked.insert(provider);
+                asked += 1;
+            }
+        }
+        asked
+    }
+
+    /// Looks `cid` up in content routing and adds what comes back to the
+    /// session. Returns how many providers were new.
+    async fn lookup(&self, session: &Session, cid: &Cid) -> usize {
+        let Some(routing) = &self.inner.routing else {
+            return 0;
+        };
+        let mut added = 0;
+        for hint in routing.find_providers(cid).await.iter() {
+            added += usize::from(self.add_hint(session, hint, ProviderSource::Routing));
+        }
+        tracing::debug!(%cid, added, session = session.id(), "routing lookup");
+        added
+    }
+
+    fn add_hint(&self, session: &Session, hint: &ProviderHint, source: ProviderSource) -> bool {
+        match hint {
+            ProviderHint::Peer { peer, addrs } => {
+                let added = session.add_provider(ProviderId::Peer(*peer), source);
+                if added || !self.inner.node.is_connected(peer) {
+                    self.inner.node.dial(*peer, addrs.clone());
+                }
+                added
+            }
+            ProviderHint::Http { url } => {
+                session.add_provider(ProviderId::Http(url.clone()), source)
+            }
+        }
+    }
+
+    async fn fetch_in(
+        &self,
+        session: Session,
+        cid: Cid,
+    ) -> Result<(Bytes, ProviderId), FetchError> {
+        let (mut events, _guard) = self.register(cid);
+        let config = &self.inner.config;
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(config.block_timeout_secs);
+        let mut state = WantState::default();
+        let mut widened = false;
+        // Routing runs beside the hints when they are slow to answer, and
+        // as a last resort when every provider known is out.
+        let routing_at = if session.ranked().is_empty() {
+            started
+        } else {
+            started + Duration::from_millis(config.routing_delay_ms)
+        };
+        let mut routing_pending = self.inner.routing.is_some() && session.begin_lookup();
+        loop {
+            self.send_wants(&session, &cid, &mut state);
+            if state.block_targets.is_empty() && state.retry_at.is_empty() {
+                if routing_pending {
+                    routing_pending = false;
+                    if self.lookup(&session, &cid).await > 0 {
+                        continue;
+                    }
+                }
+                if !widened {
+                    widened = true;
+                    if self.broadcast(&session, &cid, &mut state) > 0 {
+                        continue;
+                    }
+                    if self.inner.routing.is_some()
+                        && session.begin_lookup()
+                        && self.lookup(&session, &cid).await > 0
+                    {
+                        continue;
+                    }
+                }
+                if state.nothing_pending() {
+                    return Err(FetchError::NoProviders(cid));
+                }
+            }
+            let mut wake_at = state.next_hedge(&session).unwrap_or(deadline);
+            if let Some(retry) = state.retry_at.values().min() {
+                wake_at = wake_at.min(*retry);
+            }
+            if routing_pending {
+                wake_at = wake_at.min(routing_at);
+            }
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(WantEvent::Block { provider, data }) => {
+                        let latency = state.sent_at.get(&provider).map_or(started.elapsed(), |t| t.elapsed());
+                        session.record(&provider, Outcome::Block { bytes: data.len(), latency });
+                        return Ok((data, provider));
+                    }
+                    Ok(WantEvent::Presence { provider, have }) => {
+                        session.add_provider(provider.clone(), ProviderSource::Broadcast);
+                        state.have_asked.remove(&provider);
+                        if have {
+                            session.record(&provider, Outcome::Have);
+                            state.said_have.insert(provider);
+                        } else {
+                            session.record(&provider, Outcome::DontHave);
+                            state.exclude(&provider);
+                        }
+                    }
+                    Ok(WantEvent::Unreachable(provider)) => {
+                        // A dropped connection is often transient: try the
+                        // provider again a couple of times before giving up.
+                        session.record(&provider, Outcome::Timeout);
+                        let failures = state.unreachable.entry(provider.clone()).or_default();
+                        *failures += 1;
+                        if *failures < MAX_UNREACHABLE && state.block_targets.contains(&provider) && !self.has_alternative(&session, &state) {
+                            self.resend(&provider, &cid);
+                            state.sent_at.insert(provider, Instant::now());
+                        } else {
+                            state.exclude(&provider);
+                        }
+                    }
+                    Ok(WantEvent::BackOff(provider, after)) => {
+                        session.record(&provider, Outcome::Timeout);
+                        state.block_targets.remove(&provider);
+                        if self.has_alternative(&session, &state) {
+                            state.exclude(&provider);
+                        } else {
+                            state.retry_at.insert(provider, Instant::now() + after);
+                        }
+                    }
+                    Ok(WantEvent::BadBlock(provider)) => {
+                        session.record(&provider, Outcome::BadBlock);
+                        state.exclude(&provider);
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return Err(FetchError::NoProviders(cid)),
+                },
+                _ = tokio::time::sleep_until(wake_at) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(FetchError::Timeout { cid, after: started.elapsed() });
+                    }
+                    if routing_pending && now >= routing_at {
+                        routing_pending = false;
+                        self.lookup(&session, &cid).await;
+                    }
+                    let due: Vec<ProviderId> = state.retry_at.iter().filter(|(_, t)| **t <= now).map(|(p, _)| p.clone()).collect();
+                    for provider in due {
+                        state.retry_at.remove(&provider);
+                        self.resend(&provider, &cid);
+                        state.block_targets.insert(provider.clone());
+                        state.sent_at.insert(provider, now);
+                    }
+                    // The slowest outstanding want gets company: the next
+                    // provider is asked too. With nobody else to ask, the want
+                    // is sent again, with back-off: a peer may have answered on
+                    // a stream that was lost (Go peers open one per message).
+                    if let Some(slow) = state.overdue(&session) {
+                        session.record(&slow, Outcome::Timeout);
+                        if self.has_alternative(&session, &state) {
+                            state.hedged.insert(slow);
+                        } else {
+                            self.resend(&slow, &cid);
+                            state.sent_at.insert(slow.clone(), Instant::now());
+                            *state.resends.entry(slow).or_default() += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// True if some provider not yet asked for the block could be.
+    fn has_alternative(&self, session: &Session, state: &WantState) -> bool {
+        session.ranked().iter().any(|p| {
+            !state.excluded.contains(p)
+                && !state.block_targets.contains(p)
+                && !state.retry_at.contains_key(p)
+        })
+    }
+
+    fn send_wants(&self, session: &Session, cid: &Cid, state: &mut WantState) {
+        let config = &self.inner.config;
+        let candidates: Vec<ProviderId> = session
+            .ranked()
+            .into_iter()
+            .filter(|p| !state.excluded.contains(p) && !state.retry_at.contains_key(p))
+            .collect();
+        let live_targets = state
+            .block_targets
+            .iter()
+            .filter(|p| !state.hedged.contains(*p))
+            .count();
+        let block_slots = match config.session_mode {
+            SessionMode::Off => usize::MAX,
+            SessionMode::On if live_targets == 0 => 1,
+            SessionMode::On => 0,
+        }
+        .min(
+            config
+                .max_block_wants_per_cid
+                .saturating_sub(state.block_targets.len()),
+        );
+        // Providers that said HAVE go first: they are known to hold the block.
+        let mut order: Vec<&ProviderId> = candidates
+            .iter()
+            .filter(|p| state.said_have.contains(*p))
+            .collect();
+        order.extend(candidates.iter().filter(|p| !state.said_have.contains(*p)));
+        let mut sent_blocks = 0;
+        for provider in order.iter().copied() {
+            if sent_blocks >= block_slots {
+                break;
+            }
+            if state.block_targets.contains(provider) {
+                continue;
+            }
+            self.want(provider, cid, WantType::Block);
+            session.record(provider, Outcome::WantSent);
+            state.block_targets.insert(provider.clone());
+            state.sent_at.insert(provider.clone(), Instant::now());
+            sent_blocks += 1;
+        }
+        if config.session_mode == SessionMode::On {
+            let haves: Vec<ProviderId> = order
+                .iter()
+                .filter(|p| {
+                    !state.block_targets.contains(**p)
+                        && !state.said_have.contains(**p)
+                        && !state.have_sent.contains(**p)
+                })
+                .take(config.want_have_fanout)
+                .map(|p| (*p).clone())
+                .collect();
+            for provider in haves {
+                self.want(&provider, cid, WantType::Have);
+                state.have_sent.insert(provider.clone());
+                state.have_asked.insert(provider);
+            }
+        }
+    }
+}
+
+/// What one fetch has asked so far.
+#[derive(Default)]
+struct WantState {
+    block_targets: HashSet<ProviderId>,
+    sent_at: HashMap<ProviderId, Instant>,
+    hedged: HashSet<ProviderId>,
+    said_have: HashSet<ProviderId>,
+    have_sent: HashSet<ProviderId>,
+    /// WANT_HAVE sent, no answer yet.
+    have_asked: HashSet<ProviderId>,
+    excluded: HashSet<ProviderId>,
+    /// How often a want was sent again to a provider: each doubles its wait.
+    resends: HashMap<ProviderId, u32>,
+    /// How often sending to a provider failed.
+    unreachable: HashMap<ProviderId, u32>,
+    /// Providers that asked us to back off, and when to ask again.
+    retry_at: HashMap<ProviderId, Instant>,
+}
+
+impl WantState {
+    fn exclude(&mut self, provider: &ProviderId) {
+        self.excluded.insert(provider.clone());
+        self.block_targets.remove(provider);
+        self.said_have.remove(provider);
+        self.have_asked.remove(provider);
+        self.retry_at.remove(provider);
+    }
+
+    fn nothing_pending(&self) -> bool {
+        self.block_targets.is_empty() && self.have_asked.is_empty() && self.retry_at.is_empty()
+    }
+
+    fn wait_for(&self, session: &Session, provider: &ProviderId) -> Duration {
+        let backoff = 1u32 << self.resends.get(provider).copied().unwrap_or(0).min(5);
+        session.hedge_delay(provider) * backoff
+    }
+
+    /// When the next outstanding, not yet hedged want becomes overdue.
+    fn next_hedge(&self, session: &Session) -> Option<Instant> {
+        self.block_targets
+            .iter()
+            .filter(|p| !self.hedged.contains(*p))
+            .filter_map(|p| Some(*self.sent_at.get(p)? + self.wait_for(session, p)))
+            .min()
+    }
+
+    fn overdue(&self, session: &Session) -> Option<ProviderId> {
+        let now = Instant::now();
+        self.block_targets
+            .iter()
+            .filter(|p| !self.hedged.contains(*p))
+            .find(|p| {
+                self.sent_at
+                    .get(*p)
+                    .is_some_and(|t| *t + self.wait_for(session, p) <= now)
+            })
+            .cloned()
+    }
+}
+
+/// Routes what Bitswap peers send to the wants waiting for it.
+async fn dispatch(inner: Weak<Inner>, mut inbound: mpsc::UnboundedReceiver<Inbound>) {
+    while let Some(event) = inbound.recv().await {
+        let Some(inner) = inner.upgrade() else { return };
+        let wants = inner.wants.lock().expect("poisoned");
+        match event {
+            Inbound::Block { peer, cid, data } => {
+                let provider = ProviderId::Peer(peer);
+                if let Some(entry) = wants.get(&cid) {
+                    // The CID was computed from the data; check against the
+                    // wanted CID once more: this is the trust boundary.
+                    if verify_block(&cid, &data).is_ok() {
+                        let _ = entry.events.send(WantEvent::Block { provider, data });
+                    }
+                } else if !inner
+                    .recently_wanted
+                    .lock()
+                    .expect("poisoned")
+                    .contains(&cid)
+                {
+                    let asked_for_blocks: Vec<&WantEntry> = wants
+                        .values()
+                        .filter(|e| e.asked.get(&provider) == Some(&WantType::Block))
+                        .collect();
+                    // A block nobody wanted, from a peer asked for blocks: it
+                    // sent bytes that do not hash to what it was asked for.
+                    if !asked_for_blocks.is_empty() {
+                        tracing::warn!(%peer, %cid, "peer sent a block that matches no wanted CID; dropping it");
+                        PeerBook::global().penalise(&provider);
+                        for entry in asked_for_blocks {
+                            let _ = entry.events.send(WantEvent::BadBlock(provider.clone()));
+                        }
+                    }
+                }
+            }
+            Inbound::Presence { peer, cid, have } => {
+                if let Some(entry) = wants.get(&cid) {
+                    let _ = entry.events.send(WantEvent::Presence {
+                        provider: ProviderId::Peer(peer),
+                        have,
+                    });
+                }
+            }
+            Inbound::Unreachable { peer, cids } => {
+                for cid in cids {
+                    if let Some(entry) = wants.get(&cid) {
+                        let _ = entry
+                            .events
+                            .send(WantEvent::Unreachable(ProviderId::Peer(peer)));
+                    }
+                }
+            }
+            Inbound::Malformed { peer, reason } => {
+                tracing::debug!(%peer, %reason, "malformed bitswap message");
+            }
+        }
+    }
+}
+
+impl BlockFetcher for NetworkFetcher {
+    fn fetch<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, Result<(Bytes, ProviderId), FetchError>> {
+        Box::pin(async move {
+            // Outside a request (e.g. a background task) a fetch still runs
+            // in a session of its own.
+            let session = session::current().unwrap_or_default();
+            let result = self.fetch_in(session, *cid).await;
+            match &result {
+                Ok((data, provider)) => {
+                    tracing::trace!(%cid, %provider, bytes = data.len(), "block fetched")
+                }
+                Err(e) => tracing::debug!(%cid, error = %e, "block fetch failed"),
+            }
+            result
+        })
+    }
+
+    fn seed_hints(&self, hints: &[ProviderHint]) {
+        let Some(session) = session::current() else {
+            return;
+        };
+        for hint in hints {
+            self.add_hint(&session, hint, ProviderSource::Hint);
+        }
+    }
+}
