@@ -77,6 +77,8 @@ fn serve(args: &[&str], env: &[(&str, &str)]) -> Running {
 }
 
 async fn fetch(port: u16, path: &str) -> reqwest::Response {
+    // reqwest is built without a default TLS backend (sluice picks ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::get(format!("http://127.0.0.1:{port}{path}"))
         .await
         .unwrap()

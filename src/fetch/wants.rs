@@ -344,11 +344,27 @@ impl NetworkFetcher {
         session: Session,
         cid: Cid,
     ) -> Result<(Bytes, ProviderId), FetchError> {
+        let mut state = WantState::default();
+        let result = self.fetch_with(&session, cid, &mut state).await;
+        // Wants that lost the race are over too: they no longer load their provider.
+        let winner = result.as_ref().ok().map(|(_, provider)| provider);
+        for provider in state.block_targets.iter().filter(|p| Some(*p) != winner) {
+            session.record(provider, Outcome::WantCancelled);
+        }
+        result
+    }
+
+    async fn fetch_with(
+        &self,
+        session: &Session,
+        cid: Cid,
+        state: &mut WantState,
+    ) -> Result<(Bytes, ProviderId), FetchError> {
+        let session = session.clone();
         let (mut events, _guard) = self.register(cid);
         let config = &self.inner.config;
         let started = Instant::now();
         let deadline = started + Duration::from_secs(config.block_timeout_secs);
-        let mut state = WantState::default();
         let mut widened = false;
         // Routing runs beside the hints when they are slow to answer, and
         // as a last resort when every provider known is out.
@@ -359,7 +375,7 @@ impl NetworkFetcher {
         };
         let mut routing_pending = self.inner.routing.is_some() && session.begin_lookup();
         loop {
-            self.send_wants(&session, &cid, &mut state);
+            self.send_wants(&session, &cid, state);
             if state.block_targets.is_empty() && state.retry_at.is_empty() {
                 if routing_pending {
                     routing_pending = false;
@@ -369,7 +385,7 @@ impl NetworkFetcher {
                 }
                 if !widened {
                     widened = true;
-                    if self.broadcast(&session, &cid, &mut state) > 0 {
+                    if self.broadcast(&session, &cid, state) > 0 {
                         continue;
                     }
                     if self.inner.routing.is_some()
@@ -414,7 +430,7 @@ impl NetworkFetcher {
                         session.record(&provider, Outcome::Timeout);
                         let failures = state.unreachable.entry(provider.clone()).or_default();
                         *failures += 1;
-                        if *failures < MAX_UNREACHABLE && state.block_targets.contains(&provider) && !self.has_alternative(&session, &state) {
+                        if *failures < MAX_UNREACHABLE && state.block_targets.contains(&provider) && !self.has_alternative(&session, state) {
                             self.resend(&provider, &cid);
                             state.sent_at.insert(provider, Instant::now());
                         } else {
@@ -424,10 +440,9 @@ impl NetworkFetcher {
                     Ok(WantEvent::BackOff(provider, after)) => {
                         session.record(&provider, Outcome::Timeout);
                         state.block_targets.remove(&provider);
-                        if self.has_alternative(&session, &state) {
+                        state.retry_at.insert(provider.clone(), Instant::now() + after);
+                        if self.has_alternative(&session, state) {
                             state.exclude(&provider);
-                        } else {
-                            state.retry_at.insert(provider, Instant::now() + after);
                         }
                     }
                     Ok(WantEvent::BadBlock(provider)) => {
@@ -459,7 +474,7 @@ impl NetworkFetcher {
                     // a stream that was lost (Go peers open one per message).
                     if let Some(slow) = state.overdue(&session) {
                         session.record(&slow, Outcome::Timeout);
-                        if self.has_alternative(&session, &state) {
+                        if self.has_alternative(&session, state) {
                             state.hedged.insert(slow);
                         } else {
                             self.resend(&slow, &cid);

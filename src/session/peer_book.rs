@@ -24,6 +24,8 @@ struct Entry {
     latency_ms: Option<f64>,
     banned_until: Option<Instant>,
     updated: Instant,
+    /// Blocks delivered over the life of the process (not decayed).
+    blocks_delivered: u64,
 }
 
 impl Entry {
@@ -76,8 +78,10 @@ impl PeerBook {
                 latency_ms: None,
                 banned_until: None,
                 updated: now,
+                blocks_delivered: 0,
             });
             entry.decay(now);
+            entry.blocks_delivered += u64::from(stats.blocks);
             entry.positive += f64::from(stats.blocks + stats.haves);
             entry.negative += f64::from(stats.dont_haves + stats.timeouts);
             if let Some(latency) = stats.latency_ms {
@@ -113,8 +117,15 @@ impl PeerBook {
             latency_ms: None,
             banned_until: None,
             updated: now,
+            blocks_delivered: 0,
         });
         entry.banned_until = Some(now + BAN);
+    }
+
+    /// Blocks `provider` delivered in every finished session of this process.
+    pub fn blocks_delivered(&self, provider: &ProviderId) -> u64 {
+        let entries = self.entries.lock().expect("poisoned");
+        entries.get(provider).map_or(0, |e| e.blocks_delivered)
     }
 
     pub fn is_banned(&self, provider: &ProviderId) -> bool {

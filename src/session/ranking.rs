@@ -71,6 +71,8 @@ pub enum Outcome {
     },
     /// Asked for a block and did not answer within its hedge delay.
     Timeout,
+    /// A WANT_BLOCK that is no longer needed (another provider was faster).
+    WantCancelled,
     /// Sent bytes that do not hash to the CID: dropped for good.
     BadBlock,
 }
@@ -122,13 +124,15 @@ impl ProviderStats {
         ((positive + 2.0 * prior) / (positive + negative + 2.0)).clamp(0.01, 1.0)
     }
 
-    /// Expected milliseconds to get a block from this provider now.
+    /// Expected milliseconds to get a block from this provider now: a
+    /// provider works through its wants one after another, so each want
+    /// already in flight adds its latency again.
     pub fn cost(&self, default_latency: Duration) -> f64 {
         let latency = self
             .latency_ms
             .unwrap_or(default_latency.as_secs_f64() * 1000.0)
             .max(1.0);
-        latency * (1.0 + f64::from(self.in_flight) * 0.25) / self.have_probability()
+        latency * (1.0 + f64::from(self.in_flight)) / self.have_probability()
     }
 
     fn record(&mut self, outcome: Outcome) {
@@ -150,6 +154,7 @@ impl ProviderStats {
                 });
             }
             Outcome::Timeout => self.timeouts += 1,
+            Outcome::WantCancelled => self.in_flight = self.in_flight.saturating_sub(1),
             Outcome::BadBlock => self.bad_blocks += 1,
         }
     }
@@ -201,11 +206,19 @@ impl SessionPeerRanking {
     /// Providers still in the session, cheapest first (ties broken by
     /// arrival, so the order is stable and follows the hints' order).
     pub fn ranked(&self) -> Vec<(ProviderId, f64)> {
+        // A provider not measured yet is assumed as fast as the best one
+        // measured: optimism gets it tried as soon as the best is busy.
+        let best_known = self
+            .providers
+            .values()
+            .filter_map(|s| s.latency_ms)
+            .min_by(f64::total_cmp)
+            .map_or(DEFAULT_LATENCY, |ms| Duration::from_secs_f64(ms / 1000.0));
         let mut ranked: Vec<(ProviderId, f64, u32)> = self
             .providers
             .iter()
             .filter(|(_, s)| !s.is_dropped())
-            .map(|(id, s)| (id.clone(), s.cost(DEFAULT_LATENCY), s.arrival))
+            .map(|(id, s)| (id.clone(), s.cost(best_known), s.arrival))
             .collect();
         ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.2.cmp(&b.2)));
         ranked.into_iter().map(|(id, cost, _)| (id, cost)).collect()

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bitswap_peer;
+pub mod peers;
 
 use std::path::{Path, PathBuf};
 

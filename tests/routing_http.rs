@@ -1,0 +1,340 @@
+//! Content routing and trustless HTTP providers: providers found with no
+//! hint, a session mixing a Bitswap peer (Helia) with an HTTP gateway,
+//! back-off on 429, a routing server that hangs, and private addresses from
+//! routing never dialled.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::{header as h, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use cid::Cid;
+use common::bitswap_peer::{Behaviour, TestPeer};
+use common::peers::Provider;
+use common::{sha256_hex, TestGateway};
+use sluice::session::{PeerBook, ProviderId};
+use sluice::unixfs::builder::{build_file, FileLayout};
+
+fn file(size: usize, seed: u8) -> (Cid, Vec<u8>, HashMap<Cid, Bytes>) {
+    let mut state = 0x2545F4914F6CDD1Du64 ^ u64::from(seed);
+    let data: Vec<u8> = (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect();
+    let layout = FileLayout {
+        chunk_size: 256 * 1024,
+        ..FileLayout::MODERN
+    };
+    let mut blocks = HashMap::new();
+    let root = build_file(&data[..], layout, &mut |b| {
+        blocks.insert(b.cid, b.data);
+    })
+    .unwrap();
+    (root.cid, data, blocks)
+}
+
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// A delegated routing server answering from a table.
+#[derive(Clone, Default)]
+struct RoutingTable {
+    records: Arc<Mutex<HashMap<String, Vec<serde_json::Value>>>>,
+    requests: Arc<AtomicUsize>,
+    ndjson: bool,
+    hang: bool,
+}
+
+async fn providers(State(table): State<RoutingTable>, Path(cid): Path<String>) -> Response {
+    table.requests.fetch_add(1, Ordering::SeqCst);
+    if table.hang {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    let records = table
+        .records
+        .lock()
+        .unwrap()
+        .get(&cid)
+        .cloned()
+        .unwrap_or_default();
+    if records.is_empty() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if table.ndjson {
+        let body: String = records.iter().map(|r| format!("{r}\n")).collect();
+        (
+            [
+                (h::CONTENT_TYPE, "application/x-ndjson"),
+                (h::CACHE_CONTROL, "public, max-age=300"),
+            ],
+            body,
+        )
+            .into_response()
+    } else {
+        let body = serde_json::json!({ "Providers": records }).to_string();
+        ([(h::CONTENT_TYPE, "application/json")], body).into_response()
+    }
+}
+
+async fn routing_server(table: RoutingTable) -> String {
+    serve(
+        axum::Router::new()
+            .route("/routing/v1/providers/{cid}", axum::routing::get(providers))
+            .with_state(table),
+    )
+    .await
+}
+
+fn peer_record(peer: &TestPeer) -> serde_json::Value {
+    let mut addr = peer.addr.clone();
+    addr.pop();
+    serde_json::json!({
+        "Schema": "peer",
+        "ID": peer.peer_id.to_string(),
+        "Addrs": [addr.to_string()],
+        "Protocols": ["transport-bitswap"],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_is_found_with_no_hint_and_lookups_are_coalesced() {
+    let (root, data, blocks) = file(1024 * 1024, 1);
+    let peer = TestPeer::start(blocks, Behaviour::Honest).await;
+    let table = RoutingTable {
+        ndjson: true,
+        ..Default::default()
+    };
+    table
+        .records
+        .lock()
+        .unwrap()
+        .insert(root.to_string(), vec![peer_record(&peer)]);
+    let endpoint = routing_server(table.clone()).await;
+    let gw = TestGateway::start_with(Vec::new(), |c| c.routing.endpoints = vec![endpoint]).await;
+
+    let path = format!("/ipfs/{root}");
+    let (a, b) = tokio::join!(gw.get(&path), gw.get(&path));
+    for response in [a, b] {
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            sha256_hex(&response.bytes().await.unwrap()),
+            sha256_hex(&data)
+        );
+    }
+    assert_eq!(
+        table.requests.load(Ordering::SeqCst),
+        1,
+        "one lookup for two concurrent requests"
+    );
+    // The answer is cached for its max-age: a new session does not ask again.
+    let fresh = TestGateway::start_with(Vec::new(), |_| {}).await;
+    drop(fresh);
+    assert_eq!(gw.get(&path).await.status(), 200);
+    assert_eq!(table.requests.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_addresses_that_are_private_are_never_dialled() {
+    let (root, _, blocks) = file(300_000, 2);
+    let peer = TestPeer::start(blocks, Behaviour::Honest).await;
+    let table = RoutingTable::default();
+    table
+        .records
+        .lock()
+        .unwrap()
+        .insert(root.to_string(), vec![peer_record(&peer)]);
+    let endpoint = routing_server(table.clone()).await;
+    let gw = TestGateway::start_with(Vec::new(), |c| {
+        c.routing.endpoints = vec![endpoint];
+        c.hints.allow_private = false;
+        c.retrieval.block_timeout_secs = 3;
+    })
+    .await;
+    let response = gw.get(&format!("/ipfs/{root}")).await;
+    assert_eq!(response.status(), 502);
+    assert_eq!(
+        table.requests.load(Ordering::SeqCst),
+        1,
+        "routing was asked"
+    );
+    let seen = peer.seen.lock().unwrap();
+    assert!(
+        seen.want_blocks.is_empty() && seen.want_haves.is_empty(),
+        "the private address was dialled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_routing_server_does_not_hold_up_hinted_content() {
+    let (root, data, blocks) = file(600_000, 3);
+    let peer = TestPeer::start(blocks, Behaviour::Honest).await;
+    let endpoint = routing_server(RoutingTable {
+        hang: true,
+        ..Default::default()
+    })
+    .await;
+    let gw = TestGateway::start_with(Vec::new(), |c| {
+        c.routing.endpoints = vec![endpoint];
+        c.routing.lookup_timeout_ms = 1000;
+        c.retrieval.routing_delay_ms = 0;
+        c.retrieval.block_timeout_secs = 10;
+    })
+    .await;
+    let started = Instant::now();
+    let response = gw
+        .get_with(
+            &format!("/ipfs/{root}"),
+            &[("x-ipfs-provider", &peer.hint())],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        sha256_hex(&response.bytes().await.unwrap()),
+        sha256_hex(&data)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A trustless gateway serving raw blocks that answers 429 (Retry-After: 1)
+/// to the first request for each block.
+#[derive(Clone, Default)]
+struct Flaky {
+    blocks: Arc<HashMap<String, Bytes>>,
+    seen: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+async fn flaky_block(
+    State(flaky): State<Flaky>,
+    Path(cid): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    assert_eq!(headers.get(h::ACCEPT).unwrap(), "application/vnd.ipld.raw");
+    let count = {
+        let mut seen = flaky.seen.lock().unwrap();
+        let n = seen.entry(cid.clone()).or_default();
+        *n += 1;
+        *n
+    };
+    if count == 1 {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(h::RETRY_AFTER, "1")],
+            "slow down",
+        )
+            .into_response();
+    }
+    match flaky.blocks.get(&cid) {
+        Some(data) => (
+            [(h::CONTENT_TYPE, "application/vnd.ipld.raw")],
+            data.clone(),
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_provider_answering_429_then_200() {
+    let (root, data, blocks) = file(100_000, 4);
+    assert_eq!(blocks.len(), 1, "one block, so one back-off");
+    let flaky = Flaky {
+        blocks: Arc::new(
+            blocks
+                .into_iter()
+                .map(|(c, d)| (c.to_string(), d))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    let base = serve(
+        axum::Router::new()
+            .route("/ipfs/{cid}", axum::routing::get(flaky_block))
+            .with_state(flaky.clone()),
+    )
+    .await;
+    let gw = TestGateway::start_with(Vec::new(), |c| c.retrieval.block_timeout_secs = 10).await;
+    let started = Instant::now();
+    let response = gw
+        .get_with(&format!("/ipfs/{root}"), &[("x-ipfs-provider", &base)])
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        sha256_hex(&response.bytes().await.unwrap()),
+        sha256_hex(&data)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "Retry-After was respected"
+    );
+    assert_eq!(flaky.seen.lock().unwrap().get(&root.to_string()), Some(&2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_mixes_a_helia_peer_and_an_http_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, data, _) = file(64 * 1024 * 1024, 5);
+    std::fs::write(dir.path().join("big.bin"), &data).unwrap();
+    let helia = Provider::start(
+        "helia",
+        "sluice-mix",
+        &[],
+        &[format!("big={}", dir.path().join("big.bin").display())],
+    );
+    let root = helia.root("big");
+
+    // The HTTP provider is a second sluice serving a CAR of Helia's DAG.
+    let exporter = TestGateway::start(Vec::new()).await;
+    let car = exporter
+        .get_with(
+            &format!("/ipfs/{root}?format=car"),
+            &[("x-ipfs-provider", helia.hint.as_str())],
+        )
+        .await;
+    assert_eq!(car.status(), 200);
+    let car_path = dir.path().join("big.car");
+    std::fs::write(&car_path, car.bytes().await.unwrap()).unwrap();
+    let http_provider = TestGateway::start(vec![car_path]).await;
+
+    let gw = TestGateway::start_with(Vec::new(), |c| c.retrieval.block_timeout_secs = 20).await;
+    let hints = format!("{},{}", helia.hint, http_provider.base);
+    let response = gw
+        .get_with(&format!("/ipfs/{root}"), &[("x-ipfs-provider", &hints)])
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        sha256_hex(&response.bytes().await.unwrap()),
+        sha256_hex(&data)
+    );
+    // When the session ends, what each provider delivered goes into the
+    // process-wide peer book: both must have delivered blocks.
+    let delivered = |provider: ProviderId| PeerBook::global().blocks_delivered(&provider) > 0;
+    let helia_peer: libp2p::PeerId = helia.hint.rsplit('/').next().unwrap().parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(delivered(ProviderId::Peer(helia_peer))
+        && delivered(ProviderId::Http(http_provider.base.clone())))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "both providers should have delivered blocks"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
