@@ -94,14 +94,24 @@ impl HttpProviders {
         }
     }
 
-    /// True if `base` answers as a trustless gateway (the empty identity
-    /// block `bafkqaaa` is the conventional probe).
+    /// False if `base` is unreachable or answers the empty identity block
+    /// `bafkqaaa` (the conventional probe) other than a trustless gateway
+    /// would. A gateway that is only busy (429, 5xx) passes.
     pub async fn probe(&self, base: &str) -> bool {
         let url = format!("{base}/ipfs/bafkqaaa?format=raw");
-        matches!(
-            self.client.head(&url).header(reqwest::header::ACCEPT, "application/vnd.ipld.raw").send().await,
-            Ok(r) if r.status() == StatusCode::OK
-        )
+        let request = self
+            .client
+            .head(&url)
+            .header(reqwest::header::ACCEPT, "application/vnd.ipld.raw");
+        match request.send().await {
+            Ok(r) => {
+                let status = r.status();
+                status == StatusCode::OK
+                    || status == StatusCode::TOO_MANY_REQUESTS
+                    || status.is_server_error()
+            }
+            Err(_) => false,
+        }
     }
 }
 

@@ -373,7 +373,14 @@ impl NetworkFetcher {
         } else {
             started + Duration::from_millis(config.routing_delay_ms)
         };
-        let mut routing_pending = self.inner.routing.is_some() && session.begin_lookup();
+        // The lookup itself is rate-limited per session (see `lookup`).
+        let mut routing_pending = self.inner.routing.is_some();
+        // Long transfers look again now and then, in the background, so new
+        // providers can join without stalling this block.
+        if routing_pending && session.age() > session::LOOKUP_INTERVAL && session.lookup_due() {
+            let (this, bg_session) = (self.clone(), session.clone());
+            session::spawn(async move { this.lookup(&bg_session, &cid).await });
+        }
         loop {
             self.send_wants(&session, &cid, state);
             if state.block_targets.is_empty() && state.retry_at.is_empty() {
@@ -388,10 +395,7 @@ impl NetworkFetcher {
                     if self.broadcast(&session, &cid, state) > 0 {
                         continue;
                     }
-                    if self.inner.routing.is_some()
-                        && session.begin_lookup()
-                        && self.lookup(&session, &cid).await > 0
-                    {
+                    if self.inner.routing.is_some() && self.lookup(&session, &cid).await > 0 {
                         continue;
                     }
                 }

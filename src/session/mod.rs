@@ -191,6 +191,12 @@ impl Session {
         }
     }
 
+    /// True if a periodic lookup is due (without claiming it).
+    pub fn lookup_due(&self) -> bool {
+        let last = self.0.last_lookup.lock().expect("poisoned");
+        last.is_none_or(|at| at.elapsed() >= LOOKUP_INTERVAL)
+    }
+
     /// Fires when the session ends.
     pub fn ended(&self) -> CancellationToken {
         self.0.ended.clone()

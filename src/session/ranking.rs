@@ -73,6 +73,8 @@ pub enum Outcome {
     Timeout,
     /// A WANT_BLOCK that is no longer needed (another provider was faster).
     WantCancelled,
+    /// Cannot be reached at all (failed its reachability probe): out of this session.
+    Unreachable,
     /// Sent bytes that do not hash to the CID: dropped for good.
     BadBlock,
 }
@@ -90,6 +92,7 @@ pub struct ProviderStats {
     pub timeouts: u32,
     pub in_flight: u32,
     pub bad_blocks: u32,
+    pub unreachable: bool,
     /// Order of arrival in the session: among equals, the first hinted
     /// provider is asked first (clients list hints by preference).
     pub arrival: u32,
@@ -107,12 +110,13 @@ impl ProviderStats {
             timeouts: 0,
             in_flight: 0,
             bad_blocks: 0,
+            unreachable: false,
             arrival: 0,
         }
     }
 
     pub fn is_dropped(&self) -> bool {
-        self.bad_blocks > 0
+        self.bad_blocks > 0 || self.unreachable
     }
 
     /// Probability that the provider has the next block: a Beta estimate
@@ -155,6 +159,7 @@ impl ProviderStats {
             }
             Outcome::Timeout => self.timeouts += 1,
             Outcome::WantCancelled => self.in_flight = self.in_flight.saturating_sub(1),
+            Outcome::Unreachable => self.unreachable = true,
             Outcome::BadBlock => self.bad_blocks += 1,
         }
     }
