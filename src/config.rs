@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::control::MetricsConfig;
 use crate::fetch::RetrievalConfig;
+use crate::gateway::limits::LimitsConfig;
 use crate::p2p::P2pConfig;
 use crate::routing::RoutingConfig;
 
@@ -23,6 +25,8 @@ pub struct Config {
     pub p2p: P2pConfig,
     pub retrieval: RetrievalConfig,
     pub routing: RoutingConfig,
+    pub limits: LimitsConfig,
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
 }
 

@@ -4,19 +4,31 @@
 //!
 //! - [`config`]: the TOML configuration, its embedded defaults and the
 //!   `SLUICE_*` environment overrides.
+//! - [`session`]: implicit per-request sessions in task-local state
+//!   (`begin`, `fork`, `leave`, `current`, `spawn`), the per-session
+//!   provider ranking, and the process-wide peer book.
+//! - [`routing`]: provider hints, the delegated routing client, and the
+//!   private-address policy.
+//! - [`fetch`]: getting blocks that are not local, inside the current
+//!   session — the want logic (`fetch::wants`), the Bitswap wire format and
+//!   streams (`fetch::bitswap`), trustless HTTP gateways (`fetch::http`).
+//! - [`p2p`]: the libp2p node (TCP, QUIC, Noise, Yamux, Identify, Ping).
 //! - [`blocks`]: the block service — verification of every block against
-//!   its CID, the byte-weighted cache, and the local stores (CAR files
-//!   served in place, the on-disk store in the data directory).
+//!   its CID, the byte-weighted cache, the local stores (CAR files served
+//!   in place, the on-disk store in the data directory), then the fetcher.
 //! - [`car`]: reading (v1 and v2), writing and importing CAR files.
 //! - [`dag`]: decoding blocks of every codec, content path resolution, and
 //!   depth-first walks for CAR responses.
 //! - [`unixfs`]: the UnixFS data format: files streamed by byte range,
-//!   directories, HAMT shards, symlinks.
+//!   directories, HAMT shards, symlinks, and a builder.
 //! - [`gateway`]: the HTTP layer — request parsing, one handler per
-//!   response type, response headers, and the single place errors become
-//!   HTTP statuses.
-//! - [`server`]: wiring a [`config::Config`] into stores, the block
-//!   service and a listening HTTP server.
+//!   response type, response headers, limits, and the single place errors
+//!   become HTTP statuses.
+//! - [`control`]: the control address — health, Prometheus metrics,
+//!   `/debug/sessions`.
+//! - [`metrics`]: the process-wide Prometheus registry.
+//! - [`server`]: wiring a [`config::Config`] into stores, the node, the
+//!   fetcher, the block service and the listening servers.
 
 // Errors carry the CID they are about (96 bytes inline), which makes them
 // larger than clippy likes; they are built only on failure paths.
@@ -25,9 +37,11 @@
 pub mod blocks;
 pub mod car;
 pub mod config;
+pub mod control;
 pub mod dag;
 pub mod fetch;
 pub mod gateway;
+pub mod metrics;
 pub mod p2p;
 pub mod routing;
 pub mod server;

@@ -67,6 +67,9 @@ pub struct Server {
     listener: TcpListener,
     app: axum::Router,
     node: Node,
+    control_listener: TcpListener,
+    control: axum::Router,
+    shutdown_grace: std::time::Duration,
 }
 
 impl Server {
@@ -81,11 +84,23 @@ impl Server {
         let routing = Routing::new(config.routing.clone(), config.hints.allow_private);
         let fetcher = NetworkFetcher::start(node.clone(), routing, config.retrieval.clone());
         let blocks = block_service(config, Some(Arc::new(fetcher)))?;
-        let app = router(Gateway {
-            blocks,
-            config: config.gateway.clone(),
-            hints: config.hints.clone(),
+        let control_listener =
+            TcpListener::bind(config.metrics.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: config.metrics.listen,
+                    source,
+                })?;
+        let control = crate::control::router(crate::control::Control {
+            blocks: blocks.clone(),
+            node: node.clone(),
         });
+        let app = router(Gateway::new(
+            blocks,
+            config.gateway.clone(),
+            config.hints.clone(),
+            config.limits.clone(),
+        ));
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr)
             .await
@@ -94,12 +109,22 @@ impl Server {
             listener,
             app,
             node,
+            control_listener,
+            control,
+            shutdown_grace: std::time::Duration::from_secs(config.limits.shutdown_grace_secs),
         })
     }
 
     /// The libp2p node (its peer ID and addresses).
     pub fn node(&self) -> &Node {
         &self.node
+    }
+
+    /// Address of the control server (metrics, sessions, health).
+    pub fn control_addr(&self) -> std::net::SocketAddr {
+        self.control_listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -113,8 +138,33 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        // The control server stops with the gateway: it shares the signal.
+        let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
+        let control =
+            axum::serve(self.control_listener, self.control).with_graceful_shutdown(async {
+                let _ = control_stopped.await;
+            });
+        let control = tokio::spawn(std::future::IntoFuture::into_future(control));
+        // After the signal, responses in flight get `grace` to finish.
+        let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
+        let graceful = axum::serve(self.listener, self.app).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = signalled.send(true);
+        });
+        let grace = self.shutdown_grace;
+        let deadline = async move {
+            let _ = on_signal.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        };
+        let served = tokio::select! {
+            served = graceful => served,
+            _ = deadline => {
+                tracing::warn!(?grace, "shutdown deadline reached; closing responses still in flight");
+                Ok(())
+            }
+        };
+        let _ = stop_control.send(());
+        let _ = control.await;
+        served
     }
 }

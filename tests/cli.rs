@@ -56,6 +56,7 @@ fn serve(args: &[&str], env: &[(&str, &str)]) -> Running {
         .env("RUST_LOG", "info")
         .env("SLUICE_P2P_LISTEN", "[]")
         .env("SLUICE_ROUTING_ENDPOINTS", "[]")
+        .env("SLUICE_METRICS_LISTEN", "127.0.0.1:0")
         .env("NO_COLOR", "1")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())

@@ -74,6 +74,38 @@ pub enum BlockSource {
     Network(ProviderId),
 }
 
+/// Block metrics: how many blocks came from where, and what failed.
+fn count(found: &Result<(Bytes, BlockSource), BlockError>) {
+    use crate::metrics::{BlockLabels, BlockOrigin, BlockOutcome, SourceLabel};
+    let metrics = crate::metrics::Metrics::global();
+    let (source, outcome) = match found {
+        Ok((data, source)) => {
+            let origin = match source {
+                BlockSource::Inline | BlockSource::Cache => BlockOrigin::Cache,
+                BlockSource::Store => BlockOrigin::Store,
+                BlockSource::Network(ProviderId::Peer(_)) => BlockOrigin::Bitswap,
+                BlockSource::Network(ProviderId::Http(_)) => BlockOrigin::Http,
+            };
+            metrics
+                .bytes
+                .get_or_create(&SourceLabel { source: origin })
+                .inc_by(data.len() as u64);
+            (origin, BlockOutcome::Ok)
+        }
+        Err(BlockError::NotFound(_) | BlockError::NotCached(_)) => {
+            (BlockOrigin::Network, BlockOutcome::NotFound)
+        }
+        Err(BlockError::Timeout(_)) => (BlockOrigin::Network, BlockOutcome::Timeout),
+        Err(BlockError::Invalid { .. } | BlockError::Io { .. }) => {
+            (BlockOrigin::Store, BlockOutcome::Invalid)
+        }
+    };
+    metrics
+        .blocks
+        .get_or_create(&BlockLabels { source, outcome })
+        .inc();
+}
+
 /// The one way to read blocks. Cheap to clone.
 #[derive(Clone)]
 pub struct BlockService {
@@ -119,6 +151,11 @@ impl BlockService {
         }
     }
 
+    /// True if the service can serve anything: a store is open or a fetcher is set.
+    pub fn is_ready(&self) -> bool {
+        !self.inner.stores.is_empty() || self.inner.fetcher.is_some()
+    }
+
     /// True if blocks that are not local can be fetched from the network.
     pub fn can_fetch(&self) -> bool {
         self.inner.fetcher.is_some()
@@ -150,6 +187,7 @@ impl BlockService {
         if let (Ok((data, source)), Some(session)) = (&found, session::current()) {
             session.note_block(source.clone(), data.len(), started.elapsed());
         }
+        count(&found);
         found
     }
 
@@ -158,7 +196,15 @@ impl BlockService {
             let data = Bytes::copy_from_slice(cid.hash().digest());
             return Ok((data, BlockSource::Inline));
         }
-        if let Some(cached) = self.inner.cache.get(cid) {
+        let cached = self.inner.cache.get(cid);
+        let metrics = crate::metrics::Metrics::global();
+        let counter = if cached.is_some() {
+            &metrics.cache_hits
+        } else {
+            &metrics.cache_misses
+        };
+        counter.inc();
+        if let Some(cached) = cached {
             if let (Some(provider), Some(session)) = (cached.provider, session::current()) {
                 session.add_provider(provider, ProviderSource::Provenance);
             }

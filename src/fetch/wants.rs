@@ -316,6 +316,9 @@ impl NetworkFetcher {
         let Some(routing) = &self.inner.routing else {
             return 0;
         };
+        if !session.begin_lookup() {
+            return 0;
+        }
         let mut added = 0;
         for hint in routing.find_providers(cid).await.iter() {
             added += usize::from(self.add_hint(session, hint, ProviderSource::Routing));
@@ -334,7 +337,21 @@ impl NetworkFetcher {
                 added
             }
             ProviderHint::Http { url } => {
-                session.add_provider(ProviderId::Http(url.clone()), source)
+                let provider = ProviderId::Http(url.clone());
+                let added = session.add_provider(provider.clone(), source);
+                if added {
+                    // A gateway that does not answer the empty-block probe
+                    // leaves the session before any want waits on it.
+                    let (http, url, probing) =
+                        (self.inner.http.clone(), url.clone(), session.clone());
+                    tokio::spawn(async move {
+                        if !http.probe(&url).await {
+                            tracing::debug!(%url, "HTTP provider failed the bafkqaaa probe");
+                            probing.record(&provider, Outcome::Unreachable);
+                        }
+                    });
+                }
+                added
             }
         }
     }

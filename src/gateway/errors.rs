@@ -32,6 +32,10 @@ pub enum GatewayError {
     StoreUnavailable(String),
     #[error("{0}")]
     Timeout(String),
+    #[error("{0}")]
+    Overloaded(String),
+    #[error("{0}")]
+    HeadersTooLarge(String),
 }
 
 impl GatewayError {
@@ -47,6 +51,8 @@ impl GatewayError {
             GatewayError::BadContent(_) | GatewayError::NoProvider(_) => StatusCode::BAD_GATEWAY,
             GatewayError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
     }
 
@@ -76,7 +82,9 @@ impl GatewayError {
                 headers.insert(header::CONTENT_RANGE, value);
             }
         }
-        if status.is_server_error() {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        } else if status.is_server_error() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
         }
         // Errors are not content: never let a cache keep them as if they were.

@@ -15,10 +15,11 @@ mod handler_codec;
 mod handler_dir;
 mod handler_file;
 mod headers;
+pub mod limits;
 mod ranges;
 mod request;
 mod sniff;
-mod templates;
+pub(crate) mod templates;
 
 use std::sync::Arc;
 
@@ -35,15 +36,39 @@ pub use request::{ContentRequest, Format};
 use crate::blocks::BlockService;
 use crate::config::{GatewayConfig, HintsConfig};
 use crate::dag::{resolve_path, Node};
+use crate::metrics::{Metrics, RequestLabels, ResponseType};
 use crate::routing::parse_hints;
 use crate::session::{self, Session, SessionBody};
 use crate::unixfs::UnixfsNode;
+use limits::{header_bytes, tag, LimitedBody, LimitsConfig, RequestGuard};
 
 /// What every handler needs.
 pub struct Gateway {
     pub blocks: BlockService,
     pub config: GatewayConfig,
     pub hints: HintsConfig,
+    pub limits: LimitsConfig,
+    concurrency: Arc<tokio::sync::Semaphore>,
+}
+
+impl Gateway {
+    pub fn new(
+        blocks: BlockService,
+        config: GatewayConfig,
+        hints: HintsConfig,
+        limits: LimitsConfig,
+    ) -> Gateway {
+        let concurrency = Arc::new(tokio::sync::Semaphore::new(
+            limits.max_concurrent_requests.max(1),
+        ));
+        Gateway {
+            blocks,
+            config,
+            hints,
+            limits,
+            concurrency,
+        }
+    }
 }
 
 /// The gateway's HTTP routes, with CORS and request tracing.
@@ -52,6 +77,7 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/ipfs/{*path}", get(content))
         .route("/ipfs", get(content))
         .route("/ipfs/", get(content))
+        .route("/healthz", get(crate::control::healthz))
         .fallback(not_found)
         .with_state(Arc::new(gateway))
         .layer(axum::middleware::from_fn(cors))
@@ -109,7 +135,7 @@ async fn not_found(request: Request) -> Response {
 }
 
 /// Every content request runs in a session of its own, which lives until
-/// the response body is finished or dropped.
+/// the response body is finished or dropped, within the request limits.
 async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let (parts, _body) = request.into_parts();
     let wants_html = parts
@@ -117,21 +143,81 @@ async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"));
+    let Ok(permit) = gateway.concurrency.clone().try_acquire_owned() else {
+        let limit = gateway.limits.max_concurrent_requests;
+        return GatewayError::Overloaded(format!(
+            "more than {limit} requests in flight; try again shortly"
+        ))
+        .into_response_for(wants_html);
+    };
+    let metrics = Metrics::global();
+    metrics.in_flight.inc();
+    let started = std::time::Instant::now();
     let session = Session::new();
-    let outcome = session::within(session.clone(), serve(&gateway, &parts)).await;
+    let first_byte = std::time::Duration::from_secs(gateway.limits.first_byte_timeout_secs);
+    let outcome = if header_bytes(&parts.headers) > gateway.limits.max_header_bytes {
+        Err(GatewayError::HeadersTooLarge(format!(
+            "request headers are larger than the {} byte limit",
+            gateway.limits.max_header_bytes
+        )))
+    } else {
+        match tokio::time::timeout(
+            first_byte,
+            session::within(session.clone(), serve(&gateway, &parts)),
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => Err(GatewayError::Timeout(format!(
+                "no response could be started within {}s (retrieval timed out)",
+                first_byte.as_secs()
+            ))),
+        }
+    };
     let mut response = match outcome {
         Ok(response) => response,
         Err(err) => {
             tracing::debug!(uri = %parts.uri, error = %err, "request failed");
-            err.into_response_for(wants_html)
+            tag(err.into_response_for(wants_html), ResponseType::Error)
         }
     };
+    let kind = response
+        .extensions()
+        .get::<ResponseType>()
+        .copied()
+        .unwrap_or(ResponseType::Error);
+    if response.status() == axum::http::StatusCode::GATEWAY_TIMEOUT {
+        metrics.retrieval_timeouts.inc();
+    }
+    metrics
+        .time_to_first_byte
+        .get_or_create(&limits_type_label(kind))
+        .observe(started.elapsed().as_secs_f64());
     if let Ok(timing) = HeaderValue::from_str(&session.server_timing()) {
         response
             .headers_mut()
             .insert(header::HeaderName::from_static("server-timing"), timing);
     }
-    response.map(|body| axum::body::Body::new(SessionBody::new(session, body)))
+    let guard = RequestGuard {
+        permit,
+        started,
+        labels: RequestLabels {
+            response_type: kind,
+            status: response.status().as_u16(),
+        },
+    };
+    let limits = gateway.limits.clone();
+    response.map(|body| {
+        axum::body::Body::new(LimitedBody::new(
+            SessionBody::new(session, body),
+            &limits,
+            guard,
+        ))
+    })
+}
+
+fn limits_type_label(response_type: ResponseType) -> crate::metrics::TypeLabel {
+    crate::metrics::TypeLabel { response_type }
 }
 
 /// Everything a handler gets: the parsed request, the raw HTTP parts (for
@@ -178,13 +264,23 @@ async fn serve(
         blocks,
     };
     match ctx.request.format {
-        Some(Format::Raw) => return handler_block::serve_raw_block(&ctx).await,
-        Some(Format::Car) => return handler_car::serve_car(&ctx).await,
+        Some(Format::Raw) => {
+            return Ok(tag(
+                handler_block::serve_raw_block(&ctx).await?,
+                ResponseType::Raw,
+            ))
+        }
+        Some(Format::Car) => {
+            return Ok(tag(handler_car::serve_car(&ctx).await?, ResponseType::Car))
+        }
         _ => {}
     }
     let resolved = resolve_path(&ctx.blocks, ctx.request.root, &ctx.request.segments).await?;
     if let Some(format) = ctx.request.format {
-        return handler_codec::serve_codec(&ctx, resolved, Some(format)).await;
+        return Ok(tag(
+            handler_codec::serve_codec(&ctx, resolved, Some(format)).await?,
+            ResponseType::Codec,
+        ));
     }
     serve_unixfs(&ctx, resolved).await
 }
@@ -195,21 +291,29 @@ async fn serve_unixfs(
     ctx: &Ctx<'_>,
     resolved: crate::dag::ResolvedPath,
 ) -> Result<Response, GatewayError> {
-    match &resolved.node {
-        _ if !resolved.remainder.is_empty() => {
-            handler_codec::serve_codec(ctx, resolved, None).await
-        }
-        Node::Raw(_) | Node::Pb(_, Some(UnixfsNode::File { .. })) => {
-            handler_file::serve_file(ctx, resolved).await
-        }
-        Node::Pb(_, Some(UnixfsNode::Symlink { .. })) => {
-            handler_file::serve_symlink(ctx, resolved).await
-        }
-        Node::Pb(_, Some(fs)) if fs.is_directory() => {
-            handler_dir::serve_directory(ctx, resolved).await
-        }
-        _ => handler_codec::serve_codec(ctx, resolved, None).await,
-    }
+    let (response, kind) = match &resolved.node {
+        _ if !resolved.remainder.is_empty() => (
+            handler_codec::serve_codec(ctx, resolved, None).await?,
+            ResponseType::Codec,
+        ),
+        Node::Raw(_) | Node::Pb(_, Some(UnixfsNode::File { .. })) => (
+            handler_file::serve_file(ctx, resolved).await?,
+            ResponseType::File,
+        ),
+        Node::Pb(_, Some(UnixfsNode::Symlink { .. })) => (
+            handler_file::serve_symlink(ctx, resolved).await?,
+            ResponseType::File,
+        ),
+        Node::Pb(_, Some(fs)) if fs.is_directory() => (
+            handler_dir::serve_directory(ctx, resolved).await?,
+            ResponseType::Directory,
+        ),
+        _ => (
+            handler_codec::serve_codec(ctx, resolved, None).await?,
+            ResponseType::Codec,
+        ),
+    };
+    Ok(tag(response, kind))
 }
 
 /// A 304 with the headers a cache needs to refresh its copy.

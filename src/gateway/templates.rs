@@ -22,6 +22,8 @@ fn environment() -> &'static Environment<'static> {
             .expect("dag template parses");
         env.add_template("error.html", include_str!("../../static/error.html"))
             .expect("error template parses");
+        env.add_template("sessions.html", include_str!("../../static/sessions.html"))
+            .expect("sessions template parses");
         env
     })
 }

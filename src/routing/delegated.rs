@@ -152,6 +152,7 @@ impl Routing {
                 break;
             };
             self.lookups.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::Metrics::global().routing_lookups.inc();
             let timeout = Duration::from_millis(self.config.lookup_timeout_ms);
             match tokio::time::timeout(timeout, self.lookup(endpoint, cid)).await {
                 Ok(Ok((found, max_age))) => {

@@ -26,6 +26,8 @@ pub enum Behaviour {
     Silent,
     /// Answers after a delay.
     Slow(Duration),
+    /// Sends this many blocks, then goes silent.
+    StallAfter(usize),
 }
 
 /// What the peer saw, for assertions.
@@ -124,6 +126,11 @@ async fn serve(
             }
             if entry.cancel || behaviour == Behaviour::Silent {
                 continue;
+            }
+            if let Behaviour::StallAfter(limit) = behaviour {
+                if sent.load(Ordering::Relaxed) + reply.payload.len() >= limit {
+                    continue;
+                }
             }
             match (blocks.get(&cid), want_block) {
                 (Some(data), true) => {

@@ -60,9 +60,12 @@ pub fn all_fixture_cars(dir: &Path) -> Vec<PathBuf> {
 /// long as this value lives.
 pub struct TestGateway {
     pub base: String,
+    /// The control server (metrics, /debug/sessions, health).
+    pub control: String,
     pub client: reqwest::Client,
-    _data_dir: tempfile::TempDir,
+    pub data_dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestGateway {
@@ -88,11 +91,13 @@ impl TestGateway {
         config.p2p.listen = Vec::new();
         config.hints.allow_private = true;
         config.routing.endpoints = Vec::new();
+        config.metrics.listen = "127.0.0.1:0".parse().unwrap();
         adjust(&mut config);
         let server = Server::bind(&config).await.expect("gateway starts");
         let base = format!("http://{}", server.local_addr());
+        let control = format!("http://{}", server.control_addr());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(server.run(async move {
+        let task = tokio::spawn(server.run(async move {
             let _ = rx.await;
         }));
         let client = reqwest::Client::builder()
@@ -101,9 +106,11 @@ impl TestGateway {
             .unwrap();
         TestGateway {
             base,
+            control,
             client,
-            _data_dir: data_dir,
+            data_dir,
             shutdown: Some(tx),
+            task: Some(task),
         }
     }
 
@@ -136,6 +143,16 @@ impl TestGateway {
             request = request.header(*k, *v);
         }
         request.send().await.unwrap()
+    }
+}
+
+impl TestGateway {
+    /// Signals shutdown (as SIGTERM would) and waits for the server to stop.
+    pub fn shut_down(&mut self) -> tokio::task::JoinHandle<std::io::Result<()>> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.take().expect("running")
     }
 }
 

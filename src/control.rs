@@ -1,0 +1,105 @@
+//! The control address (`[metrics] listen`, loopback by default): health
+//! checks, Prometheus metrics, and a view of live sessions with their
+//! ranked providers. Kept off the public gateway address on purpose.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+
+use crate::blocks::BlockService;
+use crate::gateway::templates;
+use crate::metrics::Metrics;
+use crate::p2p::Node;
+use crate::session;
+
+/// `[metrics]` in the config file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the control server (metrics, /debug/sessions, health).
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: "127.0.0.1:8081".parse().expect("valid address"),
+        }
+    }
+}
+
+pub struct Control {
+    pub blocks: BlockService,
+    pub node: Node,
+}
+
+pub fn router(control: Control) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/debug/metrics/prometheus", get(metrics))
+        .route("/debug/sessions", get(sessions))
+        .with_state(Arc::new(control))
+}
+
+/// The process is up.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready to serve: listening (this answer proves it), the store open, and
+/// at least one way to get blocks.
+async fn readyz(State(control): State<Arc<Control>>) -> Response {
+    if control.blocks.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no block store is open and nothing can fetch\n",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(control): State<Arc<Control>>) -> Response {
+    let m = Metrics::global();
+    m.live_sessions.set(session::live_count() as i64);
+    m.peers_connected
+        .set(control.node.connected_peers().len() as i64);
+    m.cache_bytes.set(control.blocks.cache_weight() as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.encode(),
+    )
+        .into_response()
+}
+
+async fn sessions(request: Request) -> Response {
+    let mut views: Vec<session::SessionView> = session::live_sessions()
+        .iter()
+        .map(session::Session::view)
+        .collect();
+    views.sort_by_key(|v| v.id);
+    let wants_html = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+        && request.uri().query() != Some("format=json");
+    if wants_html {
+        let page = templates::render("sessions.html", context! { sessions => views });
+        ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+    } else {
+        let json = serde_json::to_string(&views).unwrap_or_else(|_| "[]".into());
+        ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+    }
+}

@@ -1,0 +1,175 @@
+//! Prometheus metrics: one process-wide registry, counters and histograms
+//! updated where things happen, and gauges read when scraped.
+
+use std::sync::OnceLock;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// What kind of response a request got (the handler that answered).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum ResponseType {
+    File,
+    Directory,
+    Raw,
+    Car,
+    Codec,
+    Error,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub response_type: ResponseType,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabel {
+    pub response_type: ResponseType,
+}
+
+/// Where a block came from.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum BlockOrigin {
+    Cache,
+    Store,
+    Bitswap,
+    Http,
+    /// A network fetch that failed (no provider to attribute it to).
+    Network,
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum BlockOutcome {
+    Ok,
+    NotFound,
+    Timeout,
+    Invalid,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BlockLabels {
+    pub source: BlockOrigin,
+    pub outcome: BlockOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: BlockOrigin,
+}
+
+pub struct Metrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_duration: Family<RequestLabels, Histogram>,
+    pub time_to_first_byte: Family<TypeLabel, Histogram>,
+    pub in_flight: Gauge,
+    pub blocks: Family<BlockLabels, Counter>,
+    pub bytes: Family<SourceLabel, Counter>,
+    pub routing_lookups: Counter,
+    pub retrieval_timeouts: Counter,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+    /// Read at scrape time.
+    pub live_sessions: Gauge,
+    pub peers_connected: Gauge,
+    pub cache_bytes: Gauge,
+    registry: Registry,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to ~65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+impl Metrics {
+    pub fn global() -> &'static Metrics {
+        static METRICS: OnceLock<Metrics> = OnceLock::new();
+        METRICS.get_or_init(Metrics::new)
+    }
+
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("sluice");
+        let m = Metrics {
+            requests: Family::default(),
+            request_duration: Family::new_with_constructor(latency_histogram),
+            time_to_first_byte: Family::new_with_constructor(latency_histogram),
+            in_flight: Gauge::default(),
+            blocks: Family::default(),
+            bytes: Family::default(),
+            routing_lookups: Counter::default(),
+            retrieval_timeouts: Counter::default(),
+            cache_hits: Counter::default(),
+            cache_misses: Counter::default(),
+            live_sessions: Gauge::default(),
+            peers_connected: Gauge::default(),
+            cache_bytes: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "http_requests",
+            "Content requests answered",
+            m.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from request to the end of the response body",
+            m.request_duration.clone(),
+        );
+        registry.register(
+            "http_time_to_first_byte_seconds",
+            "Time from request to the response headers",
+            m.time_to_first_byte.clone(),
+        );
+        registry.register(
+            "http_in_flight_requests",
+            "Content requests being answered",
+            m.in_flight.clone(),
+        );
+        registry.register(
+            "blocks",
+            "Blocks read, by source and outcome",
+            m.blocks.clone(),
+        );
+        registry.register(
+            "block_bytes",
+            "Bytes of blocks read, by source",
+            m.bytes.clone(),
+        );
+        registry.register(
+            "routing_lookups",
+            "Delegated routing lookups sent",
+            m.routing_lookups.clone(),
+        );
+        registry.register(
+            "retrieval_timeouts",
+            "Blocks or responses that timed out",
+            m.retrieval_timeouts.clone(),
+        );
+        registry.register("cache_hits", "Block cache hits", m.cache_hits.clone());
+        registry.register("cache_misses", "Block cache misses", m.cache_misses.clone());
+        registry.register("sessions_live", "Sessions alive", m.live_sessions.clone());
+        registry.register(
+            "peers_connected",
+            "libp2p peers connected",
+            m.peers_connected.clone(),
+        );
+        registry.register(
+            "cache_size_bytes",
+            "Bytes held by the block cache",
+            m.cache_bytes.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String");
+        out
+    }
+}
