@@ -61,10 +61,25 @@ pub struct RequestGuard {
     pub permit: OwnedSemaphorePermit,
     pub started: Instant,
     pub labels: RequestLabels,
+    pub session: crate::session::Session,
 }
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
+        let activity = self.session.activity();
+        tracing::debug!(
+            target: "sluice::access",
+            session = self.session.id(),
+            status = self.labels.status,
+            response_type = ?self.labels.response_type,
+            blocks_cache = activity.blocks_from_cache,
+            blocks_store = activity.blocks_from_store,
+            blocks_network = activity.blocks_from_network,
+            bytes_network = activity.bytes_from_network,
+            providers = self.session.providers_used(),
+            ms = self.started.elapsed().as_millis() as u64,
+            "request finished"
+        );
         let metrics = Metrics::global();
         metrics.in_flight.dec();
         metrics.requests.get_or_create(&self.labels).inc();

@@ -29,6 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 
 pub use errors::GatewayError;
 pub use request::{ContentRequest, Format};
@@ -154,6 +155,13 @@ async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
     metrics.in_flight.inc();
     let started = std::time::Instant::now();
     let session = Session::new();
+    let span = tracing::info_span!(
+        "request",
+        session = session.id(),
+        method = %parts.method,
+        path = %parts.uri.path(),
+        hints = parts.headers.get_all("x-ipfs-provider").iter().count(),
+    );
     let first_byte = std::time::Duration::from_secs(gateway.limits.first_byte_timeout_secs);
     let outcome = if header_bytes(&parts.headers) > gateway.limits.max_header_bytes {
         Err(GatewayError::HeadersTooLarge(format!(
@@ -163,7 +171,7 @@ async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
     } else {
         match tokio::time::timeout(
             first_byte,
-            session::within(session.clone(), serve(&gateway, &parts)),
+            session::within(session.clone(), serve(&gateway, &parts)).instrument(span),
         )
         .await
         {
@@ -205,6 +213,7 @@ async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
             response_type: kind,
             status: response.status().as_u16(),
         },
+        session: session.clone(),
     };
     let limits = gateway.limits.clone();
     response.map(|body| {
