@@ -10,23 +10,9 @@ use bytes::Bytes;
 use cid::Cid;
 use common::bitswap_peer::{Behaviour, TestPeer};
 use common::{header, sha256_hex, TestGateway};
-use sluice::unixfs::builder::{build_file, FileLayout};
 
 fn file(size: usize, seed: u8) -> (Cid, Vec<u8>, HashMap<Cid, Bytes>) {
-    let data: Vec<u8> = (0..size)
-        .map(|i| ((i * 131 + usize::from(seed)) % 251) as u8 ^ (i >> 9) as u8)
-        .collect();
-    let layout = FileLayout {
-        chunk_size: 64 * 1024,
-        max_links: 64,
-        ..FileLayout::MODERN
-    };
-    let mut blocks = HashMap::new();
-    let root = build_file(&data[..], layout, &mut |b| {
-        blocks.insert(b.cid, b.data);
-    })
-    .unwrap();
-    (root.cid, data, blocks)
+    common::generated_file(size, seed, 64 * 1024)
 }
 
 async fn scrape(gw: &TestGateway) -> String {

@@ -19,28 +19,9 @@ use common::bitswap_peer::{Behaviour, TestPeer};
 use common::peers::Provider;
 use common::{sha256_hex, TestGateway};
 use sluice::session::{PeerBook, ProviderId};
-use sluice::unixfs::builder::{build_file, FileLayout};
 
 fn file(size: usize, seed: u8) -> (Cid, Vec<u8>, HashMap<Cid, Bytes>) {
-    let mut state = 0x2545F4914F6CDD1Du64 ^ u64::from(seed);
-    let data: Vec<u8> = (0..size)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 32) as u8
-        })
-        .collect();
-    let layout = FileLayout {
-        chunk_size: 256 * 1024,
-        ..FileLayout::MODERN
-    };
-    let mut blocks = HashMap::new();
-    let root = build_file(&data[..], layout, &mut |b| {
-        blocks.insert(b.cid, b.data);
-    })
-    .unwrap();
-    (root.cid, data, blocks)
+    common::generated_file(size, seed, 256 * 1024)
 }
 
 async fn serve(app: axum::Router) -> String {

@@ -29,6 +29,17 @@ struct Entry {
 }
 
 impl Entry {
+    fn new(now: Instant) -> Entry {
+        Entry {
+            positive: 0.0,
+            negative: 0.0,
+            latency_ms: None,
+            banned_until: None,
+            updated: now,
+            blocks_delivered: 0,
+        }
+    }
+
     fn decay(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
         let factor = 0.5f64.powf(elapsed / HALF_LIFE.as_secs_f64());
@@ -72,14 +83,9 @@ impl PeerBook {
         let now = Instant::now();
         let mut entries = self.entries.lock().expect("poisoned");
         for (provider, stats) in ranking.iter() {
-            let entry = entries.entry(provider.clone()).or_insert(Entry {
-                positive: 0.0,
-                negative: 0.0,
-                latency_ms: None,
-                banned_until: None,
-                updated: now,
-                blocks_delivered: 0,
-            });
+            let entry = entries
+                .entry(provider.clone())
+                .or_insert_with(|| Entry::new(now));
             entry.decay(now);
             entry.blocks_delivered += u64::from(stats.blocks);
             entry.positive += f64::from(stats.blocks + stats.haves);
@@ -111,14 +117,9 @@ impl PeerBook {
     pub fn penalise(&self, provider: &ProviderId) {
         let now = Instant::now();
         let mut entries = self.entries.lock().expect("poisoned");
-        let entry = entries.entry(provider.clone()).or_insert(Entry {
-            positive: 0.0,
-            negative: 0.0,
-            latency_ms: None,
-            banned_until: None,
-            updated: now,
-            blocks_delivered: 0,
-        });
+        let entry = entries
+            .entry(provider.clone())
+            .or_insert_with(|| Entry::new(now));
         entry.banned_until = Some(now + BAN);
     }
 

@@ -247,3 +247,34 @@ pub async fn raw_get(gw: &TestGateway, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// `size` pseudo-random bytes (xorshift, so no two chunks are alike) as a
+/// UnixFS file of raw leaves of `chunk_size`: its root, the bytes, and every
+/// block by CID, for test peers to serve.
+pub fn generated_file(
+    size: usize,
+    seed: u8,
+    chunk_size: usize,
+) -> (Cid, Vec<u8>, std::collections::HashMap<Cid, bytes::Bytes>) {
+    use sluice::unixfs::builder::{build_file, FileLayout};
+    let mut state = 0x2545F4914F6CDD1Du64 ^ u64::from(seed);
+    let data: Vec<u8> = (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect();
+    let layout = FileLayout {
+        chunk_size,
+        max_links: 64,
+        ..FileLayout::MODERN
+    };
+    let mut blocks = std::collections::HashMap::new();
+    let root = build_file(&data[..], layout, &mut |b| {
+        blocks.insert(b.cid, b.data);
+    })
+    .unwrap();
+    (root.cid, data, blocks)
+}
