@@ -118,7 +118,7 @@ async fn cache_headers_and_conditional_requests() {
     );
     assert_eq!(header(&file_response, "etag"), format!("\"{CACHE_INDEX}\""));
 
-    for format in ["dag-json", "raw"] {
+    for format in ["dag-json", "raw", "json"] {
         let converted = gw.get(&format!("{dir4}?format={format}")).await;
         assert_eq!(converted.status(), 200, "{format}");
         assert_eq!(header(&converted, "cache-control"), IMMUTABLE);
