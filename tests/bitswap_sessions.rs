@@ -235,3 +235,38 @@ async fn two_sessions_wanting_the_same_blocks_share_one_network_want() {
         "each block wanted once on the wire: {counts:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_moves_its_wants_to_the_fast_provider() {
+    let (root, data, blocks) = file(2 * 1024 * 1024, 8);
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        slow.push(
+            TestPeer::start(blocks.clone(), Behaviour::Slow(Duration::from_millis(250))).await,
+        );
+    }
+    let fast = TestPeer::start(blocks.clone(), Behaviour::Honest).await;
+    let gw = gateway(20).await;
+    // The slow ones are listed first: the ranking, not the order, must find the fast one.
+    let hints: Vec<String> = slow.iter().chain([&fast]).map(TestPeer::hint).collect();
+    let response = gw
+        .get_with(
+            &format!("/ipfs/{root}"),
+            &[("x-ipfs-provider", &hints.join(","))],
+        )
+        .await;
+    assert_eq!(
+        sha256_hex(&response.bytes().await.unwrap()),
+        sha256_hex(&data)
+    );
+    let from_fast = fast.blocks_sent.load(std::sync::atomic::Ordering::Relaxed);
+    let from_slow: usize = slow
+        .iter()
+        .map(|p| p.blocks_sent.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
+    assert!(
+        from_fast * 10 >= (from_fast + from_slow) * 8,
+        "fast {from_fast}, slow {from_slow} of {} blocks",
+        blocks.len()
+    );
+}

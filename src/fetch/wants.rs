@@ -164,6 +164,9 @@ impl Drop for WantGuard {
     }
 }
 
+/// Most unmeasured providers sent WANT_HAVE for one block, to learn their latency.
+const MAX_PROBING_HAVES: usize = 8;
+
 /// Sends to a provider that fail this often in one fetch drop it from the fetch.
 const MAX_UNREACHABLE: u32 = 3;
 
@@ -437,8 +440,23 @@ impl NetworkFetcher {
                     Ok(WantEvent::Presence { provider, have }) => {
                         session.add_provider(provider.clone(), ProviderSource::Broadcast);
                         state.have_asked.remove(&provider);
+                        if let Some(sent) = state.sent_at.get(&provider).or(state.have_sent_at.get(&provider)) {
+                            session.record(&provider, Outcome::Answered { rtt: sent.elapsed() });
+                        }
                         if have {
                             session.record(&provider, Outcome::Have);
+                            // Much cheaper than every provider asked for the
+                            // block so far: ask it too, now, rather than wait
+                            // for the others to time out.
+                            let cost = session.cost_of(&provider).unwrap_or(f64::INFINITY);
+                            let outclassed = !state.block_targets.is_empty()
+                                && !state.block_targets.contains(&provider)
+                                && state.block_targets.iter().all(|t| {
+                                    session.is_unmeasured(t) || session.cost_of(t).is_some_and(|c| c > 2.0 * cost)
+                                });
+                            if outclassed {
+                                state.hedged.extend(state.block_targets.iter().cloned());
+                            }
                             state.said_have.insert(provider);
                         } else {
                             session.record(&provider, Outcome::DontHave);
@@ -560,19 +578,32 @@ impl NetworkFetcher {
             sent_blocks += 1;
         }
         if config.session_mode == SessionMode::On {
-            let haves: Vec<ProviderId> = order
+            // WANT_HAVE to the next-ranked few, and to every provider not
+            // measured yet (bounded): its answer is a first latency sample.
+            let not_asked = |p: &&&ProviderId| {
+                !state.block_targets.contains(**p)
+                    && !state.said_have.contains(**p)
+                    && !state.have_sent.contains(**p)
+            };
+            let mut haves: Vec<ProviderId> = order
                 .iter()
-                .filter(|p| {
-                    !state.block_targets.contains(**p)
-                        && !state.said_have.contains(**p)
-                        && !state.have_sent.contains(**p)
-                })
+                .filter(not_asked)
                 .take(config.want_have_fanout)
                 .map(|p| (*p).clone())
                 .collect();
+            haves.extend(
+                order
+                    .iter()
+                    .filter(not_asked)
+                    .filter(|p| session.is_unmeasured(p) && !haves.contains(p))
+                    .take(MAX_PROBING_HAVES)
+                    .map(|p| (*p).clone())
+                    .collect::<Vec<_>>(),
+            );
             for provider in haves {
                 self.want(&provider, cid, WantType::Have);
                 state.have_sent.insert(provider.clone());
+                state.have_sent_at.insert(provider.clone(), Instant::now());
                 state.have_asked.insert(provider);
             }
         }
@@ -589,6 +620,8 @@ struct WantState {
     have_sent: HashSet<ProviderId>,
     /// WANT_HAVE sent, no answer yet.
     have_asked: HashSet<ProviderId>,
+    /// When each WANT_HAVE went out (for a first round-trip estimate).
+    have_sent_at: HashMap<ProviderId, Instant>,
     excluded: HashSet<ProviderId>,
     /// How often a want was sent again to a provider: each doubles its wait.
     resends: HashMap<ProviderId, u32>,

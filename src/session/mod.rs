@@ -155,6 +155,19 @@ impl Session {
             .collect()
     }
 
+    /// Expected cost (ms) of asking `provider` now; `None` if unknown here.
+    pub fn cost_of(&self, provider: &ProviderId) -> Option<f64> {
+        self.0.ranking.lock().expect("poisoned").cost_of(provider)
+    }
+
+    /// True if nothing has been measured about `provider` yet in this session.
+    pub fn is_unmeasured(&self, provider: &ProviderId) -> bool {
+        let ranking = self.0.ranking.lock().expect("poisoned");
+        ranking
+            .get(provider)
+            .is_some_and(|s| s.latency_ms.is_none())
+    }
+
     pub fn hedge_delay(&self, provider: &ProviderId) -> Duration {
         self.0
             .ranking

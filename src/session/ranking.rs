@@ -75,6 +75,11 @@ pub enum Outcome {
     WantCancelled,
     /// Cannot be reached at all (failed its reachability probe): out of this session.
     Unreachable,
+    /// Answered a WANT_HAVE or WANT_BLOCK with a presence after `rtt`:
+    /// a first latency estimate for a provider that has sent no block yet.
+    Answered {
+        rtt: Duration,
+    },
     /// Sent bytes that do not hash to the CID: dropped for good.
     BadBlock,
 }
@@ -143,6 +148,15 @@ impl ProviderStats {
         match outcome {
             Outcome::WantSent => self.in_flight += 1,
             Outcome::Have => self.haves += 1,
+            Outcome::Answered { rtt } => {
+                if self.blocks == 0 {
+                    let sample = rtt.as_secs_f64() * 1000.0;
+                    self.latency_ms = Some(
+                        self.latency_ms
+                            .map_or(sample, |mean| 0.7 * mean + 0.3 * sample),
+                    );
+                }
+            }
             Outcome::DontHave => {
                 self.dont_haves += 1;
                 self.in_flight = self.in_flight.saturating_sub(1);
@@ -237,8 +251,20 @@ impl SessionPeerRanking {
             .get(provider)
             .and_then(|s| s.latency_ms)
             .map(|ms| Duration::from_secs_f64(ms / 1000.0))
-            .unwrap_or(Duration::from_secs(1));
+            // Unmeasured: give it a short leash, others may be waiting.
+            .unwrap_or(Duration::from_millis(150));
         (expected * 2).clamp(Duration::from_millis(100), Duration::from_secs(5))
+    }
+
+    /// The expected cost of asking `provider` now (see [`ProviderStats::cost`]).
+    pub fn cost_of(&self, provider: &ProviderId) -> Option<f64> {
+        let best_known = self
+            .providers
+            .values()
+            .filter_map(|s| s.latency_ms)
+            .min_by(f64::total_cmp)
+            .map_or(DEFAULT_LATENCY, |ms| Duration::from_secs_f64(ms / 1000.0));
+        self.providers.get(provider).map(|s| s.cost(best_known))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&ProviderId, &ProviderStats)> {
