@@ -35,6 +35,22 @@ pub async fn serve_file_from(
     if not_modified(&ctx.http.headers, etag) {
         return Ok(not_modified_response(headers));
     }
+    if let Some(disposition) = requested_disposition(&ctx.request) {
+        headers.insert(header::CONTENT_DISPOSITION, disposition);
+    }
+    // Hot path: a file that is one raw block is all in hand already; serve
+    // it without setting up the block-by-block streams.
+    if let Node::Raw(data) = &file.node {
+        let head = &data[..data.len().min(sniff::SNIFF_LEN)];
+        let content_type = sniff::content_type(name, head, head.len() == data.len());
+        return bytes_response(
+            &ctx.http.headers,
+            headers,
+            &content_type,
+            data.clone(),
+            ctx.is_head(),
+        );
+    }
     let size = file_size(&file.cid, &file.node)?;
     // Only the first bytes are read to pick a type, so a Range request far
     // into a file does not fetch its beginning's whole subtree.
@@ -51,9 +67,6 @@ pub async fn serve_file_from(
     })
     .await?;
     let content_type = sniff::content_type(name, &head, sniff_len == size);
-    if let Some(disposition) = requested_disposition(&ctx.request) {
-        headers.insert(header::CONTENT_DISPOSITION, disposition);
-    }
     let (blocks, cid, block) = (ctx.blocks.clone(), file.cid, file.block.clone());
     ranged_response(
         &ctx.http.headers,

@@ -267,7 +267,10 @@ impl Drop for SessionInner {
     fn drop(&mut self) {
         self.ended.cancel();
         if let Ok(ranking) = self.ranking.lock() {
-            self.book.absorb(&ranking);
+            // Most requests are served locally and learn nothing about providers.
+            if !ranking.is_empty() {
+                self.book.absorb(&ranking);
+            }
         }
         if let Ok(mut live) = live().lock() {
             live.remove(&self.id);
