@@ -75,6 +75,18 @@ enum Command {
     Dial { peer: PeerId, addrs: Vec<Multiaddr> },
 }
 
+/// Yamux with stream receive windows held at 256 KiB. rust-yamux rejects
+/// frames over 1 MiB and tears the connection down, while JS peers (Helia)
+/// send frames as large as the receive window; left to auto-tune, windows
+/// grow past 1 MiB and Helia's 1 MiB blocks then arrive in frames too large.
+/// With 4096 streams the 1 GiB connection budget is all minimum windows, so
+/// none grows.
+fn yamux_config() -> yamux::Config {
+    let mut config = yamux::Config::default();
+    config.set_max_num_streams(4096);
+    config
+}
+
 /// A handle to the running node. Cheap to clone.
 #[derive(Clone)]
 pub struct Node {
@@ -154,7 +166,7 @@ impl Node {
             .with_tcp(
                 tcp::Config::default().nodelay(true),
                 noise::Config::new,
-                yamux::Config::default,
+                yamux_config,
             )
             .map_err(|e| P2pError::Transport(e.to_string()))?
             .with_quic()

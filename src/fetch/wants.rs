@@ -575,6 +575,12 @@ impl NetworkFetcher {
             session.record(provider, Outcome::WantSent);
             state.block_targets.insert(provider.clone());
             state.sent_at.insert(provider.clone(), Instant::now());
+            // Wants already queued at this provider come first: this one's
+            // deadline allows for them.
+            let queued = session
+                .stats_of(provider)
+                .map_or(0, |s| s.in_flight.saturating_sub(1));
+            state.queued_behind.insert(provider.clone(), queued);
             sent_blocks += 1;
         }
         if config.session_mode == SessionMode::On {
@@ -623,6 +629,8 @@ struct WantState {
     /// When each WANT_HAVE went out (for a first round-trip estimate).
     have_sent_at: HashMap<ProviderId, Instant>,
     excluded: HashSet<ProviderId>,
+    /// Wants the provider already had in flight when this one was sent.
+    queued_behind: HashMap<ProviderId, u32>,
     /// How often a want was sent again to a provider: each doubles its wait.
     resends: HashMap<ProviderId, u32>,
     /// How often sending to a provider failed.
@@ -646,7 +654,13 @@ impl WantState {
 
     fn wait_for(&self, session: &Session, provider: &ProviderId) -> Duration {
         let backoff = 1u32 << self.resends.get(provider).copied().unwrap_or(0).min(5);
-        session.hedge_delay(provider) * backoff
+        let queue = 1 + self
+            .queued_behind
+            .get(provider)
+            .copied()
+            .unwrap_or(0)
+            .min(64);
+        session.hedge_delay(provider) * backoff * queue
     }
 
     /// When the next outstanding, not yet hedged want becomes overdue.
