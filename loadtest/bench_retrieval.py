@@ -1,0 +1,651 @@
+#!/usr/bin/env python3
+"""bench_retrieval.py — the driver behind loadtest/bench_retrieval.sh (issue 3).
+
+Starts Helia providers (tests/peers/helia-provider.mjs), fresh sluice processes
+(one per measured fetch: cold cache), Helia's and Kubo's own Bitswap clients,
+and measures the four retrieval scenarios. Run it through bench_retrieval.sh,
+which sets up and tears down the network namespaces of the slow providers.
+
+Environment (set by bench_retrieval.sh): SLUICE_BIN, PEERS_NODE, PEERS_PY,
+PEERS_DIR, WORK, OUT_PREFIX, RUNS, LAYOUT, SLOW_NS (space-separated
+"ns:host_ip:ns_ip" triples), SCENARIOS (e.g. "1 2 3 4").
+"""
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+SLUICE_BIN = os.environ["SLUICE_BIN"]
+NODE = os.environ["PEERS_NODE"]
+PY = os.environ["PEERS_PY"]
+PEERS = os.environ["PEERS_DIR"]
+WORK = os.environ["WORK"]
+OUT = os.environ["OUT_PREFIX"]
+RUNS = int(os.environ.get("RUNS", "3"))
+LAYOUT = os.environ.get("LAYOUT", "modern")
+BIG_MIB = int(os.environ.get("BIG_MIB", "64"))
+SMALL_N = int(os.environ.get("SMALL_N", "500"))
+SMALL_CONC = int(os.environ.get("SMALL_CONC", "32"))
+SCENARIOS = os.environ.get("SCENARIOS", "1 2 3 4").split()
+SLOW_NS = [tuple(x.split(":")) for x in os.environ.get("SLOW_NS", "").split()]
+EQUAL_NS = [tuple(x.split(":")) for x in os.environ.get("EQUAL_NS", "").split()]
+EQUAL_RATE = os.environ.get("EQUAL_RATE", "")
+HERE = os.path.dirname(os.path.abspath(__file__))
+FETCH_TIMEOUT = float(os.environ.get("FETCH_TIMEOUT", "240"))
+
+procs = []
+results = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "runs": RUNS,
+           "layout": LAYOUT, "scenarios": {}, "loadavg": {}}
+logf = open(OUT + ".log", "a")
+
+
+def log(msg):
+    line = f"[{time.strftime('%H:%M:%S')}] {msg}"
+    print(line, file=sys.stderr, flush=True)
+    logf.write(line + "\n")
+    logf.flush()
+
+
+def loadavg(tag):
+    la = open("/proc/loadavg").read().split()[:3]
+    results["loadavg"][tag] = " ".join(la)
+    log(f"load average ({tag}): {' '.join(la)}")
+
+
+def cleanup(*_):
+    for p in procs:
+        if p.poll() is None:
+            try:
+                p.terminate()
+            except Exception:
+                pass
+    deadline = time.time() + 5
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.time()))
+        except Exception:
+            try:
+                p.kill()
+            except Exception:
+                pass
+
+
+def on_signal(sig, _):
+    cleanup()
+    sys.exit(128 + sig)
+
+
+signal.signal(signal.SIGTERM, on_signal)
+signal.signal(signal.SIGINT, on_signal)
+
+
+def read_json_line(p, timeout, what):
+    box = {}
+
+    def rd():
+        box["line"] = p.stdout.readline()
+
+    t = threading.Thread(target=rd, daemon=True)
+    t.start()
+    t.join(timeout)
+    line = box.get("line")
+    if not line:
+        raise RuntimeError(f"{what}: no JSON line within {timeout}s (rc={p.poll()})")
+    return json.loads(line)
+
+
+def stop(p):
+    try:
+        if p.stdin:
+            p.stdin.close()
+    except Exception:
+        pass
+    try:
+        p.terminate()
+        p.wait(timeout=10)
+    except Exception:
+        p.kill()
+
+
+# ---------------------------------------------------------------- providers
+
+def start_helia(seed, files, netns=None, layout=LAYOUT):
+    cmd = [NODE, f"{PEERS}/helia-provider.mjs", "--port", "0", "--seed", seed, "--layout", layout]
+    cmd += [f"{k}={v}" for k, v in files.items()]
+    if netns:
+        cmd = ["ip", "netns", "exec", netns] + cmd
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=logf, text=True)
+    procs.append(p)
+    info = read_json_line(p, 120, f"helia {seed}")
+    ma = info["multiaddrs"][0]
+    info["port"] = int(ma.split("/tcp/")[1].split("/")[0])
+    info["proc"] = p
+    info["netns"] = netns
+    log(f"helia {seed} {'in ' + netns if netns else 'on loopback'}: {ma}")
+    return info
+
+
+def conn_bytes(port, netns=None):
+    """{(local, peer): bytes_acked} for the established connections of the provider listening on `port`."""
+    cmd = ["ss", "-tinH", "state", "established", f"( sport = :{port} )"]
+    if netns:
+        cmd = ["ip", "netns", "exec", netns] + cmd
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    res, key = {}, None
+    for line in out.splitlines():
+        if line and not line[0].isspace():
+            f = line.split()
+            key = (f[-2], f[-1]) if len(f) >= 2 else None
+        m = re.search(r"bytes_acked:(\d+)", line)
+        if m and key:
+            res[key] = int(m.group(1))
+    return res
+
+
+def wchar(pid):
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            if line.startswith("wchar:"):
+                return int(line.split()[1])
+    return 0
+
+
+class ByteSampler:
+    """Bytes each provider process wrote (write/writev syscalls: its sockets,
+    plus its few stderr log lines) while a fetch ran, from /proc/PID/io, and the
+    number of distinct TCP connections seen on its port (ss, sampled every 250 ms)."""
+
+    def __init__(self, counters):
+        self.counters = counters
+        self.base = {name: wchar(pid) for name, pid, _, _ in counters}
+        self.seen = {name: set() for name, _, _, _ in counters}
+        self.stop_ev = threading.Event()
+        self.t = threading.Thread(target=self.run, daemon=True)
+        if counters:
+            self.t.start()
+
+    def sample(self):
+        for name, _, port, ns in self.counters:
+            self.seen[name].update(conn_bytes(port, ns).keys())
+
+    def run(self):
+        while not self.stop_ev.wait(0.25):
+            self.sample()
+
+    def finish(self):
+        if self.counters:
+            self.stop_ev.set()
+            self.t.join()
+            self.sample()
+        sent = {name: wchar(pid) - self.base[name] for name, pid, _, _ in self.counters}
+        conns = {name: len(self.seen[name]) for name, _, _, _ in self.counters}
+        return sent, conns
+
+
+# ---------------------------------------------------------------- sluice
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Sluice:
+    def __init__(self, session_mode="on"):
+        self.port = free_port()
+        self.dir = os.path.join(WORK, f"sluice-data-{self.port}-{time.time_ns()}")
+        os.makedirs(self.dir)
+        env = dict(os.environ, SLUICE_HINTS_ALLOW_PRIVATE="true", SLUICE_P2P_LISTEN="[]",
+                   SLUICE_ROUTING_ENDPOINTS="[]", RUST_LOG=os.environ.get("SLUICE_RUST_LOG", "warn"),
+                   SLUICE_RETRIEVAL_SESSION_MODE=session_mode)
+        self.p = subprocess.Popen([SLUICE_BIN, "serve", "--listen", f"127.0.0.1:{self.port}",
+                                   "--data-dir", self.dir], env=env, stdin=subprocess.DEVNULL,
+                                  stdout=logf, stderr=logf)
+        procs.append(self.p)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                if self.p.poll() is not None:
+                    raise RuntimeError("sluice exited at start")
+                time.sleep(0.05)
+        raise RuntimeError("sluice did not listen within 30 s")
+
+    def fetch(self, cid, hints, conn=None):
+        """GET /ipfs/cid with the hints; returns (seconds, bytes, status, server_timing)."""
+        own = conn is None
+        if own:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=FETCH_TIMEOUT)
+        t0 = time.monotonic()
+        conn.request("GET", f"/ipfs/{cid}", headers={"X-Ipfs-Provider": ", ".join(hints)})
+        r = conn.getresponse()
+        n = 0
+        while True:
+            b = r.read(1 << 20)
+            if not b:
+                break
+            n += len(b)
+        dt = time.monotonic() - t0
+        st = r.getheader("Server-Timing", "")
+        if own:
+            conn.close()
+        return dt, n, r.status, st
+
+    def close(self):
+        stop(self.p)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- third-party clients
+
+def helia_client(mas, cids, concurrency):
+    cf = os.path.join(WORK, f"cids-{time.time_ns()}.txt")
+    with open(cf, "w") as f:
+        f.write("\n".join(cids) + "\n")
+    cmd = [NODE, os.path.join(WORK, "nodeclient", "bench_retrieval_helia_client.mjs"),
+           "--concurrency", str(concurrency), "--cids", cf]
+    for ma in mas:
+        cmd += ["--connect", ma]
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=logf, text=True)
+    procs.append(p)
+    info = read_json_line(p, FETCH_TIMEOUT + 60, "helia client")
+    p.wait(timeout=15)
+    return info
+
+
+def kubo_client(ma, cid):
+    dest = os.path.join("/dev/shm", f"sluice-bench-kubo-{time.time_ns()}")
+    cmd = [PY, f"{PEERS}/kubo_provider.py", "--port", "0", "--seed", f"kubo-client-{time.time_ns()}",
+           "--connect", ma, "--fetch", f"{cid}={dest}"]
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=logf, text=True)
+    procs.append(p)
+    try:
+        info = read_json_line(p, FETCH_TIMEOUT + 60, "kubo client")
+    finally:
+        stop(p)
+    f = info["fetched"][cid]
+    size = os.path.getsize(dest) if os.path.exists(dest) else -1
+    try:
+        os.unlink(dest)
+    except OSError:
+        pass
+    return f["ms"] / 1000.0, f.get("rc"), size
+
+
+# ---------------------------------------------------------------- helpers
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def mkfile(path, size, seed):
+    rnd = random.Random(seed)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 1 << 20)
+            f.write(rnd.randbytes(n))
+            left -= n
+
+
+def st_network(st):
+    m = re.search(r"network=(\d+)", st or "")
+    return int(m.group(1)) if m else None
+
+
+def timed_sluice(cid, hints, mode, expect, counters=()):
+    """Fresh sluice, one cold fetch; counters: list of (name, port, netns) providers to read bytes from."""
+    s = Sluice(mode)
+    sampler = ByteSampler(list(counters))
+    try:
+        dt, n, status, st = s.fetch(cid, hints)
+        time.sleep(0.3)  # let the last acks land before the final sample
+        sent, conns = sampler.finish()
+    finally:
+        sampler.stop_ev.set()
+        s.close()
+    ok = status == 200 and n == expect
+    if not ok:
+        log(f"  !! sluice fetch status={status} bytes={n} expected={expect}")
+    return {"s": dt, "bytes": n, "status": status, "ok": ok, "server_timing": st, "sent": sent, "conns": conns}
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    os.makedirs(os.path.join(WORK, "nodeclient"), exist_ok=True)
+    shutil.copy(os.path.join(HERE, "bench_retrieval_helia_client.mjs"), os.path.join(WORK, "nodeclient"))
+    nm = os.path.join(WORK, "nodeclient", "node_modules")
+    if not os.path.exists(nm):
+        os.symlink(os.path.join(PEERS, "node_modules"), nm)
+
+    big = os.path.join(WORK, "big.bin")
+    big_bytes = BIG_MIB << 20
+    mkfile(big, big_bytes, 64)
+    loadavg("start")
+
+    need_big = any(s in SCENARIOS for s in ("1", "2", "4"))
+    fast = fast2 = None
+    slow = []
+    if need_big:
+        fast = start_helia("bench-fast-1", {"big": big})
+    if "4" in SCENARIOS:
+        fast2 = start_helia("bench-fast-2", {"big": big})
+    def ns_provider(seed, ns, nip, delay_ms):
+        info = start_helia(seed, {"big": big}, netns=ns)
+        px = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable,
+                               os.path.join(HERE, "bench_retrieval_proxy.py"), "--listen", f"{nip}:4001",
+                               "--target", f"127.0.0.1:{info['port']}", "--delay-ms", str(delay_ms)],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=logf, text=True)
+        procs.append(px)
+        if px.stdout.readline().strip() != "READY":
+            raise RuntimeError("delay proxy did not start")
+        info["hint"] = f"/ip4/{nip}/tcp/4001/p2p/{info['peerId']}"
+        return info
+
+    if "2" in SCENARIOS:
+        for i, (ns, _hip, nip) in enumerate(SLOW_NS):
+            info = ns_provider(f"bench-slow-{i + 1}", ns, nip, 50)
+            slow.append(info)
+            log(f"slow provider {i + 1}: {info['hint']} (50 ms each way + tbf 20 Mbit/s)")
+    equal = []
+    if "4b" in SCENARIOS:
+        for i, (ns, _hip, nip) in enumerate(EQUAL_NS):
+            info = ns_provider(f"bench-equal-{i + 1}", ns, nip, 0)
+            equal.append(info)
+            log(f"bandwidth-bound provider {i + 1}: {info['hint']} (tbf {EQUAL_RATE}, no added delay)")
+    cid = None
+    for p in (fast, fast2, *slow, *equal):
+        if p is not None:
+            c = p["roots"]["big"]
+            assert cid is None or c == cid, "providers disagree on the CID"
+            cid = c
+    if cid:
+        log(f"big file: {BIG_MIB} MiB, layout {LAYOUT}, CID {cid}")
+        results["big_cid"] = cid
+
+    # ---- scenario 1: one Helia provider; sluice vs Helia client vs Kubo client
+    if "1" in SCENARIOS:
+        loadavg("scenario 1")
+        hint = fast["multiaddrs"][0]
+        rows = []
+        for r in range(RUNS):
+            row = {}
+            order = ["sluice", "helia", "kubo"]
+            order = order[r % 3:] + order[:r % 3]
+            for who in order:
+                if who == "sluice":
+                    x = timed_sluice(cid, [hint], "on", big_bytes, [("p", fast["proc"].pid, fast["port"], None)])
+                    row["sluice"] = x["s"] if x["ok"] else None
+                    row["sluice_sent"] = x["sent"]["p"]
+                    row["sluice_conns"] = x["conns"]["p"]
+                    row["sluice_st"] = x["server_timing"]
+                elif who == "helia":
+                    x = helia_client([hint], [cid], 1)
+                    ok = x["errors"] == 0 and x["bytes"] == big_bytes
+                    row["helia"] = x["ms"] / 1000.0 if ok else None
+                    row["helia_connect_s"] = x["connect_ms"] / 1000.0
+                else:
+                    s_, rc, size = kubo_client(hint, cid)
+                    row["kubo"] = s_ if (rc == 0 and size == big_bytes) else None
+                    row["kubo_rc"] = rc
+            log(f"  s1 run {r + 1}: " + ", ".join(f"{k}={v}" for k, v in row.items()))
+            rows.append(row)
+        results["scenarios"]["1"] = {"rows": rows, "file_bytes": big_bytes}
+
+    # ---- scenario 2: fast + three slow providers, sessions on/off, vs fast alone
+    if "2" in SCENARIOS and slow:
+        loadavg("scenario 2")
+        fh = fast["multiaddrs"][0]
+        hints_all = [s["hint"] for s in slow] + [fh]  # slow ones listed first: no help from hint order
+        counters = [("fast", fast["proc"].pid, fast["port"], None)] + [(f"slow{i + 1}", s["proc"].pid, s["port"], s["netns"]) for i, s in enumerate(slow)]
+        rows = []
+        for r in range(RUNS):
+            row = {}
+            arms = [("alone", [fh], "on"), ("on", hints_all, "on"), ("off", hints_all, "off")]
+            arms = arms[r % 3:] + arms[:r % 3]
+            for name, hints, mode in arms:
+                x = timed_sluice(cid, hints, mode, big_bytes, counters)
+                row[name] = x["s"] if x["ok"] else None
+                row[name + "_sent"] = x["sent"]
+                row[name + "_conns"] = x["conns"]
+                log(f"  s2 run {r + 1} {name}: {x['s']:.2f}s ok={x['ok']} sent={x['sent']} conns={x['conns']}")
+            rows.append(row)
+        results["scenarios"]["2"] = {"rows": rows, "file_bytes": big_bytes, "hint_order": "slow1,slow2,slow3,fast"}
+
+    # ---- scenario 4: two equally fast providers vs one; duplicates from bytes written
+    #      4: both on loopback (CPU-bound, they share the 2 cores); 4b: bandwidth-bound (tbf)
+    variants = []
+    if "4" in SCENARIOS:
+        variants.append(("4", fast, fast2))
+    if "4b" in SCENARIOS and len(equal) == 2:
+        variants.append(("4b", equal[0], equal[1]))
+    for key, pa, pb in variants:
+        loadavg(f"scenario {key}")
+        h1 = pa.get("hint") or pa["multiaddrs"][0]
+        h2 = pb.get("hint") or pb["multiaddrs"][0]
+        counters = [("p1", pa["proc"].pid, pa["port"], pa["netns"]), ("p2", pb["proc"].pid, pb["port"], pb["netns"])]
+        rows = []
+        for r in range(RUNS):
+            row = {}
+            arms = [("one", [h1], "on"), ("two", [h1, h2], "on"), ("two_off", [h1, h2], "off")]
+            arms = arms[r % 3:] + arms[:r % 3]
+            for name, hints, mode in arms:
+                x = timed_sluice(cid, hints, mode, big_bytes, counters)
+                row[name] = x["s"] if x["ok"] else None
+                row[name + "_sent"] = x["sent"]
+                row[name + "_st"] = x["server_timing"]
+                row[name + "_conns"] = x["conns"]
+                log(f"  s{key} run {r + 1} {name}: {x['s']:.2f}s ok={x['ok']} sent={x['sent']} conns={x['conns']} st={x['server_timing']}")
+            rows.append(row)
+        results["scenarios"][key] = {"rows": rows, "file_bytes": big_bytes,
+                                     "rate": EQUAL_RATE if key == "4b" else "loopback"}
+
+    # ---- scenario 3: 500 distinct 8 KiB files, 32 in flight
+    if "3" in SCENARIOS:
+        sdir = os.path.join(WORK, "small")
+        os.makedirs(sdir, exist_ok=True)
+        files = {}
+        for i in range(SMALL_N):
+            pth = os.path.join(sdir, f"f{i:04d}.bin")
+            mkfile(pth, 8192, 1000 + i)
+            files[f"f{i:04d}"] = pth
+        prov = start_helia("bench-small", files)
+        cids = [prov["roots"][k] for k in sorted(files)]
+        assert len(set(cids)) == SMALL_N
+        hint = prov["multiaddrs"][0]
+        loadavg("scenario 3")
+        rows = []
+        for r in range(RUNS):
+            row = {}
+            for who in (["sluice", "helia"] if r % 2 == 0 else ["helia", "sluice"]):
+                if who == "helia":
+                    x = helia_client([hint], cids, SMALL_CONC)
+                    row["helia_s"] = x["ms"] / 1000.0
+                    row["helia_ok"] = x["files"]
+                    row["helia_errors"] = x["errors"]
+                else:
+                    s = Sluice("on")
+                    try:
+                        local = threading.local()
+                        errs = []
+
+                        def one(c):
+                            if not hasattr(local, "conn"):
+                                local.conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=FETCH_TIMEOUT)
+                            try:
+                                dt, n, status, _ = s.fetch(c, [hint], local.conn)
+                                if status != 200 or n != 8192:
+                                    errs.append((c, status, n))
+                                return dt
+                            except Exception as e:  # noqa
+                                errs.append((c, repr(e), 0))
+                                local.conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=FETCH_TIMEOUT)
+                                return None
+
+                        t0 = time.monotonic()
+                        with ThreadPoolExecutor(SMALL_CONC) as ex:
+                            lat = list(ex.map(one, cids))
+                        el = time.monotonic() - t0
+                    finally:
+                        s.close()
+                    lat = sorted(x for x in lat if x is not None)
+                    row["sluice_s"] = el
+                    row["sluice_ok"] = SMALL_N - len(errs)
+                    row["sluice_errors"] = errs[:5]
+                    row["sluice_p50_ms"] = 1000 * lat[len(lat) // 2] if lat else None
+                    row["sluice_p99_ms"] = 1000 * lat[int(len(lat) * 0.99)] if lat else None
+            log(f"  s3 run {r + 1}: {row}")
+            rows.append(row)
+        results["scenarios"]["3"] = {"rows": rows, "n": SMALL_N, "concurrency": SMALL_CONC}
+        stop(prov["proc"])
+
+    loadavg("end")
+    results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    with open(OUT + ".json", "w") as f:
+        json.dump(results, f, indent=1)
+    summarize()
+
+
+def fmt(x, d=2):
+    return "n/a" if x is None or x != x else f"{x:.{d}f}"
+
+
+def summarize():
+    R = results["scenarios"]
+    L = []
+    L.append(f"Run {results['started']} .. {results['finished']}, RUNS={RUNS}, layout={LAYOUT}, "
+             f"load average: {results['loadavg']}")
+    if "1" in R:
+        rows, fb = R["1"]["rows"], R["1"]["file_bytes"]
+        mib = fb / 2**20
+        L.append("\n### 1. Cold fetch of one file from one Helia provider\n")
+        L.append("| run | sluice s | Helia client s | Kubo client s | sluice MiB/s | Helia MiB/s | Kubo MiB/s | sluice / faster | "
+                 "MiB the provider sent to sluice | sluice TCP connections |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|")
+        ratios = []
+        for i, r in enumerate(rows):
+            s, h, k = r.get("sluice"), r.get("helia"), r.get("kubo")
+            best = min([x for x in (h, k) if x]) if (h or k) else None
+            ratio = best / s if (s and best) else None
+            if ratio:
+                ratios.append(ratio)
+            L.append(f"| {i + 1} | {fmt(s)} | {fmt(h)} | {fmt(k)} | {fmt(mib / s if s else None, 1)} | "
+                     f"{fmt(mib / h if h else None, 1)} | {fmt(mib / k if k else None, 1)} | {fmt(ratio)} | "
+                     f"{r.get('sluice_sent', 0) / 2**20:.1f} | {r.get('sluice_conns', '')} |")
+        ms, mh, mk = (med([r[k] for r in rows if r.get(k)]) for k in ("sluice", "helia", "kubo"))
+        L.append(f"| median | {fmt(ms)} | {fmt(mh)} | {fmt(mk)} | {fmt(mib / ms, 1)} | {fmt(mib / mh, 1)} | "
+                 f"{fmt(mib / mk, 1)} | **{fmt(med(ratios))}** | {med([r.get('sluice_sent', 0) for r in rows]) / 2**20:.1f} | |")
+        R["1"]["median_ratio"] = med(ratios)
+    if "2" in R:
+        rows, fb = R["2"]["rows"], R["2"]["file_bytes"]
+        L.append("\n### 2. Fast provider + three slow ones (100 ms RTT, 20 Mbit/s)\n")
+        L.append("| run | fast alone s | 4 providers, sessions on s | sessions off s | on / alone | off / alone | "
+                 "MiB sent by fast/slow1/slow2/slow3 (on) | (off) |")
+        L.append("|---|---|---|---|---|---|---|---|")
+        L.insert(len(L) - 2, "Hints listed slow1, slow2, slow3, fast (the fast one last, so hint order does not help). "
+                 "MiB sent = bytes each provider process wrote while the fetch ran (file: "
+                 f"{fb / 2**20:.0f} MiB).\n")
+        ron, roff = [], []
+        for i, r in enumerate(rows):
+            a, on, off = r.get("alone"), r.get("on"), r.get("off")
+            x = on / a if (a and on) else None
+            y = off / a if (a and off) else None
+            if x:
+                ron.append(x)
+            if y:
+                roff.append(y)
+            so = "/".join(f"{v / 2**20:.1f}" for v in r["on_sent"].values())
+            sf = "/".join(f"{v / 2**20:.1f}" for v in r["off_sent"].values())
+            L.append(f"| {i + 1} | {fmt(a)} | {fmt(on)} | {fmt(off)} | {fmt(x)} | {fmt(y)} | {so} | {sf} |")
+        L.append(f"| median | {fmt(med([r['alone'] for r in rows if r.get('alone')]))} | "
+                 f"{fmt(med([r['on'] for r in rows if r.get('on')]))} | {fmt(med([r['off'] for r in rows if r.get('off')]))} | "
+                 f"**{fmt(med(ron))}** | **{fmt(med(roff))}** | | |")
+        R["2"]["median_on"] = med(ron)
+        R["2"]["median_off"] = med(roff)
+    if "3" in R:
+        rows, n = R["3"]["rows"], R["3"]["n"]
+        L.append(f"\n### 3. {n} distinct 8 KiB files, {R['3']['concurrency']} in flight\n")
+        L.append("| run | sluice s | sluice files/s | sluice ok | sluice p50 / p99 ms | Helia s | Helia files/s | Helia ok | sluice / Helia |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
+        ratios = []
+        for i, r in enumerate(rows):
+            fs = r["sluice_ok"] / r["sluice_s"]
+            fh = r["helia_ok"] / r["helia_s"] if r["helia_s"] else 0
+            ratio = fs / fh if fh else None
+            if ratio:
+                ratios.append(ratio)
+            L.append(f"| {i + 1} | {fmt(r['sluice_s'])} | {fmt(fs, 0)} | {r['sluice_ok']} | "
+                     f"{fmt(r['sluice_p50_ms'], 0)} / {fmt(r['sluice_p99_ms'], 0)} | {fmt(r['helia_s'])} | {fmt(fh, 0)} | "
+                     f"{r['helia_ok']} | {fmt(ratio)} |")
+        L.append(f"| median | {fmt(med([r['sluice_s'] for r in rows]))} | "
+                 f"{fmt(med([r['sluice_ok'] / r['sluice_s'] for r in rows]), 0)} | | | "
+                 f"{fmt(med([r['helia_s'] for r in rows]))} | {fmt(med([r['helia_ok'] / r['helia_s'] for r in rows]), 0)} | | "
+                 f"**{fmt(med(ratios))}** |")
+        R["3"]["median_ratio"] = med(ratios)
+    for key in [k for k in ("4", "4b") if k in R]:
+        rows, fb = R[key]["rows"], R[key]["file_bytes"]
+        L.append(f"\n### {key}. Two equally fast providers vs one"
+                 + (" (loopback: CPU-bound, the providers share the 2 cores)" if key == "4" else
+                    f" (bandwidth-bound: tbf {R[key].get('rate')} each, own namespaces)") + "\n")
+        L.append("Duplicates = bytes the providers wrote while the fetch ran, minus the file size, over the file "
+                 "size (Bitswap/Noise/Yamux framing adds about 0.1%, so this slightly overstates them).\n")
+        L.append("| run | one s | two (on) s | two (off) s | two / one | MiB sent (one) | p1+p2 (two on) | p1+p2 (two off) | "
+                 "duplicates: one | two on | two off |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        ratios, d_one, d_on, d_off = [], [], [], []
+        for i, r in enumerate(rows):
+            one, two, toff = r.get("one"), r.get("two"), r.get("two_off")
+            ratio = two / one if (one and two) else None
+            d1 = sum(r["one_sent"].values()) / fb - 1
+            d2 = sum(r["two_sent"].values()) / fb - 1
+            d3 = sum(r["two_off_sent"].values()) / fb - 1
+            if ratio:
+                ratios.append(ratio)
+            d_one.append(d1)
+            d_on.append(d2)
+            d_off.append(d3)
+            L.append(f"| {i + 1} | {fmt(one)} | {fmt(two)} | {fmt(toff)} | {fmt(ratio)} | "
+                     f"{sum(r['one_sent'].values()) / 2**20:.1f} | "
+                     f"{'+'.join(f'{v / 2**20:.1f}' for v in r['two_sent'].values())} | "
+                     f"{'+'.join(f'{v / 2**20:.1f}' for v in r['two_off_sent'].values())} | "
+                     f"{100 * d1:.1f}% | {100 * d2:.1f}% | {100 * d3:.1f}% |")
+        L.append(f"| median | {fmt(med([r['one'] for r in rows if r.get('one')]))} | "
+                 f"{fmt(med([r['two'] for r in rows if r.get('two')]))} | "
+                 f"{fmt(med([r['two_off'] for r in rows if r.get('two_off')]))} | **{fmt(med(ratios))}** | | | | "
+                 f"{100 * med(d_one):.1f}% | **{100 * med(d_on):.1f}%** | {100 * med(d_off):.1f}% |")
+        R[key]["median_ratio"] = med(ratios)
+        R[key]["median_dup_on"] = med(d_on)
+    text = "\n".join(L) + "\n"
+    with open(OUT + ".md", "w") as f:
+        f.write(text)
+    with open(OUT + ".json", "w") as f:
+        json.dump(results, f, indent=1)
+    print(text)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--summarize":  # re-render a run's .json
+        results = json.load(open(sys.argv[2]))
+        OUT = sys.argv[2][:-len(".json")]
+        RUNS, LAYOUT = results["runs"], results["layout"]
+        summarize()
+        sys.exit(0)
+    try:
+        main()
+    finally:
+        cleanup()

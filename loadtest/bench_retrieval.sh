@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# bench_retrieval.sh — Retrieval over Bitswap benchmark (issue 3).
+#
+# Scenarios (each comparison measured in the same run, RUNS times, medians):
+#  1. cold fetch of a 64 MiB file from one Helia provider: sluice over HTTP vs
+#     Helia's own Bitswap client vs Kubo's (tests/peers/*), whole-file time;
+#  2. the same file from four providers, three of them slow (+100 ms round trip
+#     from a delaying TCP proxy, 20 Mbit/s each way from `tc tbf`, each in its
+#     own network namespace), sluice sessions on and off, vs the fast one alone;
+#  3. 500 distinct 8 KiB files, 32 in flight: sluice (HTTP, Python threads with
+#     keep-alive) vs Helia's client (32 concurrent unixfs.cat);
+#  4. two equally fast providers vs one: time, and duplicate blocks counted
+#     from the bytes each provider process wrote (/proc/PID/io wchar);
+#  4b. the same with two providers that are bandwidth-bound (EQUAL_RATE, default
+#     100mbit, tbf in their own namespaces) rather than sharing the 2 CPU cores.
+# Every sluice fetch uses a fresh process and data dir (cold cache).
+#
+# Needs root (ip netns, tc). Knobs: RUNS (3), LAYOUT (modern|classic),
+# BIG_MIB (64), SCENARIOS ("1 2 3 4 4b"), EQUAL_RATE (100mbit), SKIP_BUILD=1, KEEP_TMP=1,
+# SLUICE_BINARY (default target/release/sluice; e.g. a build of a given commit
+# made elsewhere, with SKIP_BUILD=1).
+# Summary: loadtest/results/retrieval-<UTC>.{md,json,log}.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+RUNS=${RUNS:-3}
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p loadtest/results
+OUT_PREFIX="$ROOT/loadtest/results/retrieval-$STAMP"
+WORK=$(mktemp -d /tmp/sluice-bench-retrieval.XXXXXX)
+NS_PREFIX="sbr$$"
+NSLIST=()
+DRIVER_PID=""
+
+cleanup() {
+  set +e
+  if [[ -n "$DRIVER_PID" ]] && kill -0 "$DRIVER_PID" 2>/dev/null; then
+    kill -TERM "$DRIVER_PID"; wait "$DRIVER_PID" 2>/dev/null
+  fi
+  for ns in "${NSLIST[@]}"; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null; done
+  done
+  sleep 0.5
+  for ns in "${NSLIST[@]}"; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+    ip netns del "$ns" 2>/dev/null
+  done
+  for i in 1 2 3 4 5; do ip link del "${NS_PREFIX}h$i" 2>/dev/null; done
+  [[ "${KEEP_TMP:-0}" == 1 ]] || rm -rf "$WORK"
+  rm -f /dev/shm/sluice-bench-kubo-*
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+[[ $(id -u) == 0 ]] || { echo "needs root (ip netns, tc)" >&2; exit 1; }
+
+# --- binaries: sluice (copied, so a concurrent rebuild cannot swap it mid-run) and the peers
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+  cargo build --release --bin sluice
+fi
+SLUICE_BINARY=${SLUICE_BINARY:-target/release/sluice}
+cp "$SLUICE_BINARY" "$WORK/sluice"
+READY=$(bash tests/peers/install.sh 2>/dev/null | tail -1)
+PEERS_NODE=$(sed -n 's/.*node=\([^ ]*\).*/\1/p' <<<"$READY")
+PEERS_PY=$(sed -n 's/.*python=\([^ ]*\).*/\1/p' <<<"$READY")
+[[ -x "$PEERS_NODE" && -x "$PEERS_PY" ]] || { echo "tests/peers/install.sh failed: $READY" >&2; exit 1; }
+
+# --- three namespaces for the slow providers: veth pair each, 10.77.N.1 (host) <-> 10.77.N.2 (ns),
+#     no default route; tbf 20 Mbit/s on both ends; delay is added by bench_retrieval_proxy.py
+add_ns() { # add_ns INDEX RATE: namespace with a veth pair 10.77.I.1 (host) <-> 10.77.I.2 (ns), tbf RATE both ways
+  local i=$1 rate=$2 ns="${NS_PREFIX}s$1" h="${NS_PREFIX}h$1" n="${NS_PREFIX}n$1"
+  ip netns add "$ns"; NSLIST+=("$ns")
+  ip link add "$h" type veth peer name "$n"
+  ip link set "$n" netns "$ns"
+  ip addr add "10.77.$i.1/24" dev "$h"; ip link set "$h" up
+  ip netns exec "$ns" ip addr add "10.77.$i.2/24" dev "$n"
+  ip netns exec "$ns" ip link set "$n" up
+  ip netns exec "$ns" ip link set lo up
+  tc qdisc add dev "$h" root tbf rate "$rate" burst 64kb latency 1000ms
+  ip netns exec "$ns" tc qdisc add dev "$n" root tbf rate "$rate" burst 64kb latency 1000ms
+}
+SCENARIOS=${SCENARIOS:-1 2 3 4 4b}
+SLOW_NS=""; EQUAL_NS=""
+if [[ " $SCENARIOS " == *" 2 "* ]]; then
+  for i in 1 2 3; do add_ns "$i" 20mbit; SLOW_NS+="${NS_PREFIX}s$i:10.77.$i.1:10.77.$i.2 "; done
+fi
+# scenario 4b: two equal providers that are bandwidth-bound (not CPU-bound), EQUAL_RATE each, no added delay
+EQUAL_RATE=${EQUAL_RATE:-100mbit}
+if [[ " $SCENARIOS " == *" 4b "* ]]; then
+  for i in 4 5; do add_ns "$i" "$EQUAL_RATE"; EQUAL_NS+="${NS_PREFIX}s$i:10.77.$i.1:10.77.$i.2 "; done
+fi
+
+{
+  echo "bench_retrieval.sh $STAMP"
+  echo "git: $(git rev-parse --short HEAD) $(git status --porcelain -- src | wc -l) modified src files"
+  echo "sluice binary: $SLUICE_BINARY, built $(stat -c %y "$SLUICE_BINARY" | cut -d. -f1), sha256 $(sha256sum "$SLUICE_BINARY" | cut -c1-16)"
+  echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} | tee "$OUT_PREFIX.log"
+
+export SLUICE_BIN="$WORK/sluice" PEERS_NODE PEERS_PY PEERS_DIR="$ROOT/tests/peers" WORK OUT_PREFIX RUNS SLOW_NS EQUAL_NS EQUAL_RATE
+export LAYOUT=${LAYOUT:-modern} BIG_MIB=${BIG_MIB:-64} SCENARIOS
+python3 "$ROOT/loadtest/bench_retrieval.py" &
+DRIVER_PID=$!
+wait "$DRIVER_PID"
+rc=$?
+DRIVER_PID=""
+echo "summary: $OUT_PREFIX.md"
+exit $rc
