@@ -18,6 +18,12 @@ use crate::car::{CarError, CarReader};
 pub trait BlockStore: Send + Sync + 'static {
     fn get<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<Option<Bytes>>>;
     fn has<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<bool>>;
+
+    /// True if every block was verified when the store was opened and the
+    /// store cannot change underneath (then reads need not be re-hashed).
+    fn verified_at_open(&self) -> bool {
+        false
+    }
 }
 
 /// Blocks in memory; used by tests and for small ad-hoc content.
@@ -109,6 +115,13 @@ impl BlockStore for CarFileStore {
     fn has<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<bool>> {
         let found = self.index.contains_key(cid);
         Box::pin(async move { Ok(found) })
+    }
+
+    /// Every block was hashed when the CAR was indexed; the file is then
+    /// only read, through an open handle. (Rewriting a served CAR in place
+    /// is outside what this store supports.)
+    fn verified_at_open(&self) -> bool {
+        true
     }
 }
 

@@ -82,9 +82,24 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// Shortest time between two content routing lookups of one session.
 pub const LOOKUP_INTERVAL: Duration = Duration::from_secs(30);
 
-fn live() -> &'static Mutex<HashMap<u64, Weak<SessionInner>>> {
-    static LIVE: OnceLock<Mutex<HashMap<u64, Weak<SessionInner>>>> = OnceLock::new();
-    LIVE.get_or_init(Default::default)
+/// Sessions alive in this process, for `/debug/sessions` and the gauge.
+/// Sharded by id: every request registers one, so a single lock would be
+/// contended by every worker thread.
+struct LiveSessions {
+    shards: [Mutex<HashMap<u64, Weak<SessionInner>>>; 16],
+}
+
+impl LiveSessions {
+    fn shard(&self, id: u64) -> std::sync::MutexGuard<'_, HashMap<u64, Weak<SessionInner>>> {
+        self.shards[(id % 16) as usize].lock().expect("poisoned")
+    }
+}
+
+fn live() -> &'static LiveSessions {
+    static LIVE: OnceLock<LiveSessions> = OnceLock::new();
+    LIVE.get_or_init(|| LiveSessions {
+        shards: std::array::from_fn(|_| Mutex::default()),
+    })
 }
 
 impl Session {
@@ -104,10 +119,7 @@ impl Session {
             ended: CancellationToken::new(),
             last_lookup: Mutex::new(None),
         });
-        live()
-            .lock()
-            .expect("poisoned")
-            .insert(id, Arc::downgrade(&inner));
+        live().shard(id).insert(id, Arc::downgrade(&inner));
         Session(inner)
     }
 
@@ -272,15 +284,17 @@ impl Drop for SessionInner {
                 self.book.absorb(&ranking);
             }
         }
-        if let Ok(mut live) = live().lock() {
-            live.remove(&self.id);
-        }
+        live().shard(self.id).remove(&self.id);
     }
 }
 
 /// Number of sessions alive in this process.
 pub fn live_count() -> usize {
-    live().lock().expect("poisoned").len()
+    live()
+        .shards
+        .iter()
+        .map(|s| s.lock().expect("poisoned").len())
+        .sum()
 }
 
 /// A snapshot of a session for views (`/debug/sessions`).
@@ -339,10 +353,15 @@ impl Session {
 /// The sessions alive in this process.
 pub fn live_sessions() -> Vec<Session> {
     live()
-        .lock()
-        .expect("poisoned")
-        .values()
-        .filter_map(|w| w.upgrade().map(Session))
+        .shards
+        .iter()
+        .flat_map(|shard| {
+            let shard = shard.lock().expect("poisoned");
+            shard
+                .values()
+                .filter_map(|w| w.upgrade().map(Session))
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
