@@ -185,6 +185,11 @@ pub struct SessionPeerRanking {
     providers: HashMap<ProviderId, ProviderStats>,
 }
 
+/// An unmeasured provider is assumed no faster than this, however fast the
+/// best measured one is: optimism gets it tried when the best is busy, not
+/// handed a share of the first wants before its first answer is in.
+pub const MIN_UNMEASURED_LATENCY: Duration = Duration::from_millis(50);
+
 /// Latency assumed for a provider nothing is known about yet.
 pub const DEFAULT_LATENCY: Duration = Duration::from_millis(250);
 
@@ -226,13 +231,14 @@ impl SessionPeerRanking {
     /// arrival, so the order is stable and follows the hints' order).
     pub fn ranked(&self) -> Vec<(ProviderId, f64)> {
         // A provider not measured yet is assumed as fast as the best one
-        // measured: optimism gets it tried as soon as the best is busy.
+        // measured (within a floor): it gets tried once the best is busy.
         let best_known = self
             .providers
             .values()
             .filter_map(|s| s.latency_ms)
             .min_by(f64::total_cmp)
-            .map_or(DEFAULT_LATENCY, |ms| Duration::from_secs_f64(ms / 1000.0));
+            .map_or(DEFAULT_LATENCY, |ms| Duration::from_secs_f64(ms / 1000.0))
+            .max(MIN_UNMEASURED_LATENCY);
         let mut ranked: Vec<(ProviderId, f64, u32)> = self
             .providers
             .iter()
@@ -263,7 +269,8 @@ impl SessionPeerRanking {
             .values()
             .filter_map(|s| s.latency_ms)
             .min_by(f64::total_cmp)
-            .map_or(DEFAULT_LATENCY, |ms| Duration::from_secs_f64(ms / 1000.0));
+            .map_or(DEFAULT_LATENCY, |ms| Duration::from_secs_f64(ms / 1000.0))
+            .max(MIN_UNMEASURED_LATENCY);
         self.providers.get(provider).map(|s| s.cost(best_known))
     }
 
