@@ -227,18 +227,21 @@ impl SessionPeerRanking {
         self.providers.contains_key(provider)
     }
 
-    /// Providers still in the session, cheapest first (ties broken by
-    /// arrival, so the order is stable and follows the hints' order).
-    pub fn ranked(&self) -> Vec<(ProviderId, f64)> {
-        // A provider not measured yet is assumed as fast as the best one
-        // measured (within a floor): it gets tried once the best is busy.
-        let best_known = self
-            .providers
+    /// Latency assumed for a provider not measured yet: as fast as the best
+    /// one measured (within a floor), so it gets tried once the best is busy.
+    fn unmeasured_latency(&self) -> Duration {
+        self.providers
             .values()
             .filter_map(|s| s.latency_ms)
             .min_by(f64::total_cmp)
             .map_or(DEFAULT_LATENCY, |ms| Duration::from_secs_f64(ms / 1000.0))
-            .max(MIN_UNMEASURED_LATENCY);
+            .max(MIN_UNMEASURED_LATENCY)
+    }
+
+    /// Providers still in the session, cheapest first (ties broken by
+    /// arrival, so the order is stable and follows the hints' order).
+    pub fn ranked(&self) -> Vec<(ProviderId, f64)> {
+        let best_known = self.unmeasured_latency();
         let mut ranked: Vec<(ProviderId, f64, u32)> = self
             .providers
             .iter()
@@ -264,13 +267,7 @@ impl SessionPeerRanking {
 
     /// The expected cost of asking `provider` now (see [`ProviderStats::cost`]).
     pub fn cost_of(&self, provider: &ProviderId) -> Option<f64> {
-        let best_known = self
-            .providers
-            .values()
-            .filter_map(|s| s.latency_ms)
-            .min_by(f64::total_cmp)
-            .map_or(DEFAULT_LATENCY, |ms| Duration::from_secs_f64(ms / 1000.0))
-            .max(MIN_UNMEASURED_LATENCY);
+        let best_known = self.unmeasured_latency();
         self.providers.get(provider).map(|s| s.cost(best_known))
     }
 
