@@ -13,7 +13,8 @@
 # cache), runs are alternated (order rotated each run), every body's SHA-256 is
 # compared with the source file. Before each round the script waits (up to
 # 10 min, polling every 15 s; WAIT_BUDGET s in total, default 1200) while
-# `pgrep -f 'bench_retrieval|cargo|rustc'` finds anything, and records the load
+# `pgrep -f 'bench_retrieval|bench_core|wrk|cargo|rustc'` finds anything (tool
+# runners excluded, see others()), and records the load
 # average with every fetch.
 #
 # Knobs: RUNS (5), BIG_MIB (64), MBIT (100), PARTS ("1 2u 2l"), SKIP_BUILD=1,
@@ -52,11 +53,12 @@ loadavg() { cut -d' ' -f1 /proc/loadavg; }
 
 # pgrep -f also matches processes that merely carry those words in their
 # arguments (the sandbox's tool runners have /root/.cargo/bin in a JSON env
-# argument): skip those, count only real benchmarks, cargo and rustc.
+# argument): skip those, count only real benchmarks, cargo and rustc. Also
+# waits for bench_core.sh (whose wrk + nginx phase the brief's pattern misses).
 others() {
   local p c
-  for p in $(pgrep -f 'bench_retrieval|cargo|rustc'); do
-    c=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
+  for p in $(pgrep -f 'bench_retrieval|bench_core|wrk|cargo|rustc'); do
+    c=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
     [[ $c == line_io_tools/binary_backend* ]] && continue
     echo "$p"
   done

@@ -516,7 +516,12 @@ impl NetworkFetcher {
                         if self.has_alternative(&session, state) {
                             state.hedged.insert(slow);
                         } else {
-                            self.resend(&slow, &cid);
+                            // An HTTP request is still in flight (a lost one
+                            // fails on its own): asking again would only send
+                            // the block twice down the same link.
+                            if matches!(slow, ProviderId::Peer(_)) {
+                                self.resend(&slow, &cid);
+                            }
                             state.sent_at.insert(slow.clone(), Instant::now());
                             *state.resends.entry(slow).or_default() += 1;
                         }
