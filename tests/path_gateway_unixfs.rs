@@ -420,3 +420,38 @@ async fn cors_headers_on_every_response() {
         "identity CIDs are served inline"
     );
 }
+
+#[tokio::test]
+async fn a_format_chosen_by_accept_names_its_content_location() {
+    let Some(gw) = TestGateway::with_fixtures().await else {
+        return;
+    };
+    let path = format!("/ipfs/{FILES_ROOT}/hello.txt");
+    let raw = [("accept", "application/vnd.ipld.raw")];
+    let by_accept = gw.get_with(&path, &raw).await;
+    assert_eq!(
+        header(&by_accept, "content-location"),
+        format!("{path}?format=raw")
+    );
+    let with_query = gw.get_with(&format!("{path}?filename=x.bin"), &raw).await;
+    assert_eq!(
+        header(&with_query, "content-location"),
+        format!("{path}?filename=x.bin&format=raw")
+    );
+    let car = gw
+        .get_with(&path, &[("accept", "application/vnd.ipld.car")])
+        .await;
+    assert_eq!(
+        header(&car, "content-location"),
+        format!("{path}?format=car")
+    );
+    // Asked for by URL, the URL is already the location.
+    let by_query = gw.get(&format!("{path}?format=raw")).await;
+    assert_eq!(header(&by_query, "content-location"), "");
+
+    // The trustless gateway probe: the empty identity block.
+    let probe = gw.get_with("/ipfs/bafkqaaa", &raw).await;
+    assert_eq!(probe.status(), 200);
+    assert_eq!(header(&probe, "content-type"), "application/vnd.ipld.raw");
+    assert!(probe.bytes().await.unwrap().is_empty());
+}

@@ -29,6 +29,17 @@ pub fn content_headers(request: &ContentRequest, roots: &[Cid], etag: &str) -> H
         header::VARY,
         HeaderValue::from_static("Accept, Accept-Encoding"),
     );
+    // A format chosen by Accept also has a URL of its own: name it, so a
+    // cache or a browser can refer to this representation directly.
+    if let (true, Some(format)) = (request.format_from_accept, request.format) {
+        let query = request
+            .query
+            .as_deref()
+            .map(|q| format!("?{q}&"))
+            .unwrap_or_else(|| "?".into());
+        let location = format!("{}{query}format={}", request.url_path, format.name());
+        headers.insert(header::CONTENT_LOCATION, value(&location));
+    }
     headers
 }
 

@@ -67,7 +67,11 @@ fn file_part(cid: &Cid, node: &Node) -> Result<FilePart, DagError> {
 
 /// The size in bytes of the file whose root is `node`.
 pub fn file_size(cid: &Cid, node: &Node) -> Result<u64, DagError> {
-    match file_part(cid, node)? {
+    part_size(cid, &file_part(cid, node)?)
+}
+
+fn part_size(cid: &Cid, part: &FilePart) -> Result<u64, DagError> {
+    match part {
         FilePart::Leaf(data) => Ok(data.len() as u64),
         FilePart::Inner { data, children } => children
             .iter()
@@ -118,8 +122,10 @@ fn node_stream(
     if depth > MAX_FILE_DEPTH {
         return stream::once(async { Err(DagError::TooDeep(MAX_FILE_DEPTH)) }).boxed();
     }
+    // Parsed once per node: this runs for every block of every file served.
     let parsed = Node::decode(&cid, block.clone()).and_then(|node| {
-        let size = file_size(&cid, &node)?;
+        let part = file_part(&cid, &node)?;
+        let size = part_size(&cid, &part)?;
         if declared.is_some_and(|d| d != size) {
             return Err(DagError::Inconsistent {
                 cid,
@@ -129,7 +135,7 @@ fn node_stream(
                 ),
             });
         }
-        file_part(&cid, &node)
+        Ok(part)
     });
     let part = match parsed {
         Ok(part) => part,
