@@ -31,6 +31,19 @@ fn make_car(path: &Path, size: usize) -> (String, Vec<u8>) {
     (root.cid.to_string(), data)
 }
 
+/// Runs `sluice import CAR` into `data_dir`.
+fn import(car: &Path, data_dir: &Path) -> std::process::Output {
+    Command::new(SLUICE)
+        .args([
+            "import",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            car.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -92,15 +105,7 @@ async fn imported_content_survives_restart() {
     let (root, data) = make_car(&car, 100_000);
     let data_dir = dir.path().join("data");
 
-    let import = Command::new(SLUICE)
-        .args([
-            "import",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            car.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let import = import(&car, &data_dir);
     assert!(
         import.status.success(),
         "{}",
@@ -140,15 +145,7 @@ fn corrupt_car_imports_nothing() {
     let tampered = bytes.len() - 10;
     bytes[tampered] ^= 0xff;
     std::fs::write(&car, &bytes).unwrap();
-    let output = Command::new(SLUICE)
-        .args([
-            "import",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            car.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let output = import(&car, &data_dir);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -159,15 +156,7 @@ fn corrupt_car_imports_nothing() {
     assert_eq!(stored, 0, "a corrupt CAR must import nothing");
 
     std::fs::write(&car, &bytes[..bytes.len() / 2]).unwrap();
-    let output = Command::new(SLUICE)
-        .args([
-            "import",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            car.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let output = import(&car, &data_dir);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("ends in the middle of a section"));
     assert_eq!(walk_files(&data_dir.join("blocks")), 0);

@@ -16,14 +16,8 @@ fn file(size: usize, seed: u8) -> (Cid, Vec<u8>, HashMap<Cid, Bytes>) {
 }
 
 async fn scrape(gw: &TestGateway) -> String {
-    gw.client
-        .get(format!("{}/debug/metrics/prometheus", gw.control))
-        .send()
+    gw.text(&format!("{}/debug/metrics/prometheus", gw.control))
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 /// The value of the metric line that starts with `prefix`, or 0.
@@ -182,15 +176,7 @@ async fn live_sessions_are_visible_while_a_slow_transfer_runs() {
     let sessions_url = format!("{}/debug/sessions", gw.control);
     let deadline = Instant::now() + Duration::from_secs(10);
     let view = loop {
-        let text = gw
-            .client
-            .get(&sessions_url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = gw.text(&sessions_url).await;
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         let ours = json
             .as_array()
@@ -237,15 +223,7 @@ async fn live_sessions_are_visible_while_a_slow_transfer_runs() {
     // Once the response is done its session ends and leaves the view.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let text = gw
-            .client
-            .get(&sessions_url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = gw.text(&sessions_url).await;
         if !text.contains(&peer_id) {
             break;
         }

@@ -105,6 +105,7 @@ async fn content_is_found_with_no_hint_and_lookups_are_coalesced() {
         .unwrap()
         .insert(root.to_string(), vec![peer_record(&peer)]);
     let endpoint = routing_server(table.clone()).await;
+    let endpoint_again = endpoint.clone();
     let gw = TestGateway::start_with(Vec::new(), |c| c.routing.endpoints = vec![endpoint]).await;
 
     let path = format!("/ipfs/{root}");
@@ -121,11 +122,23 @@ async fn content_is_found_with_no_hint_and_lookups_are_coalesced() {
         1,
         "one lookup for two concurrent requests"
     );
-    // The answer is cached for its max-age: a new session does not ask again.
-    let fresh = TestGateway::start_with(Vec::new(), |_| {}).await;
-    drop(fresh);
-    assert_eq!(gw.get(&path).await.status(), 200);
-    assert_eq!(table.requests.load(Ordering::SeqCst), 1);
+    // The answer is cached for its max-age (the server sends 300 s): asking
+    // the routing client again does not reach the server.
+    let config = sluice::routing::RoutingConfig {
+        endpoints: vec![endpoint_again],
+        ..Default::default()
+    };
+    let routing = sluice::routing::Routing::new(config, true).unwrap();
+    let before = table.requests.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        assert_eq!(routing.find_providers(&root).await.len(), 1);
+    }
+    assert_eq!(
+        table.requests.load(Ordering::SeqCst),
+        before + 1,
+        "answers are cached"
+    );
+    assert_eq!(routing.lookups(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -125,6 +125,18 @@ impl TestGateway {
         format!("{}{}", self.base, path)
     }
 
+    /// The body of `GET url` (any URL: gateway or control address) as text.
+    pub async fn text(&self, url: &str) -> String {
+        self.client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.unwrap()
     }
