@@ -66,7 +66,6 @@ pub fn block_service(
 pub struct Server {
     listener: TcpListener,
     app: axum::Router,
-    node: Node,
     control_listener: TcpListener,
     control: axum::Router,
     shutdown_grace: std::time::Duration,
@@ -108,16 +107,10 @@ impl Server {
         Ok(Server {
             listener,
             app,
-            node,
             control_listener,
             control,
             shutdown_grace: std::time::Duration::from_secs(config.limits.shutdown_grace_secs),
         })
-    }
-
-    /// The libp2p node (its peer ID and addresses).
-    pub fn node(&self) -> &Node {
-        &self.node
     }
 
     /// Address of the control server (metrics, sessions, health).

@@ -39,7 +39,7 @@ pub const MAX_BLOCK_SIZE: usize = 2 * 1024 * 1024;
 const MAX_CACHED_LOCAL_BLOCK: usize = 64 * 1024;
 
 /// Multihash code of the identity "hash": the digest is the data itself.
-const IDENTITY: u64 = 0x00;
+pub const IDENTITY: u64 = 0x00;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
@@ -245,19 +245,6 @@ impl BlockService {
 
     fn insert(&self, cid: &Cid, data: Bytes, provider: Option<ProviderId>) {
         self.inner.cache.insert(*cid, Cached { data, provider });
-    }
-
-    /// True if the block is local (inline, cached or stored), without reading it.
-    pub async fn has_local(&self, cid: &Cid) -> bool {
-        if cid.hash().code() == IDENTITY || self.inner.cache.contains_key(cid) {
-            return true;
-        }
-        for store in &self.inner.stores {
-            if store.has(cid).await.unwrap_or(false) {
-                return true;
-            }
-        }
-        false
     }
 
     /// Bytes currently held by the cache.

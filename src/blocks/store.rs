@@ -17,7 +17,6 @@ use crate::car::{CarError, CarReader};
 /// A place blocks are kept. Object-safe so the block service can hold a list.
 pub trait BlockStore: Send + Sync + 'static {
     fn get<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<Option<Bytes>>>;
-    fn has<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<bool>>;
 
     /// True if every block was verified when the store was opened and the
     /// store cannot change underneath (then reads need not be re-hashed).
@@ -41,10 +40,6 @@ impl MemoryStore {
 impl BlockStore for MemoryStore {
     fn get<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<Option<Bytes>>> {
         let found = self.blocks.read().expect("poisoned").get(cid).cloned();
-        Box::pin(async move { Ok(found) })
-    }
-    fn has<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<bool>> {
-        let found = self.blocks.read().expect("poisoned").contains_key(cid);
         Box::pin(async move { Ok(found) })
     }
 }
@@ -111,10 +106,6 @@ impl BlockStore for CarFileStore {
             .map_err(io::Error::other)??;
             Ok(Some(Bytes::from(data)))
         })
-    }
-    fn has<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<bool>> {
-        let found = self.index.contains_key(cid);
-        Box::pin(async move { Ok(found) })
     }
 
     /// Every block was hashed when the CAR was indexed; the file is then
@@ -194,9 +185,5 @@ impl BlockStore for FlatFsStore {
                 Err(e) => Err(e),
             }
         })
-    }
-    fn has<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<bool>> {
-        let path = self.path_for(cid);
-        Box::pin(async move { tokio::fs::try_exists(&path).await })
     }
 }

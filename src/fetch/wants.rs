@@ -192,21 +192,6 @@ impl NetworkFetcher {
         NetworkFetcher { inner }
     }
 
-    pub fn node(&self) -> &Node {
-        &self.inner.node
-    }
-
-    /// CIDs currently wanted from the network (for tests and views).
-    pub fn wanted(&self) -> Vec<Cid> {
-        self.inner
-            .wants
-            .lock()
-            .expect("poisoned")
-            .keys()
-            .copied()
-            .collect()
-    }
-
     fn register(&self, cid: Cid) -> (broadcast::Receiver<WantEvent>, WantGuard) {
         let mut wants = self.inner.wants.lock().expect("poisoned");
         let entry = wants.entry(cid).or_insert_with(|| WantEntry {

@@ -10,11 +10,9 @@ use futures::stream::{self, StreamExt};
 use super::errors::GatewayError;
 use super::headers::{content_disposition, content_headers, not_modified, value};
 use super::{nosniff, not_modified_response, Ctx};
+use crate::blocks::IDENTITY;
 use crate::car::{encode_header, encode_section};
 use crate::dag::{resolve_path, walk_blocks, DagScope, WalkOptions};
-
-/// Multihash code of identity CIDs: their data is in the CID, never a block.
-const IDENTITY: u64 = 0x00;
 
 pub async fn serve_car(ctx: &Ctx<'_>) -> Result<Response, GatewayError> {
     let request = &ctx.request;
