@@ -57,6 +57,108 @@ async fn past_the_concurrency_cap_requests_get_429() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_reads_no_more_blocks_or_bytes_than_its_cap() {
+    // 1 MiB in 64 KiB leaves: 16 leaves and a root.
+    let (root, data, blocks) = file(1024 * 1024, 8);
+    let peer = TestPeer::start(blocks, Behaviour::Honest).await;
+    let hint = peer.hint();
+    let path = format!("/ipfs/{root}");
+
+    let bytes_capped = TestGateway::start_with(Vec::new(), |c| {
+        c.limits.max_bytes_per_request = 512 * 1024;
+    })
+    .await;
+    let refused = bytes_capped
+        .get_with(&path, &[("x-ipfs-provider", &hint)])
+        .await;
+    assert_eq!(refused.status(), 403);
+    let message = refused.text().await.unwrap();
+    assert!(message.contains("max_bytes_per_request"), "{message}");
+    assert!(message.contains("byte range"), "{message}");
+    // Part of the file is within the cap.
+    let part = bytes_capped
+        .get_with(
+            &path,
+            &[("x-ipfs-provider", &hint), ("range", "bytes=100000-299999")],
+        )
+        .await;
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().await.unwrap(), data[100000..300000]);
+
+    // A cap on blocks ends a body that would read more (the status was sent).
+    let blocks_capped = TestGateway::start_with(Vec::new(), |c| {
+        c.limits.max_blocks_per_request = 6;
+    })
+    .await;
+    let cut = blocks_capped
+        .get_with(&path, &[("x-ipfs-provider", &hint)])
+        .await;
+    assert_eq!(cut.status(), 200);
+    assert!(cut.bytes().await.is_err(), "the body must end abnormally");
+    let small = blocks_capped
+        .get_with(
+            &path,
+            &[("x-ipfs-provider", &hint), ("range", "bytes=0-99")],
+        )
+        .await;
+    assert_eq!(small.status(), 206);
+    assert_eq!(small.bytes().await.unwrap(), data[..100]);
+    // A CAR of the whole DAG needs 17 blocks: refused.
+    let car = blocks_capped
+        .client
+        .get(blocks_capped.url(&format!("{path}?format=car")))
+        .header("x-ipfs-provider", &hint)
+        .send()
+        .await;
+    let complete = match car {
+        Ok(response) if response.status() == 200 => response.bytes().await.is_ok(),
+        Ok(response) => panic!("unexpected {}", response.status()),
+        Err(_) => false,
+    };
+    assert!(!complete, "a 17-block CAR passed a 6-block cap");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_wants_past_the_bound_wait_for_a_slot() {
+    let (stuck_root, _, _) = file(1000, 9);
+    let (root, data, blocks) = file(1000, 10);
+    let silent = TestPeer::start(HashMap::new(), Behaviour::Silent).await;
+    let honest = TestPeer::start(blocks, Behaviour::Honest).await;
+    let gw = TestGateway::start_with(Vec::new(), |c| {
+        c.retrieval.max_pending_wants = 1;
+        c.retrieval.block_timeout_secs = 2;
+    })
+    .await;
+    let stuck = gw
+        .client
+        .get(gw.url(&format!("/ipfs/{stuck_root}")))
+        .header("x-ipfs-provider", silent.hint())
+        .send();
+    let stuck = tokio::spawn(async move {
+        let status = stuck.await.unwrap().status();
+        (status, Instant::now())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The only slot is held by the stuck want until it times out; this one
+    // waits for it, then is served.
+    let waiting = gw
+        .get_with(
+            &format!("/ipfs/{root}"),
+            &[("x-ipfs-provider", &honest.hint())],
+        )
+        .await;
+    let served_at = Instant::now();
+    assert_eq!(waiting.status(), 200);
+    assert_eq!(waiting.bytes().await.unwrap(), data);
+    let (stuck_status, stuck_at) = stuck.await.unwrap();
+    assert_eq!(stuck_status, 504);
+    assert!(
+        served_at >= stuck_at - Duration::from_millis(100),
+        "served before the slot was free"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_provider_gives_504_before_the_first_byte_and_ends_a_stalled_body() {
     let (root, _, blocks) = file(2 * 1024 * 1024, 2);
     let silent = TestPeer::start(HashMap::new(), Behaviour::Silent).await;

@@ -57,6 +57,8 @@ pub enum BlockError {
     },
     #[error("{0}")]
     Timeout(FetchError),
+    #[error(transparent)]
+    OverBudget(#[from] session::BudgetExceeded),
     #[error("store error reading {cid}: {source}")]
     Io {
         cid: Cid,
@@ -99,6 +101,8 @@ fn count(found: &Result<(Bytes, BlockSource), BlockError>) {
         Err(BlockError::Invalid { .. } | BlockError::Io { .. }) => {
             (BlockOrigin::Store, BlockOutcome::Invalid)
         }
+        // Refused before any source was asked: not a block outcome.
+        Err(BlockError::OverBudget(_)) => return,
     };
     metrics
         .blocks
@@ -183,8 +187,12 @@ impl BlockService {
 
     pub async fn get_with_source(&self, cid: &Cid) -> Result<(Bytes, BlockSource), BlockError> {
         let started = Instant::now();
+        let session = session::current();
+        if let Some(session) = &session {
+            session.check_budget()?;
+        }
         let found = self.find(cid).await;
-        if let (Ok((data, source)), Some(session)) = (&found, session::current()) {
+        if let (Ok((data, source)), Some(session)) = (&found, &session) {
             session.note_block(source.clone(), data.len(), started.elapsed());
         }
         count(&found);

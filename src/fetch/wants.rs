@@ -21,7 +21,7 @@ use bytes::Bytes;
 use cid::Cid;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
@@ -51,6 +51,9 @@ pub struct RetrievalConfig {
     pub routing_delay_ms: u64,
     /// `on`: ranked per session; `off`: every block asked of every provider.
     pub session_mode: SessionMode,
+    /// Distinct blocks wanted from the network at once, process-wide; a
+    /// fetch past it waits for a slot (within `block_timeout_secs`).
+    pub max_pending_wants: usize,
 }
 
 impl Default for RetrievalConfig {
@@ -62,6 +65,7 @@ impl Default for RetrievalConfig {
             max_broadcast_peers: 16,
             routing_delay_ms: 300,
             session_mode: SessionMode::On,
+            max_pending_wants: 16_384,
         }
     }
 }
@@ -83,6 +87,8 @@ struct WantEntry {
     asked: HashMap<ProviderId, WantType>,
     /// HTTP requests in flight for this CID.
     http_requests: Vec<AbortHandle>,
+    /// This want's share of `max_pending_wants`, released with the entry.
+    _slot: OwnedSemaphorePermit,
 }
 
 struct Inner {
@@ -91,6 +97,7 @@ struct Inner {
     http: HttpProviders,
     routing: Option<Arc<Routing>>,
     wants: Mutex<HashMap<Cid, WantEntry>>,
+    want_slots: Arc<Semaphore>,
     /// CIDs wanted until recently: a copy of one arriving late (a hedged or
     /// re-sent want answered twice) is expected, not a sign of a bad peer.
     recently_wanted: Mutex<RecentCids>,
@@ -185,6 +192,7 @@ impl NetworkFetcher {
             http,
             routing,
             wants: Mutex::default(),
+            want_slots: Arc::new(Semaphore::new(config.max_pending_wants.max(1))),
             recently_wanted: Mutex::default(),
             config,
         });
@@ -192,23 +200,57 @@ impl NetworkFetcher {
         NetworkFetcher { inner }
     }
 
-    fn register(&self, cid: Cid) -> (broadcast::Receiver<WantEvent>, WantGuard) {
+    /// Joins the want for `cid`, or starts it once a slot is free.
+    async fn register(
+        &self,
+        cid: Cid,
+        deadline: Instant,
+    ) -> Result<(broadcast::Receiver<WantEvent>, WantGuard), FetchError> {
+        let joined = self.join(cid, None);
+        if let Some(joined) = joined {
+            return Ok(joined);
+        }
+        let started = Instant::now();
+        let slot = tokio::time::timeout_at(deadline, self.inner.want_slots.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| {
+                tracing::warn!(%cid, "no want slot free: [retrieval] max_pending_wants reached");
+                FetchError::Timeout {
+                    cid,
+                    after: started.elapsed(),
+                }
+            })?;
+        Ok(self.join(cid, Some(slot)).expect("a slot starts a want"))
+    }
+
+    /// Joins the want for `cid` if there is one; with a slot, starts it.
+    fn join(
+        &self,
+        cid: Cid,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> Option<(broadcast::Receiver<WantEvent>, WantGuard)> {
         let mut wants = self.inner.wants.lock().expect("poisoned");
-        let entry = wants.entry(cid).or_insert_with(|| WantEntry {
-            events: broadcast::channel(256).0,
-            waiters: 0,
-            asked: HashMap::new(),
-            http_requests: Vec::new(),
-        });
+        let entry = match wants.entry(cid) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(vacant) => vacant.insert(WantEntry {
+                events: broadcast::channel(256).0,
+                waiters: 0,
+                asked: HashMap::new(),
+                http_requests: Vec::new(),
+                _slot: slot?,
+            }),
+        };
         entry.waiters += 1;
         let receiver = entry.events.subscribe();
-        (
+        Some((
             receiver,
             WantGuard {
                 inner: self.inner.clone(),
                 cid,
             },
-        )
+        ))
     }
 
     /// Sends a want unless the provider was already asked at least as much.
@@ -366,10 +408,10 @@ impl NetworkFetcher {
         state: &mut WantState,
     ) -> Result<(Bytes, ProviderId), FetchError> {
         let session = session.clone();
-        let (mut events, _guard) = self.register(cid);
         let config = &self.inner.config;
         let started = Instant::now();
         let deadline = started + Duration::from_secs(config.block_timeout_secs);
+        let (mut events, _guard) = self.register(cid, deadline).await?;
         let mut widened = false;
         // Routing runs beside the hints when they are slow to answer, and
         // as a last resort when every provider known is out.

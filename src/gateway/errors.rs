@@ -36,6 +36,9 @@ pub enum GatewayError {
     Overloaded(String),
     #[error("{0}")]
     HeadersTooLarge(String),
+    /// The request would read more than a request may (`[limits]`).
+    #[error("{0}")]
+    OverBudget(String),
 }
 
 impl GatewayError {
@@ -53,6 +56,8 @@ impl GatewayError {
             GatewayError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            // Not retryable as is: the client must ask for less.
+            GatewayError::OverBudget(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -109,6 +114,7 @@ impl From<BlockError> for GatewayError {
             BlockError::Invalid { .. } => GatewayError::BadContent(err.to_string()),
             BlockError::Io { .. } => GatewayError::StoreUnavailable(err.to_string()),
             BlockError::Timeout(_) => GatewayError::Timeout(err.to_string()),
+            BlockError::OverBudget(_) => GatewayError::OverBudget(err.to_string()),
         }
     }
 }

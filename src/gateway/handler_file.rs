@@ -52,6 +52,14 @@ pub async fn serve_file_from(
         );
     }
     let size = file_size(&file.cid, &file.node)?;
+    // Refused before the status line rather than cut off halfway; a Range
+    // request for part of it is still served.
+    let max_bytes = ctx.gateway.limits.max_bytes_per_request;
+    if size > max_bytes && !ctx.http.headers.contains_key(header::RANGE) && !ctx.is_head() {
+        return Err(GatewayError::OverBudget(format!(
+            "the file is {size} bytes, more than the {max_bytes} one request may read ([limits] max_bytes_per_request); ask for a byte range"
+        )));
+    }
     // Only the first bytes are read to pick a type, so a Range request far
     // into a file does not fetch its beginning's whole subtree.
     let sniff_len = (sniff::SNIFF_LEN as u64).min(size);

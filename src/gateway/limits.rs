@@ -1,5 +1,6 @@
-//! Request limits: a cap on concurrent requests (429 with `Retry-After`),
-//! request header size (431), time to the response headers (504), stalls
+//! Request limits: a cap on concurrent requests and live sessions (429
+//! with `Retry-After`), request header size (431), blocks and bytes read
+//! per request (403, enforced by the session's budget), time to the response headers (504), stalls
 //! between body writes and the whole response's duration (both end the
 //! body abnormally, as the status is already sent), and the per-request
 //! metrics that need to see the body finish.
@@ -33,6 +34,13 @@ pub struct LimitsConfig {
     pub max_request_secs: u64,
     /// Seconds responses in flight get to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// Blocks one request may read (from any source); past it, 403.
+    pub max_blocks_per_request: u64,
+    /// Bytes of blocks one request may read; past it, 403.
+    pub max_bytes_per_request: u64,
+    /// Sessions alive at once (one per request in flight, plus background
+    /// fetches); past it, 429.
+    pub max_live_sessions: usize,
 }
 
 impl Default for LimitsConfig {
@@ -44,6 +52,9 @@ impl Default for LimitsConfig {
             stall_timeout_secs: 60,
             max_request_secs: 3600,
             shutdown_grace_secs: 30,
+            max_blocks_per_request: 1_000_000,
+            max_bytes_per_request: 64 << 30,
+            max_live_sessions: 4096,
         }
     }
 }

@@ -151,10 +151,23 @@ async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
         ))
         .into_response_for(wants_html);
     };
+    // Sessions normally end with their request; this bounds the ones that
+    // outlive it (background fetches) so they cannot pile up.
+    let live = session::live_count();
+    if live >= gateway.limits.max_live_sessions {
+        return GatewayError::Overloaded(format!(
+            "{live} retrieval sessions are live, the most allowed ([limits] max_live_sessions); try again shortly"
+        ))
+        .into_response_for(wants_html);
+    }
     let metrics = Metrics::global();
     metrics.in_flight.inc();
     let started = std::time::Instant::now();
     let session = Session::new();
+    session.set_budget(session::Budget {
+        max_blocks: gateway.limits.max_blocks_per_request,
+        max_bytes: gateway.limits.max_bytes_per_request,
+    });
     let span = tracing::info_span!(
         "request",
         session = session.id(),

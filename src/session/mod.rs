@@ -64,6 +64,24 @@ pub struct SessionInner {
     book: Arc<PeerBook>,
     ended: CancellationToken,
     last_lookup: Mutex<Option<Instant>>,
+    budget: OnceLock<Budget>,
+}
+
+/// The most one request may read, in blocks and in bytes of blocks, from
+/// any source (`[limits] max_blocks_per_request`, `max_bytes_per_request`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    pub max_blocks: u64,
+    pub max_bytes: u64,
+}
+
+/// A request read as much as its [`Budget`] allows.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("this request read more than {limit} {what}, the most one request may read ([limits] {key}); ask for a byte range or a smaller part of the DAG")]
+pub struct BudgetExceeded {
+    pub what: &'static str,
+    pub limit: u64,
+    pub key: &'static str,
 }
 
 /// What a session did, for `Server-Timing` and logs.
@@ -75,6 +93,14 @@ pub struct Activity {
     pub blocks_from_store: u64,
     pub blocks_from_network: u64,
     pub bytes_from_network: u64,
+    /// Bytes of every block read, from any source.
+    pub bytes_read: u64,
+}
+
+impl Activity {
+    pub fn blocks_read(&self) -> u64 {
+        self.blocks_from_cache + self.blocks_from_store + self.blocks_from_network
+    }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -118,6 +144,7 @@ impl Session {
             book: PeerBook::global(),
             ended: CancellationToken::new(),
             last_lookup: Mutex::new(None),
+            budget: OnceLock::new(),
         });
         live().shard(id).insert(id, Arc::downgrade(&inner));
         Session(inner)
@@ -227,8 +254,37 @@ impl Session {
         self.0.ended.clone()
     }
 
+    /// Sets what the session may read; the first budget set is kept.
+    pub fn set_budget(&self, budget: Budget) {
+        let _ = self.0.budget.set(budget);
+    }
+
+    /// Fails once the session has read all its budget allows.
+    pub fn check_budget(&self) -> Result<(), BudgetExceeded> {
+        let Some(budget) = self.0.budget.get() else {
+            return Ok(());
+        };
+        let activity = self.0.activity.lock().expect("poisoned");
+        if activity.blocks_read() >= budget.max_blocks {
+            return Err(BudgetExceeded {
+                what: "blocks",
+                limit: budget.max_blocks,
+                key: "max_blocks_per_request",
+            });
+        }
+        if activity.bytes_read >= budget.max_bytes {
+            return Err(BudgetExceeded {
+                what: "bytes",
+                limit: budget.max_bytes,
+                key: "max_bytes_per_request",
+            });
+        }
+        Ok(())
+    }
+
     pub fn note_block(&self, source: BlockSource, bytes: usize, took: Duration) {
         let mut activity = self.0.activity.lock().expect("poisoned");
+        activity.bytes_read += bytes as u64;
         match source {
             BlockSource::Inline | BlockSource::Cache => activity.blocks_from_cache += 1,
             BlockSource::Store => activity.blocks_from_store += 1,

@@ -54,6 +54,9 @@ const USAGE = `usage: helia-provider.mjs [options] [NAME=]PATH ...
   --fetch CID=DEST    after --connect, fetch the UnixFS file CID over Bitswap
                       into DEST and report it under "fetched" (repeatable)
   --ignore-stdin      do not stop when stdin reaches EOF (only on SIGTERM/SIGINT)
+  --corrupt-blocks    after adding, flip every byte of every stored block, so the
+                      peer serves blocks that do not match their CIDs (load
+                      tests of a misbehaving provider; off by default)
   --spec-stdin        read one line of JSON from stdin first:
                       {"port":0,"seed":"s","layout":"classic",
                        "files":[{"name":"a","path":"/x"}] or {"a":"/x"}}
@@ -103,6 +106,7 @@ function parseArgs (argv) {
       case '--hidden': opts.hidden = true; break
       case '--spec-stdin': opts.specStdin = true; break
       case '--ignore-stdin': opts.ignoreStdin = true; break
+      case '--corrupt-blocks': opts.corruptBlocks = true; break
       case '--connect': opts.connect.push(val()); break
       case '--fetch': opts.fetch.push(val()); break
       default:
@@ -259,8 +263,9 @@ async function main () {
     ? await generateKeyPairFromSeed('Ed25519', seedBytes(opts.seed))
     : await generateKeyPair('Ed25519')
 
+  const blockstore = new MemoryBlockstore()
   const helia = withBitswap(withLibp2pLight(createHeliaLight({
-    blockstore: new MemoryBlockstore(),
+    blockstore,
     datastore: new MemoryDatastore()
   }), {
     privateKey,
@@ -291,6 +296,17 @@ async function main () {
     const cid = await addEntry(fsys, entry, importer, opts.hidden)
     roots[entry.name] = cid.toString()
     log(`added ${entry.name} (${entry.path}) -> ${cid}`)
+  }
+
+  if (opts.corruptBlocks) {
+    // MemoryBlockstore keeps each block as a list of chunks keyed by its
+    // multihash and does not check them on read: replace the bytes in place.
+    let n = 0
+    for (const [key, chunks] of blockstore.data.entries()) {
+      blockstore.data.set(key, chunks.map(c => c.map(b => b ^ 0xff)))
+      n++
+    }
+    log(`corrupted ${n} blocks (every byte flipped)`)
   }
 
   for (const ma of opts.connect) {
