@@ -60,19 +60,17 @@ for ph in $PHASES; do
   log "$line"
   GW_LINES+=("- $line")
 done
-ERRS=$(grep -c -E ' (ERROR|WARN) ' "$GW_LOG" || true)
 
 {
   echo "# run_k6.sh $STAMP"
   echo
-  sed -n '1,4p' "$LOG" | sed 's/^\[[0-9:]*\] //; s/^/    /'
+  grep -E '^(run_k6.sh|soak.sh|git:|machine:|k6 )' "$LOG" | sed 's/^/    /' || true
   echo
   "$PY" "$LT/k6_report.py" "$OUT" $PHASES
   echo "## gateway"
   echo
   printf '%s\n' "${GW_LINES[@]}"
-  echo "- gateway log: $ERRS WARN/ERROR lines (RUST_LOG=warn)"
-  grep -E ' (ERROR|WARN) ' "$GW_LOG" | sed -E 's/^[^ ]+ +//' | cut -c1-160 | sort | uniq -c | sort -rn | head -8 | sed 's/^/    /' || true
+  log_summary "$GW_LOG"
   echo "- gateway process alive at the end: $(kill -0 "$GW_PID" 2>/dev/null && echo yes || echo NO)"
 } >"$OUT.md"
 cp "$GW_LOG" "$OUT.gateway.log"

@@ -112,7 +112,7 @@ REPORT=$("$PY" "$LT/k6_report.py" "$OUT" soak --samples "$SAMPLES" --events "$EV
 {
   echo "# soak.sh $STAMP"
   echo
-  sed -n '1,4p' "$LOG" | sed 's/^\[[0-9:]*\] //; s/^/    /'
+  grep -E '^(run_k6.sh|soak.sh|git:|machine:|k6 )' "$LOG" | sed 's/^/    /' || true
   echo
   "$PY" - "$OUT-soak.stats.json" "$SAMPLES" "$WARMUP_SECS" "$SOAK_SECS" "$AFTER" "$SESS" "$HWM" "$RESTARTS" "$OUT-metrics.txt" <<'PY'
 import json, sys
@@ -161,8 +161,7 @@ PY
   echo
   echo "- process alive at the end: $GW_ALIVE"
   echo "- provider B restarts (t, downtime): $(cut -f1,2 "$EVENTS" | tr '\t\n' ' ;' )"
-  echo "- gateway log: $(grep -c -E ' (ERROR|WARN) ' "$GW_LOG" || true) WARN/ERROR lines (RUST_LOG=warn); most frequent:"
-  grep -E ' (ERROR|WARN) ' "$GW_LOG" | sed -E 's/^[^ ]+ +//; s/12D3KooW[A-Za-z0-9]+/<peer>/g; s/baf[a-z0-9]{20,}/<cid>/g' | cut -c1-160 | sort | uniq -c | sort -rn | head -10 | sed 's/^/    /' || true
+  log_summary "$GW_LOG"
 } >"$OUT.md"
 cat "$OUT.md"
 echo "summary: $OUT.md" >&2

@@ -189,3 +189,14 @@ run_k6() {
   cat "$WORK/k6-$name.out" "$WORK/k6-$name.err" >>"$OUT-$name.k6.txt"
   return 0
 }
+
+# log_summary GATEWAY_LOG: WARN/ERROR count and the most frequent messages
+# (colour codes stripped; peer IDs and CIDs folded so that alike lines group).
+log_summary() {
+  local plain n
+  plain=$(sed 's/\x1b\[[0-9;]*m//g' "$1")
+  n=$(grep -c -E ' (ERROR|WARN) ' <<<"$plain" || true)
+  echo "- gateway log: $n WARN/ERROR lines (RUST_LOG=${GW_RUST_LOG:-warn})"
+  grep -E ' (ERROR|WARN) ' <<<"$plain" | sed -E 's/^[^ ]+ +//; s/12D3KooW[A-Za-z0-9]+/<peer>/g; s/baf[a-z0-9]{20,}/<cid>/g' \
+    | cut -c1-180 | sort | uniq -c | sort -rn | head -10 | sed 's/^/    /' || true
+}
