@@ -71,6 +71,8 @@ pub struct Metrics {
     pub bytes: Family<SourceLabel, Counter>,
     pub routing_lookups: Counter,
     pub retrieval_timeouts: Counter,
+    /// Blocks from providers that did not hash to the CID asked for.
+    pub bad_blocks: Family<SourceLabel, Counter>,
     pub cache_hits: Counter,
     pub cache_misses: Counter,
     /// Read at scrape time.
@@ -102,6 +104,7 @@ impl Metrics {
             bytes: Family::default(),
             routing_lookups: Counter::default(),
             retrieval_timeouts: Counter::default(),
+            bad_blocks: Family::default(),
             cache_hits: Counter::default(),
             cache_misses: Counter::default(),
             live_sessions: Gauge::default(),
@@ -148,6 +151,11 @@ impl Metrics {
             "retrieval_timeouts",
             "Blocks or responses that timed out",
             m.retrieval_timeouts.clone(),
+        );
+        registry.register(
+            "bad_blocks",
+            "Blocks from providers that did not match their CID (the provider is dropped)",
+            m.bad_blocks.clone(),
         );
         registry.register("cache_hits", "Block cache hits", m.cache_hits.clone());
         registry.register("cache_misses", "Block cache misses", m.cache_misses.clone());

@@ -143,6 +143,15 @@ async fn a_corrupt_provider_is_dropped_and_the_client_gets_correct_bytes() {
         "the corrupt peer is penalised"
     );
     assert!(!PeerBook::global().is_banned(&ProviderId::Peer(honest.peer_id)));
+    let metrics = gw
+        .text(&format!("{}/debug/metrics/prometheus", gw.control))
+        .await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("sluice_bad_blocks_total{source=\"Bitswap\"}")),
+        "bad blocks are counted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

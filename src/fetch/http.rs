@@ -13,6 +13,8 @@ use reqwest::StatusCode;
 
 use super::bitswap::protocol::WantType;
 use crate::blocks::MAX_BLOCK_SIZE;
+use crate::fetch::LinkProgress;
+use crate::session::ProviderId;
 
 /// What a trustless gateway answered.
 #[derive(Debug)]
@@ -50,7 +52,15 @@ impl HttpProviders {
     }
 
     /// Asks the gateway at `base` (`scheme://host[:port]`) for `cid`.
-    pub async fn request(&self, base: &str, cid: &Cid, want: WantType) -> HttpAnswer {
+    pub async fn request(
+        &self,
+        base: &str,
+        cid: &Cid,
+        want: WantType,
+        progress: &LinkProgress,
+    ) -> HttpAnswer {
+        let provider = ProviderId::Http(base.to_string());
+        let mut noted = None;
         let url = format!("{base}/ipfs/{cid}?format=raw");
         let request = match want {
             WantType::Block => self.client.get(&url),
@@ -75,6 +85,7 @@ impl HttpProviders {
                 loop {
                     match response.chunk().await {
                         Ok(Some(chunk)) => {
+                            progress.note_throttled(&provider, &mut noted);
                             if body.len() + chunk.len() > MAX_BLOCK_SIZE {
                                 return HttpAnswer::Failed(format!(
                                     "block larger than {MAX_BLOCK_SIZE} bytes"

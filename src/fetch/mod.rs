@@ -2,13 +2,15 @@
 //!
 //! A fetcher reads the request's session (see [`crate::session`]) to pick
 //! providers and reports every outcome back to it. Fetchers verify every
-//! block against its CID before returning it; the block service verifies
-//! again on the way into the cache. Fetchers know nothing of HTTP
-//! responses.
+//! block against its CID, once, where it comes off the wire, before
+//! returning it. Fetchers know nothing of HTTP responses.
 
 pub mod bitswap;
 pub mod http;
+mod progress;
 mod wants;
+
+pub use progress::LinkProgress;
 
 pub use wants::{NetworkFetcher, RetrievalConfig};
 
@@ -32,7 +34,9 @@ pub enum FetchError {
 
 /// Something that gets blocks from other nodes.
 pub trait BlockFetcher: Send + Sync + 'static {
-    /// Fetches `cid` for the current session; the block is verified.
+    /// Fetches `cid` for the current session. Only bytes that hash to
+    /// `cid` may be returned: implementations verify each block once, where
+    /// it comes off the wire, and callers rely on that.
     fn fetch<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, Result<(Bytes, ProviderId), FetchError>>;
 
     /// Adds the request's provider hints to the current session (and starts

@@ -28,8 +28,9 @@ use tokio::time::Instant;
 use super::bitswap::peer::{accept_inbound, Inbound, Outbound};
 use super::bitswap::protocol::{want_entry, WantType};
 use super::http::{HttpAnswer, HttpProviders};
-use super::{BlockFetcher, FetchError, SessionMode};
+use super::{BlockFetcher, FetchError, LinkProgress, SessionMode};
 use crate::blocks::verify_block;
+use crate::metrics::{BlockOrigin, Metrics, SourceLabel};
 use crate::p2p::Node;
 use crate::routing::{ProviderHint, Routing};
 use crate::session::{self, Outcome, PeerBook, ProviderId, ProviderSource, Session};
@@ -97,6 +98,8 @@ struct Inner {
     http: HttpProviders,
     routing: Option<Arc<Routing>>,
     wants: Mutex<HashMap<Cid, WantEntry>>,
+    /// When bytes last arrived from each provider (see `WantState::due_at`).
+    progress: LinkProgress,
     want_slots: Arc<Semaphore>,
     /// CIDs wanted until recently: a copy of one arriving late (a hedged or
     /// re-sent want answered twice) is expected, not a sign of a bad peer.
@@ -184,7 +187,8 @@ impl NetworkFetcher {
         config: RetrievalConfig,
     ) -> NetworkFetcher {
         let (tx, rx) = mpsc::unbounded_channel();
-        accept_inbound(&node, tx.clone());
+        let progress = LinkProgress::default();
+        accept_inbound(&node, tx.clone(), progress.clone());
         let http = HttpProviders::new(Duration::from_secs(config.block_timeout_secs.max(1)));
         let inner = Arc::new(Inner {
             outbound: Outbound::new(node.clone(), tx),
@@ -192,6 +196,7 @@ impl NetworkFetcher {
             http,
             routing,
             wants: Mutex::default(),
+            progress,
             want_slots: Arc::new(Semaphore::new(config.max_pending_wants.max(1))),
             recently_wanted: Mutex::default(),
             config,
@@ -273,21 +278,23 @@ impl NetworkFetcher {
                     .send(*peer, want_entry(cid, want_type, false));
             }
             ProviderId::Http(base) => {
-                let (http, base, cid, events) = (
+                let (http, base, cid, events, progress) = (
                     self.inner.http.clone(),
                     base.clone(),
                     *cid,
                     entry.events.clone(),
+                    self.inner.progress.clone(),
                 );
                 let provider = provider.clone();
                 let task = tokio::spawn(async move {
-                    let event = match http.request(&base, &cid, want_type).await {
+                    let event = match http.request(&base, &cid, want_type, &progress).await {
                         HttpAnswer::Block(data) if verify_block(&cid, &data).is_ok() => {
                             WantEvent::Block { provider, data }
                         }
                         HttpAnswer::Block(_) => {
                             tracing::warn!(%base, %cid, "HTTP provider sent bytes that do not match the CID");
                             PeerBook::global().penalise(&provider);
+                            count_bad_block(BlockOrigin::Http);
                             WantEvent::BadBlock(provider)
                         }
                         HttpAnswer::Have => WantEvent::Presence {
@@ -450,7 +457,9 @@ impl NetworkFetcher {
                     return Err(FetchError::NoProviders(cid));
                 }
             }
-            let mut wake_at = state.next_hedge(&session).unwrap_or(deadline);
+            let mut wake_at = state
+                .next_hedge(&session, &self.inner.progress)
+                .unwrap_or(deadline);
             if let Some(retry) = state.retry_at.values().min() {
                 wake_at = wake_at.min(*retry);
             }
@@ -475,12 +484,14 @@ impl NetworkFetcher {
                             // Much cheaper than every provider asked for the
                             // block so far: ask it too, now, rather than wait
                             // for the others to time out.
-                            let cost = session.cost_of(&provider).unwrap_or(f64::INFINITY);
+                            // Only while the providers asked are unmeasured:
+                            // a measured one is judged by its progress (see
+                            // `overdue`), as a hedge would mostly fetch the
+                            // block twice.
                             let outclassed = !state.block_targets.is_empty()
                                 && !state.block_targets.contains(&provider)
-                                && state.block_targets.iter().all(|t| {
-                                    session.is_unmeasured(t) || session.cost_of(t).is_some_and(|c| c > 2.0 * cost)
-                                });
+                                && !session.is_unmeasured(&provider)
+                                && state.block_targets.iter().all(|t| session.is_unmeasured(t));
                             if outclassed {
                                 state.hedged.extend(state.block_targets.iter().cloned());
                             }
@@ -538,7 +549,7 @@ impl NetworkFetcher {
                     // provider is asked too. With nobody else to ask, the want
                     // is sent again, with back-off: a peer may have answered on
                     // a stream that was lost (Go peers open one per message).
-                    if let Some(slow) = state.overdue(&session) {
+                    if let Some(slow) = state.overdue(&session, &self.inner.progress) {
                         session.record(&slow, Outcome::Timeout);
                         if self.has_alternative(&session, state) {
                             state.hedged.insert(slow);
@@ -684,38 +695,61 @@ impl WantState {
         self.block_targets.is_empty() && self.have_asked.is_empty() && self.retry_at.is_empty()
     }
 
-    fn wait_for(&self, session: &Session, provider: &ProviderId) -> Duration {
+    /// When the want at `provider` becomes overdue. A provider works
+    /// through its wants in order, so one that keeps sending bytes is not
+    /// hedged however long its queue: the want is overdue when the provider
+    /// has sent nothing for a hedge delay (it stalled), or — a backstop for
+    /// a want it lost — when the want is twice as old as its place in the
+    /// queue explains.
+    fn due_at(
+        &self,
+        session: &Session,
+        progress: &LinkProgress,
+        provider: &ProviderId,
+    ) -> Option<Instant> {
+        let sent = *self.sent_at.get(provider)?;
         let backoff = 1u32 << self.resends.get(provider).copied().unwrap_or(0).min(5);
+        let delay = session.hedge_delay(provider) * backoff;
+        let last_block = session.stats_of(provider).and_then(|s| s.last_block_at());
+        let last_bytes = progress.last(provider);
+        let last_progress = [last_block, last_bytes]
+            .into_iter()
+            .flatten()
+            .map(Instant::from_std)
+            .fold(sent, Instant::max);
         let queue = 1 + self
             .queued_behind
             .get(provider)
             .copied()
             .unwrap_or(0)
             .min(64);
-        session.hedge_delay(provider) * backoff * queue
+        Some((last_progress + delay).min(sent + delay * queue * 2))
     }
 
     /// When the next outstanding, not yet hedged want becomes overdue.
-    fn next_hedge(&self, session: &Session) -> Option<Instant> {
+    fn next_hedge(&self, session: &Session, progress: &LinkProgress) -> Option<Instant> {
         self.block_targets
             .iter()
             .filter(|p| !self.hedged.contains(*p))
-            .filter_map(|p| Some(*self.sent_at.get(p)? + self.wait_for(session, p)))
+            .filter_map(|p| self.due_at(session, progress, p))
             .min()
     }
 
-    fn overdue(&self, session: &Session) -> Option<ProviderId> {
+    fn overdue(&self, session: &Session, progress: &LinkProgress) -> Option<ProviderId> {
         let now = Instant::now();
         self.block_targets
             .iter()
             .filter(|p| !self.hedged.contains(*p))
-            .find(|p| {
-                self.sent_at
-                    .get(*p)
-                    .is_some_and(|t| *t + self.wait_for(session, p) <= now)
-            })
+            .find(|p| self.due_at(session, progress, p).is_some_and(|t| t <= now))
             .cloned()
     }
+}
+
+fn count_bad_block(source: BlockOrigin) {
+    Metrics::global()
+        .bad_blocks
+        .get_or_create(&SourceLabel { source })
+        .inc();
 }
 
 /// Routes what Bitswap peers send to the wants waiting for it.
@@ -727,11 +761,10 @@ async fn dispatch(inner: Weak<Inner>, mut inbound: mpsc::UnboundedReceiver<Inbou
             Inbound::Block { peer, cid, data } => {
                 let provider = ProviderId::Peer(peer);
                 if let Some(entry) = wants.get(&cid) {
-                    // The CID was computed from the data; check against the
-                    // wanted CID once more: this is the trust boundary.
-                    if verify_block(&cid, &data).is_ok() {
-                        let _ = entry.events.send(WantEvent::Block { provider, data });
-                    }
+                    // `cid` was computed by hashing these bytes as they came
+                    // off the wire (`protocol::block_cid`): a want under the
+                    // exact same CID is answered by them, no second hash needed.
+                    let _ = entry.events.send(WantEvent::Block { provider, data });
                 } else if !inner
                     .recently_wanted
                     .lock()
@@ -747,6 +780,7 @@ async fn dispatch(inner: Weak<Inner>, mut inbound: mpsc::UnboundedReceiver<Inbou
                     if !asked_for_blocks.is_empty() {
                         tracing::warn!(%peer, %cid, "peer sent a block that matches no wanted CID; dropping it");
                         PeerBook::global().penalise(&provider);
+                        count_bad_block(BlockOrigin::Bitswap);
                         for entry in asked_for_blocks {
                             let _ = entry.events.send(WantEvent::BadBlock(provider.clone()));
                         }

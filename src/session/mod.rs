@@ -202,9 +202,7 @@ impl Session {
     /// True if nothing has been measured about `provider` yet in this session.
     pub fn is_unmeasured(&self, provider: &ProviderId) -> bool {
         let ranking = self.0.ranking.lock().expect("poisoned");
-        ranking
-            .get(provider)
-            .is_some_and(|s| s.latency_ms.is_none())
+        ranking.get(provider).is_some_and(|s| s.is_unmeasured())
     }
 
     pub fn hedge_delay(&self, provider: &ProviderId) -> Duration {

@@ -22,6 +22,8 @@ struct Entry {
     positive: f64,
     negative: f64,
     latency_ms: Option<f64>,
+    rtt_ms: Option<f64>,
+    throughput: Option<f64>,
     banned_until: Option<Instant>,
     updated: Instant,
     /// Blocks delivered over the life of the process (not decayed).
@@ -34,6 +36,8 @@ impl Entry {
             positive: 0.0,
             negative: 0.0,
             latency_ms: None,
+            rtt_ms: None,
+            throughput: None,
             banned_until: None,
             updated: now,
             blocks_delivered: 0,
@@ -74,6 +78,8 @@ impl PeerBook {
                 stats.dont_haves = (entry.negative * scale).round() as u32;
             }
             stats.latency_ms = entry.latency_ms;
+            stats.rtt_ms = entry.rtt_ms;
+            stats.throughput = entry.throughput;
         }
         stats
     }
@@ -90,13 +96,13 @@ impl PeerBook {
             entry.blocks_delivered += u64::from(stats.blocks);
             entry.positive += f64::from(stats.blocks + stats.haves);
             entry.negative += f64::from(stats.dont_haves + stats.timeouts);
-            if let Some(latency) = stats.latency_ms {
-                entry.latency_ms = Some(
-                    entry
-                        .latency_ms
-                        .map_or(latency, |old| 0.5 * old + 0.5 * latency),
-                );
-            }
+            let blend = |old: Option<f64>, new: Option<f64>| match (old, new) {
+                (Some(old), Some(new)) => Some(0.5 * old + 0.5 * new),
+                (old, new) => new.or(old),
+            };
+            entry.latency_ms = blend(entry.latency_ms, stats.latency_ms);
+            entry.rtt_ms = blend(entry.rtt_ms, stats.rtt_ms);
+            entry.throughput = blend(entry.throughput, stats.throughput);
             if stats.bad_blocks > 0 {
                 entry.banned_until = Some(now + BAN);
             }

@@ -2,15 +2,19 @@
 //! order in which the session asks them for blocks.
 //!
 //! A provider's rank is its *expected cost* of delivering the next block:
-//! its latency estimate, stretched by the wants already in flight to it and
-//! divided by the probability that it has the block at all. Lower is better.
+//! when that block would arrive if asked now — one round trip plus the
+//! bytes queued at it (its wants in flight and this one) at its measured
+//! throughput — divided by the probability that it has the block at all.
+//! Lower is better. Round trip and throughput are measured apart because a
+//! provider with a short round trip on a thin link (or the reverse) must
+//! not be handed a share of a large file just for answering quickly.
 //! Everything is measured inside the session, seeded from the process-wide
 //! [`PeerBook`](super::PeerBook) so a new session starts from what earlier
 //! ones learned.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 
@@ -94,6 +98,18 @@ pub struct ProviderStats {
     pub bytes: u64,
     /// Exponentially weighted mean time to a block, in milliseconds.
     pub latency_ms: Option<f64>,
+    /// Round trip estimate (presence answers, blocks asked of an idle
+    /// provider less their transfer time), in milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// Delivery rate while it had wants queued, in bytes per millisecond.
+    pub throughput: Option<f64>,
+    #[serde(skip)]
+    last_block_at: Option<Instant>,
+    /// Bytes delivered back to back since `rate_window_start`: blocks often
+    /// arrive in bursts (several per message), so rates are taken over a
+    /// window, not block by block.
+    #[serde(skip)]
+    rate_window: Option<(Instant, u64)>,
     pub timeouts: u32,
     pub in_flight: u32,
     pub bad_blocks: u32,
@@ -112,6 +128,10 @@ impl ProviderStats {
             blocks: 0,
             bytes: 0,
             latency_ms: None,
+            rtt_ms: None,
+            throughput: None,
+            last_block_at: None,
+            rate_window: None,
             timeouts: 0,
             in_flight: 0,
             bad_blocks: 0,
@@ -133,15 +153,37 @@ impl ProviderStats {
         ((positive + 2.0 * prior) / (positive + negative + 2.0)).clamp(0.01, 1.0)
     }
 
-    /// Expected milliseconds to get a block from this provider now: a
-    /// provider works through its wants one after another, so each want
-    /// already in flight adds its latency again.
-    pub fn cost(&self, default_latency: Duration) -> f64 {
-        let latency = self
-            .latency_ms
-            .unwrap_or(default_latency.as_secs_f64() * 1000.0)
-            .max(1.0);
-        latency * (1.0 + f64::from(self.in_flight)) / self.have_probability()
+    /// When the provider last delivered a block in this session.
+    pub fn last_block_at(&self) -> Option<Instant> {
+        self.last_block_at
+    }
+
+    pub fn is_unmeasured(&self) -> bool {
+        self.rtt_ms.is_none() && self.latency_ms.is_none()
+    }
+
+    fn rtt(&self, assumed: &Assumed) -> f64 {
+        self.rtt_ms
+            .or(self.latency_ms)
+            .unwrap_or(assumed.rtt_ms)
+            .max(0.1)
+    }
+
+    /// Milliseconds until one more block of the usual size would arrive
+    /// if asked now: a provider works through its wants in order.
+    fn completion_ms(&self, assumed: &Assumed) -> f64 {
+        let rate = self.throughput.unwrap_or(assumed.throughput);
+        let queued = f64::from(self.in_flight + 1) * assumed.block_bytes;
+        self.rtt(assumed) + queued / rate
+    }
+
+    /// Expected milliseconds to get a block from this provider now.
+    fn cost(&self, assumed: &Assumed) -> f64 {
+        self.completion_ms(assumed) / self.have_probability()
+    }
+
+    fn ewma(old: Option<f64>, sample: f64) -> Option<f64> {
+        Some(old.map_or(sample, |mean| 0.7 * mean + 0.3 * sample))
     }
 
     fn record(&mut self, outcome: Outcome) {
@@ -149,27 +191,51 @@ impl ProviderStats {
             Outcome::WantSent => self.in_flight += 1,
             Outcome::Have => self.haves += 1,
             Outcome::Answered { rtt } => {
-                if self.blocks == 0 {
-                    let sample = rtt.as_secs_f64() * 1000.0;
-                    self.latency_ms = Some(
-                        self.latency_ms
-                            .map_or(sample, |mean| 0.7 * mean + 0.3 * sample),
-                    );
-                }
+                self.rtt_ms = Self::ewma(self.rtt_ms, rtt.as_secs_f64() * 1000.0);
             }
             Outcome::DontHave => {
                 self.dont_haves += 1;
                 self.in_flight = self.in_flight.saturating_sub(1);
             }
             Outcome::Block { bytes, latency } => {
+                let now = Instant::now();
+                let latency_ms = latency.as_secs_f64() * 1000.0;
+                let backlogged = self.in_flight > 1;
+                match self.rate_window {
+                    // Behind other wants: the bytes since the window opened,
+                    // over its length, once it spans long enough.
+                    Some((start, window_bytes)) if backlogged => {
+                        let window_bytes = window_bytes + bytes as u64;
+                        let elapsed_ms = (now - start).as_secs_f64() * 1000.0;
+                        if elapsed_ms >= RATE_WINDOW_MS {
+                            self.throughput =
+                                Self::ewma(self.throughput, window_bytes as f64 / elapsed_ms);
+                            self.rate_window = Some((now, 0));
+                        } else {
+                            self.rate_window = Some((start, window_bytes));
+                        }
+                    }
+                    // Asked of an idle provider: the time to the block less
+                    // a round trip. Small blocks say little about the rate.
+                    _ => {
+                        if bytes >= MIN_RATE_SAMPLE_BYTES {
+                            let transfer_ms =
+                                latency_ms - self.rtt_ms.unwrap_or(0.0).min(latency_ms / 2.0);
+                            self.throughput =
+                                Self::ewma(self.throughput, bytes as f64 / transfer_ms.max(0.05));
+                        }
+                        self.rate_window = Some((now, 0));
+                    }
+                }
+                if !backlogged {
+                    let on_link = self.throughput.map_or(0.0, |rate| bytes as f64 / rate);
+                    self.rtt_ms = Self::ewma(self.rtt_ms, (latency_ms - on_link).max(0.1));
+                }
                 self.blocks += 1;
                 self.bytes += bytes as u64;
                 self.in_flight = self.in_flight.saturating_sub(1);
-                let sample = latency.as_secs_f64() * 1000.0;
-                self.latency_ms = Some(match self.latency_ms {
-                    Some(mean) => 0.7 * mean + 0.3 * sample,
-                    None => sample,
-                });
+                self.last_block_at = Some(now);
+                self.latency_ms = Self::ewma(self.latency_ms, latency_ms);
             }
             Outcome::Timeout => self.timeouts += 1,
             Outcome::WantCancelled => self.in_flight = self.in_flight.saturating_sub(1),
@@ -192,6 +258,27 @@ pub const MIN_UNMEASURED_LATENCY: Duration = Duration::from_millis(50);
 
 /// Latency assumed for a provider nothing is known about yet.
 pub const DEFAULT_LATENCY: Duration = Duration::from_millis(250);
+
+/// Blocks smaller than this are not used alone to estimate throughput.
+const MIN_RATE_SAMPLE_BYTES: usize = 32 * 1024;
+
+/// Shortest window a back-to-back throughput sample is taken over.
+const RATE_WINDOW_MS: f64 = 25.0;
+
+/// A provider whose rate is not measured yet is assumed to be this much
+/// slower than the fastest measured one: trying it costs a block that may
+/// hold up an in-order response, so it gets wants only when the measured
+/// providers are well loaded.
+const UNMEASURED_RATE_DISCOUNT: f64 = 4.0;
+
+/// What is assumed where a provider has not been measured.
+struct Assumed {
+    rtt_ms: f64,
+    /// Bytes per millisecond.
+    throughput: f64,
+    /// Size of the next block: the session's mean so far.
+    block_bytes: f64,
+}
 
 impl SessionPeerRanking {
     /// Adds a provider (keeping what is known if it is already there; a
@@ -227,48 +314,71 @@ impl SessionPeerRanking {
         self.providers.contains_key(provider)
     }
 
-    /// Latency assumed for a provider not measured yet: as fast as the best
-    /// one measured (within a floor), so it gets tried once the best is busy.
-    fn unmeasured_latency(&self) -> Duration {
-        self.providers
-            .values()
-            .filter_map(|s| s.latency_ms)
+    /// What to assume for providers not measured yet: the best round trip
+    /// measured (within a floor), a fraction of the best rate measured
+    /// (10 MB/s before any), and the mean block size so far (256 KiB
+    /// before any).
+    fn assumed(&self) -> Assumed {
+        let measured = || self.providers.values();
+        let rtt_ms = measured()
+            .filter_map(|s| s.rtt_ms.or(s.latency_ms))
             .min_by(f64::total_cmp)
-            .map_or(DEFAULT_LATENCY, |ms| Duration::from_secs_f64(ms / 1000.0))
-            .max(MIN_UNMEASURED_LATENCY)
+            .unwrap_or(DEFAULT_LATENCY.as_secs_f64() * 1000.0)
+            .max(MIN_UNMEASURED_LATENCY.as_secs_f64() * 1000.0);
+        let throughput = measured()
+            .filter_map(|s| s.throughput)
+            .max_by(f64::total_cmp)
+            .map_or(10_000.0, |best| best / UNMEASURED_RATE_DISCOUNT);
+        let (bytes, blocks) =
+            measured().fold((0u64, 0u32), |(b, n), s| (b + s.bytes, n + s.blocks));
+        let block_bytes = if blocks == 0 {
+            256.0 * 1024.0
+        } else {
+            bytes as f64 / f64::from(blocks)
+        };
+        Assumed {
+            rtt_ms,
+            throughput,
+            block_bytes,
+        }
     }
 
     /// Providers still in the session, cheapest first (ties broken by
     /// arrival, so the order is stable and follows the hints' order).
     pub fn ranked(&self) -> Vec<(ProviderId, f64)> {
-        let best_known = self.unmeasured_latency();
+        let assumed = self.assumed();
         let mut ranked: Vec<(ProviderId, f64, u32)> = self
             .providers
             .iter()
             .filter(|(_, s)| !s.is_dropped())
-            .map(|(id, s)| (id.clone(), s.cost(best_known), s.arrival))
+            .map(|(id, s)| (id.clone(), s.cost(&assumed), s.arrival))
             .collect();
         ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.2.cmp(&b.2)));
         ranked.into_iter().map(|(id, cost, _)| (id, cost)).collect()
     }
 
-    /// How long to wait for `provider` before hedging to the next one:
-    /// twice what it usually takes, within sane bounds.
+    /// How long to wait for one block from `provider` before hedging to
+    /// the next one: twice a round trip and a block's transfer, within sane
+    /// bounds (the caller stretches it for the wants queued ahead).
     pub fn hedge_delay(&self, provider: &ProviderId) -> Duration {
-        let expected = self
-            .providers
-            .get(provider)
-            .and_then(|s| s.latency_ms)
-            .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+        let expected = match self.providers.get(provider) {
+            Some(stats) if !stats.is_unmeasured() => {
+                let idle = ProviderStats {
+                    in_flight: 0,
+                    ..stats.clone()
+                };
+                Duration::from_secs_f64(idle.completion_ms(&self.assumed()) / 1000.0)
+            }
             // Unmeasured: give it a short leash, others may be waiting.
-            .unwrap_or(Duration::from_millis(150));
+            _ => Duration::from_millis(150),
+        };
         (expected * 2).clamp(Duration::from_millis(100), Duration::from_secs(5))
     }
 
     /// The expected cost of asking `provider` now (see [`ProviderStats::cost`]).
     pub fn cost_of(&self, provider: &ProviderId) -> Option<f64> {
-        let best_known = self.unmeasured_latency();
-        self.providers.get(provider).map(|s| s.cost(best_known))
+        let assumed = self.assumed();
+        self.providers.get(provider).map(|s| s.cost(&assumed))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&ProviderId, &ProviderStats)> {
@@ -340,9 +450,57 @@ mod tests {
         ranking.record(&a, Outcome::DontHave);
         ranking.record(&a, Outcome::DontHave);
         assert_eq!(ranking.ranked()[0].0, b);
-        let before = ranking.get(&b).unwrap().cost(DEFAULT_LATENCY);
+        let before = ranking.cost_of(&b).unwrap();
         ranking.record(&b, Outcome::WantSent);
-        assert!(ranking.get(&b).unwrap().cost(DEFAULT_LATENCY) > before);
+        assert!(ranking.cost_of(&b).unwrap() > before);
+    }
+
+    #[test]
+    fn a_loaded_fast_link_still_beats_an_untried_far_one() {
+        let (fast, far) = (peer(), peer());
+        let mut ranking = SessionPeerRanking::default();
+        ranking.add(far.clone(), ProviderStats::new(ProviderSource::Hint));
+        ranking.add(fast.clone(), ProviderStats::new(ProviderSource::Hint));
+        ranking.record(
+            &far,
+            Outcome::Answered {
+                rtt: Duration::from_millis(100),
+            },
+        );
+        ranking.record(
+            &fast,
+            Outcome::Answered {
+                rtt: Duration::from_millis(1),
+            },
+        );
+        // 1 MiB blocks from the fast one, back to back, in bursts of two.
+        for _ in 0..8 {
+            ranking.record(&fast, Outcome::WantSent);
+        }
+        for i in 0..6 {
+            if i % 2 == 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            ranking.record(&fast, Outcome::WantSent);
+            ranking.record(
+                &fast,
+                Outcome::Block {
+                    bytes: 1 << 20,
+                    latency: Duration::from_millis(80),
+                },
+            );
+        }
+        let rate = ranking.get(&fast).unwrap().throughput.unwrap();
+        assert!(
+            rate < 200_000.0,
+            "bursts must not read as a huge rate: {rate}"
+        );
+        assert_eq!(ranking.ranked()[0].0, fast);
+        // Far more load on the fast one, and the untried one gets a turn.
+        for _ in 0..40 {
+            ranking.record(&fast, Outcome::WantSent);
+        }
+        assert_eq!(ranking.ranked()[0].0, far);
     }
 
     #[test]

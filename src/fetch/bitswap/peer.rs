@@ -18,7 +18,10 @@ use super::protocol::{
     WantType, Wantlist, BITSWAP_100, PROTOCOLS,
 };
 use crate::blocks::MAX_BLOCK_SIZE;
+use crate::fetch::progress::ProgressReader;
+use crate::fetch::LinkProgress;
 use crate::p2p::Node;
+use crate::session::ProviderId;
 
 /// An outbound queue with nothing to send closes its stream after this.
 const IDLE: Duration = Duration::from_secs(30);
@@ -192,16 +195,21 @@ async fn peer_queue(
 }
 
 /// Accepts the streams peers open to us and reads every message on them.
-pub fn accept_inbound(node: &Node, inbound: mpsc::UnboundedSender<Inbound>) {
+pub fn accept_inbound(
+    node: &Node,
+    inbound: mpsc::UnboundedSender<Inbound>,
+    progress: LinkProgress,
+) {
     let mut control = node.stream_control();
     for protocol in PROTOCOLS {
         let Ok(mut incoming) = control.accept(protocol.clone()) else {
             tracing::warn!(%protocol, "bitswap protocol already registered");
             continue;
         };
-        let inbound = inbound.clone();
+        let (inbound, progress) = (inbound.clone(), progress.clone());
         tokio::spawn(async move {
             while let Some((peer, stream)) = incoming.next().await {
+                let stream = progress.reader(ProviderId::Peer(peer), stream);
                 tokio::spawn(read_stream(peer, stream, protocol.clone(), inbound.clone()));
             }
         });
@@ -210,7 +218,7 @@ pub fn accept_inbound(node: &Node, inbound: mpsc::UnboundedSender<Inbound>) {
 
 async fn read_stream(
     peer: PeerId,
-    mut stream: Stream,
+    mut stream: ProgressReader<Stream>,
     protocol: StreamProtocol,
     inbound: mpsc::UnboundedSender<Inbound>,
 ) {
