@@ -75,15 +75,17 @@ enum Command {
     Dial { peer: PeerId, addrs: Vec<Multiaddr> },
 }
 
-/// Yamux with stream receive windows held at 256 KiB. rust-yamux rejects
+/// Yamux with stream receive windows of at most 1 MiB. rust-yamux rejects
 /// frames over 1 MiB and tears the connection down, while JS peers (Helia)
 /// send frames as large as the receive window; left to auto-tune, windows
 /// grow past 1 MiB and Helia's 1 MiB blocks then arrive in frames too large.
-/// With 4096 streams the 1 GiB connection budget is all minimum windows, so
-/// none grows.
+/// The connection's receive budget is fixed at 1 GiB and every stream is
+/// guaranteed 256 KiB of it: with 4093 streams allowed, 768 KiB are left to
+/// grow into, so one stream (a peer sends its Bitswap messages on one) can
+/// reach 1 MiB by doubling and none can pass it.
 fn yamux_config() -> yamux::Config {
     let mut config = yamux::Config::default();
-    config.set_max_num_streams(4096);
+    config.set_max_num_streams(4093);
     config
 }
 
