@@ -606,12 +606,23 @@ impl NetworkFetcher {
             .filter(|p| state.said_have.contains(*p))
             .collect();
         order.extend(candidates.iter().filter(|p| !state.said_have.contains(*p)));
+        // A provider that has not answered anything yet is asked WANT_HAVE
+        // (below), not handed a block, while a measured one can take it: a
+        // block at a provider that turns out to be far away holds up the
+        // in-order body until the hedge.
+        let measured_available = order
+            .iter()
+            .any(|p| !session.is_unmeasured(p) && !state.hedged.contains(*p));
         let mut sent_blocks = 0;
         for provider in order.iter().copied() {
             if sent_blocks >= block_slots {
                 break;
             }
-            if state.block_targets.contains(provider) {
+            if state.block_targets.contains(provider)
+                || (measured_available
+                    && config.session_mode == SessionMode::On
+                    && session.is_unmeasured(provider))
+            {
                 continue;
             }
             self.want(provider, cid, WantType::Block);
