@@ -9,8 +9,10 @@ use super::UnixfsNode;
 use crate::blocks::BlockService;
 use crate::dag::{DagError, Node};
 
-/// Blocks fetched ahead of the one being written, per tree level.
-const READ_AHEAD: usize = 8;
+/// Blocks fetched ahead of the one being written, per tree level. Enough
+/// to keep two providers' links busy while the body is written in order
+/// (at 1 MiB blocks, 16 MiB per response at most).
+const READ_AHEAD: usize = 16;
 /// No sane file DAG is deeper than this (a 174-wide balanced tree of depth
 /// 8 already holds exabytes).
 const MAX_FILE_DEPTH: usize = 32;
