@@ -365,7 +365,7 @@ def main():
             slow.append(info)
             log(f"slow provider {i + 1}: {info['hint']} (50 ms each way + tbf 20 Mbit/s)")
     equal = []
-    if "4b" in SCENARIOS:
+    if "4b" in SCENARIOS or "5" in SCENARIOS:
         for i, (ns, _hip, nip) in enumerate(EQUAL_NS):
             info = ns_provider(f"bench-equal-{i + 1}", ns, nip, 0)
             equal.append(info)
@@ -456,6 +456,50 @@ def main():
             rows.append(row)
         results["scenarios"][key] = {"rows": rows, "file_bytes": big_bytes,
                                      "rate": EQUAL_RATE if key == "4b" else "loopback"}
+
+    # ---- scenario 5: one Bitswap (Helia) + one trustless HTTP provider (a second sluice
+    #      serving the file's CAR), each in its own namespace behind tbf EQUAL_RATE
+    if "5" in SCENARIOS and len(equal) == 2:
+        loadavg("scenario 5")
+        bitswap_hint = equal[0]["hint"]
+        car = os.path.join(WORK, "big.car")
+        maker = Sluice("on")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", maker.port, timeout=FETCH_TIMEOUT)
+            conn.request("GET", f"/ipfs/{cid}?format=car", headers={"X-Ipfs-Provider": bitswap_hint})
+            with open(car, "wb") as f:
+                shutil.copyfileobj(conn.getresponse(), f)
+        finally:
+            maker.close()
+        ns, _hip, nip = EQUAL_NS[1]
+        http_dir = os.path.join(WORK, "http-provider")
+        os.makedirs(http_dir, exist_ok=True)
+        env = dict(os.environ, SLUICE_P2P_LISTEN="[]", SLUICE_ROUTING_ENDPOINTS="[]",
+                   SLUICE_METRICS_LISTEN="127.0.0.1:0", RUST_LOG="warn")
+        hp = subprocess.Popen(["ip", "netns", "exec", ns, SLUICE_BIN, "serve", "--car", car,
+                               "--listen", f"{nip}:8080", "--data-dir", http_dir],
+                              env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+        procs.append(hp)
+        http_hint = f"http://{nip}:8080"
+        for _ in range(100):
+            try:
+                socket.create_connection((nip, 8080), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        log(f"HTTP provider in {ns}: {http_hint} (sluice serve --car, tbf {EQUAL_RATE})")
+        rows = []
+        for r in range(RUNS):
+            row = {}
+            arms = [("bitswap", [bitswap_hint]), ("http", [http_hint]), ("both", [bitswap_hint, http_hint])]
+            arms = arms[r % 3:] + arms[:r % 3]
+            for name, hints in arms:
+                x = timed_sluice(cid, hints, "on", big_bytes)
+                row[name] = x["s"] if x["ok"] else None
+                log(f"  s5 run {r + 1} {name}: {x['s']:.2f}s ok={x['ok']} st={x['server_timing']}")
+            rows.append(row)
+        results["scenarios"]["5"] = {"rows": rows, "file_bytes": big_bytes, "rate": EQUAL_RATE}
+        stop(hp)
 
     # ---- scenario 3: 500 distinct 8 KiB files, 32 in flight
     if "3" in SCENARIOS:
@@ -624,6 +668,23 @@ def summarize():
                  f"{100 * med(d_one):.1f}% | **{100 * med(d_on):.1f}%** | {100 * med(d_off):.1f}% |")
         R[key]["median_ratio"] = med(ratios)
         R[key]["median_dup_on"] = med(d_on)
+    if "5" in R:
+        rows = R["5"]["rows"]
+        L.append(f"\n### 5. One Bitswap (Helia) + one trustless HTTP provider (sluice --car), "
+                 f"tbf {R['5']['rate']} each, own namespaces\n")
+        L.append("| run | Bitswap alone s | HTTP alone s | both s | faster alone / both |")
+        L.append("|---|---|---|---|---|")
+        speedups = []
+        for i, r in enumerate(rows):
+            alone = [t for t in (r.get("bitswap"), r.get("http")) if t]
+            sp = min(alone) / r["both"] if alone and r.get("both") else None
+            if sp:
+                speedups.append(sp)
+            L.append(f"| {i + 1} | {fmt(r.get('bitswap'))} | {fmt(r.get('http'))} | {fmt(r.get('both'))} | {fmt(sp)} |")
+        L.append(f"| median | {fmt(med([r['bitswap'] for r in rows if r.get('bitswap')]))} | "
+                 f"{fmt(med([r['http'] for r in rows if r.get('http')]))} | "
+                 f"{fmt(med([r['both'] for r in rows if r.get('both')]))} | **{fmt(med(speedups))}** |")
+        R["5"]["median_speedup"] = med(speedups)
     text = "\n".join(L) + "\n"
     with open(OUT + ".md", "w") as f:
         f.write(text)

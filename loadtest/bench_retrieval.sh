@@ -13,11 +13,14 @@
 #  4. two equally fast providers vs one: time, and duplicate blocks counted
 #     from the bytes each provider process wrote (/proc/PID/io wchar);
 #  4b. the same with two providers that are bandwidth-bound (EQUAL_RATE, default
-#     100mbit, tbf in their own namespaces) rather than sharing the 2 CPU cores.
+#     100mbit, tbf in their own namespaces) rather than sharing the 2 CPU cores;
+#  5. (issue 4) one Bitswap provider (Helia) and one trustless HTTP provider (a
+#     second sluice serving the file's CAR), each behind tbf EQUAL_RATE in its
+#     own namespace: each alone vs both in one session.
 # Every sluice fetch uses a fresh process and data dir (cold cache).
 #
 # Needs root (ip netns, tc). Knobs: RUNS (3), LAYOUT (modern|classic),
-# BIG_MIB (64), SCENARIOS ("1 2 3 4 4b"), EQUAL_RATE (100mbit), SKIP_BUILD=1, KEEP_TMP=1,
+# BIG_MIB (64), SCENARIOS ("1 2 3 4 4b 5"), EQUAL_RATE (100mbit), SKIP_BUILD=1, KEEP_TMP=1,
 # SLUICE_BINARY (default target/release/sluice; e.g. a build of a given commit
 # made elsewhere, with SKIP_BUILD=1).
 # Summary: loadtest/results/retrieval-<UTC>.{md,json,log}.
@@ -85,14 +88,14 @@ add_ns() { # add_ns INDEX RATE: namespace with a veth pair 10.77.I.1 (host) <-> 
   tc qdisc add dev "$h" root tbf rate "$rate" burst 64kb latency 1000ms
   ip netns exec "$ns" tc qdisc add dev "$n" root tbf rate "$rate" burst 64kb latency 1000ms
 }
-SCENARIOS=${SCENARIOS:-1 2 3 4 4b}
+SCENARIOS=${SCENARIOS:-1 2 3 4 4b 5}
 SLOW_NS=""; EQUAL_NS=""
 if [[ " $SCENARIOS " == *" 2 "* ]]; then
   for i in 1 2 3; do add_ns "$i" 20mbit; SLOW_NS+="${NS_PREFIX}s$i:10.77.$i.1:10.77.$i.2 "; done
 fi
 # scenario 4b: two equal providers that are bandwidth-bound (not CPU-bound), EQUAL_RATE each, no added delay
 EQUAL_RATE=${EQUAL_RATE:-100mbit}
-if [[ " $SCENARIOS " == *" 4b "* ]]; then
+if [[ " $SCENARIOS " == *" 4b "* || " $SCENARIOS " == *" 5 "* ]]; then
   for i in 4 5; do add_ns "$i" "$EQUAL_RATE"; EQUAL_NS+="${NS_PREFIX}s$i:10.77.$i.1:10.77.$i.2 "; done
 fi
 
