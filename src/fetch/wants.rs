@@ -20,7 +20,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use cid::Cid;
 use futures::future::BoxFuture;
-use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
@@ -91,9 +90,6 @@ struct WantEntry {
     http_requests: Vec<AbortHandle>,
     /// This want's share of `max_pending_wants`, released with the entry.
     _slot: OwnedSemaphorePermit,
-    /// Peers that sent the block: they dropped the want when they sent it,
-    /// so they get no CANCEL (one message less for each block).
-    delivered_by: Vec<PeerId>,
 }
 
 struct Inner {
@@ -170,9 +166,6 @@ impl Drop for WantGuard {
         }
         for (provider, want_type) in entry.asked {
             if let ProviderId::Peer(peer) = provider {
-                if entry.delivered_by.contains(&peer) {
-                    continue;
-                }
                 self.inner
                     .outbound
                     .send(peer, want_entry(&self.cid, want_type, true));
@@ -252,7 +245,6 @@ impl NetworkFetcher {
                 asked: HashMap::new(),
                 http_requests: Vec::new(),
                 _slot: slot?,
-                delivered_by: Vec::new(),
             }),
         };
         entry.waiters += 1;
@@ -775,12 +767,11 @@ fn count_bad_block(source: BlockOrigin) {
 async fn dispatch(inner: Weak<Inner>, mut inbound: mpsc::UnboundedReceiver<Inbound>) {
     while let Some(event) = inbound.recv().await {
         let Some(inner) = inner.upgrade() else { return };
-        let mut wants = inner.wants.lock().expect("poisoned");
+        let wants = inner.wants.lock().expect("poisoned");
         match event {
             Inbound::Block { peer, cid, data } => {
                 let provider = ProviderId::Peer(peer);
-                if let Some(entry) = wants.get_mut(&cid) {
-                    entry.delivered_by.push(peer);
+                if let Some(entry) = wants.get(&cid) {
                     // `cid` was computed by hashing these bytes as they came
                     // off the wire (`protocol::block_cid`): a want under the
                     // exact same CID is answered by them, no second hash needed.
