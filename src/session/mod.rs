@@ -95,6 +95,8 @@ pub struct Activity {
     pub bytes_from_network: u64,
     /// Bytes of every block read, from any source.
     pub bytes_read: u64,
+    /// Block reads started under a budget (see `Session::check_budget`).
+    pub blocks_started: u64,
 }
 
 impl Activity {
@@ -257,13 +259,15 @@ impl Session {
         let _ = self.0.budget.set(budget);
     }
 
-    /// Fails once the session has read all its budget allows.
+    /// Counts a block read about to start; fails once the session has read
+    /// all its budget allows. Blocks count when they start, not when they
+    /// arrive, so read-ahead cannot run past the cap.
     pub fn check_budget(&self) -> Result<(), BudgetExceeded> {
         let Some(budget) = self.0.budget.get() else {
             return Ok(());
         };
-        let activity = self.0.activity.lock().expect("poisoned");
-        if activity.blocks_read() >= budget.max_blocks {
+        let mut activity = self.0.activity.lock().expect("poisoned");
+        if activity.blocks_started >= budget.max_blocks {
             return Err(BudgetExceeded {
                 what: "blocks",
                 limit: budget.max_blocks,
@@ -277,6 +281,7 @@ impl Session {
                 key: "max_bytes_per_request",
             });
         }
+        activity.blocks_started += 1;
         Ok(())
     }
 
