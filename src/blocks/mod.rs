@@ -1,7 +1,8 @@
 //! The block service: every block the gateway serves passes through here.
 //!
 //! It owns block verification (a block is accepted only if its bytes hash to
-//! its CID), the byte-weighted in-memory cache, and the local stores behind
+//! its CID; network blocks are verified once by the fetcher, where they come
+//! off the wire), the byte-weighted in-memory cache, and the local stores behind
 //! it (CAR files indexed in place, and the on-disk store in the data
 //! directory), and, when a block is not local, the network fetcher. Reads
 //! happen inside the request's session (see [`crate::session`]): the

@@ -33,9 +33,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 pub use peer_book::PeerBook;
-pub use ranking::{
-    Outcome, ProviderId, ProviderSource, ProviderStats, SessionPeerRanking, DEFAULT_LATENCY,
-};
+pub use ranking::{Outcome, ProviderId, ProviderSource, ProviderStats, SessionPeerRanking};
 
 use crate::blocks::BlockSource;
 
@@ -97,12 +95,6 @@ pub struct Activity {
     pub bytes_read: u64,
     /// Block reads started under a budget (see `Session::check_budget`).
     pub blocks_started: u64,
-}
-
-impl Activity {
-    pub fn blocks_read(&self) -> u64 {
-        self.blocks_from_cache + self.blocks_from_store + self.blocks_from_network
-    }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
