@@ -75,6 +75,8 @@ pub struct Metrics {
     pub bad_blocks: Family<SourceLabel, Counter>,
     pub cache_hits: Counter,
     pub cache_misses: Counter,
+    /// Streams peers opened that were dropped because their reader lagged.
+    pub inbound_streams_dropped: Counter,
     /// Read at scrape time.
     pub live_sessions: Gauge,
     pub peers_connected: Gauge,
@@ -107,6 +109,7 @@ impl Metrics {
             bad_blocks: Family::default(),
             cache_hits: Counter::default(),
             cache_misses: Counter::default(),
+            inbound_streams_dropped: Counter::default(),
             live_sessions: Gauge::default(),
             peers_connected: Gauge::default(),
             cache_bytes: Gauge::default(),
@@ -159,6 +162,11 @@ impl Metrics {
         );
         registry.register("cache_hits", "Block cache hits", m.cache_hits.clone());
         registry.register("cache_misses", "Block cache misses", m.cache_misses.clone());
+        registry.register(
+            "inbound_streams_dropped",
+            "Streams peers opened that were dropped because their reader lagged",
+            m.inbound_streams_dropped.clone(),
+        );
         registry.register("sessions_live", "Sessions alive", m.live_sessions.clone());
         registry.register(
             "peers_connected",

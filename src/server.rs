@@ -78,7 +78,12 @@ impl Server {
             path: data_dir.clone(),
             source,
         })?;
-        let node = Node::start(&config.p2p, load_or_create_identity(&data_dir)?).await?;
+        let node = Node::start(
+            &config.p2p,
+            load_or_create_identity(&data_dir)?,
+            &crate::fetch::bitswap::protocol::PROTOCOLS,
+        )
+        .await?;
         tracing::info!(peer_id = %node.peer_id(), "libp2p node started");
         let routing = Routing::new(config.routing.clone(), config.hints.allow_private);
         let fetcher = NetworkFetcher::start(node.clone(), routing, config.retrieval.clone());

@@ -279,3 +279,35 @@ async fn the_session_moves_its_wants_to_the_fast_provider() {
         blocks.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_on_many_streams_at_once_are_all_read() {
+    // A peer that opens a stream per block (Helia does) sends many streams
+    // in one burst; each carries a block we asked for, so a dropped stream
+    // means a re-sent want.
+    let (root, data, blocks) = file(4 * 1024 * 1024, 9);
+    let leaves = blocks.len() - 1;
+    let peer = TestPeer::start(blocks, Behaviour::StreamPerBlock).await;
+    let gw = gateway(10).await;
+    let response = gw
+        .get_with(
+            &format!("/ipfs/{root}"),
+            &[("x-ipfs-provider", &peer.hint())],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        sha256_hex(&response.bytes().await.unwrap()),
+        sha256_hex(&data)
+    );
+    let seen = peer.seen.lock().unwrap();
+    let mut distinct = seen.want_blocks.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), leaves + 1, "every block asked for");
+    assert_eq!(
+        seen.want_blocks.len(),
+        distinct.len(),
+        "no want sent twice: every answer stream was read"
+    );
+}

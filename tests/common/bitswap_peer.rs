@@ -28,6 +28,9 @@ pub enum Behaviour {
     Slow(Duration),
     /// Sends this many blocks, then goes silent.
     StallAfter(usize),
+    /// Sends each block in its own message on a new stream, all opened at
+    /// once, as Helia does.
+    StreamPerBlock,
 }
 
 /// What the peer saw, for assertions.
@@ -52,7 +55,7 @@ impl TestPeer {
             listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
             ..P2pConfig::default()
         };
-        let node = Node::start(&config, libp2p::identity::Keypair::generate_ed25519())
+        let node = Node::start(&config, libp2p::identity::Keypair::generate_ed25519(), &[])
             .await
             .unwrap();
         let addr = node.listen_addrs().into_iter().next().expect("listening");
@@ -168,6 +171,25 @@ async fn serve(
         let Some(stream) = outbound.as_mut() else {
             return;
         };
+        if behaviour == Behaviour::StreamPerBlock {
+            for block in reply.payload {
+                let mut control = node.stream_control();
+                let sent = sent.clone();
+                tokio::spawn(async move {
+                    let Ok(mut stream) = control.open_stream(peer, BITSWAP_120).await else {
+                        return;
+                    };
+                    let message = Message {
+                        payload: vec![block],
+                        ..Default::default()
+                    };
+                    if write_message(&mut stream, &message).await.is_ok() {
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+            continue;
+        }
         let count = reply.payload.len();
         if write_message(stream, &reply).await.is_err() {
             outbound = None;

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cid::Cid;
-use futures::StreamExt;
 use libp2p::{PeerId, Stream, StreamProtocol};
 use tokio::sync::mpsc;
 
@@ -194,26 +193,23 @@ async fn peer_queue(
     }
 }
 
-/// Accepts the streams peers open to us and reads every message on them.
+/// Reads every message on the streams peers open to us (the node must have
+/// been started with the Bitswap [`PROTOCOLS`]).
 pub fn accept_inbound(
     node: &Node,
     inbound: mpsc::UnboundedSender<Inbound>,
     progress: LinkProgress,
 ) {
-    let mut control = node.stream_control();
-    for protocol in PROTOCOLS {
-        let Ok(mut incoming) = control.accept(protocol.clone()) else {
-            tracing::warn!(%protocol, "bitswap protocol already registered");
-            continue;
-        };
-        let (inbound, progress) = (inbound.clone(), progress.clone());
-        tokio::spawn(async move {
-            while let Some((peer, stream)) = incoming.next().await {
-                let stream = progress.reader(ProviderId::Peer(peer), stream);
-                tokio::spawn(read_stream(peer, stream, protocol.clone(), inbound.clone()));
-            }
-        });
-    }
+    let Some(mut incoming) = node.take_inbound_streams() else {
+        tracing::warn!("bitswap inbound streams already taken");
+        return;
+    };
+    tokio::spawn(async move {
+        while let Some((peer, protocol, stream)) = incoming.recv().await {
+            let stream = progress.reader(ProviderId::Peer(peer), stream);
+            tokio::spawn(read_stream(peer, stream, protocol, inbound.clone()));
+        }
+    });
 }
 
 async fn read_stream(

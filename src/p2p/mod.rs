@@ -1,6 +1,7 @@
 //! The libp2p node: TCP and QUIC, Noise, Yamux, Identify, Ping, connection
 //! limits, a persistent Ed25519 identity, static peers kept connected, and
-//! raw protocol streams (for Bitswap) through `libp2p-stream`.
+//! raw protocol streams (for Bitswap): outbound through `libp2p-stream`,
+//! inbound through [`inbound`], which queues them instead of dropping them.
 //!
 //! The swarm runs in its own task; the rest of the gateway talks to it
 //! through [`Node`]: dial a peer, list connected peers, open or accept
@@ -19,6 +20,10 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+
+pub mod inbound;
+
+pub use inbound::InboundStream;
 
 /// Settings of the libp2p node (`[p2p]` in the config file).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -69,6 +74,7 @@ struct Behaviour {
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     stream: libp2p_stream::Behaviour,
+    inbound: inbound::Behaviour,
 }
 
 enum Command {
@@ -97,6 +103,8 @@ pub struct Node {
     /// (and the peer redialled) without waiting on the swarm task.
     addresses: Arc<RwLock<HashMap<PeerId, Vec<Multiaddr>>>>,
     control: libp2p_stream::Control,
+    /// Taken once, by the protocol that reads inbound streams.
+    inbound: Arc<std::sync::Mutex<Option<mpsc::Receiver<InboundStream>>>>,
     commands: mpsc::UnboundedSender<Command>,
     connected: Arc<RwLock<HashSet<PeerId>>>,
     listening: Arc<RwLock<Vec<Multiaddr>>>,
@@ -156,13 +164,20 @@ fn peer_of(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
 }
 
 impl Node {
-    /// Starts the swarm in a background task.
-    pub async fn start(config: &P2pConfig, key: Keypair) -> Result<Node, P2pError> {
+    /// Starts the swarm in a background task, listening for streams of
+    /// `inbound_protocols` (read them with [`Node::take_inbound_streams`]).
+    pub async fn start(
+        config: &P2pConfig,
+        key: Keypair,
+        inbound_protocols: &[libp2p::StreamProtocol],
+    ) -> Result<Node, P2pError> {
         // libp2p links two rustls crypto providers; QUIC needs one chosen.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let limits = ConnectionLimits::default()
             .with_max_established(Some(config.max_connections))
             .with_max_established_per_peer(Some(config.max_connections_per_peer));
+        let (inbound_behaviour, inbound_streams) =
+            inbound::Behaviour::new(inbound_protocols.to_vec());
         let mut swarm: Swarm<Behaviour> = libp2p::SwarmBuilder::with_existing_identity(key)
             .with_tokio()
             .with_tcp(
@@ -173,6 +188,7 @@ impl Node {
             .map_err(|e| P2pError::Transport(e.to_string()))?
             .with_quic()
             .with_behaviour(|key| Behaviour {
+                inbound: inbound_behaviour,
                 limits: connection_limits::Behaviour::new(limits),
                 identify: identify::Behaviour::new(
                     identify::Config::new("/ipfs/0.1.0".into(), key.public())
@@ -209,6 +225,7 @@ impl Node {
             peer_id,
             addresses: Arc::default(),
             control,
+            inbound: Arc::new(std::sync::Mutex::new(Some(inbound_streams))),
             commands,
             connected: Arc::default(),
             listening: Arc::default(),
@@ -312,6 +329,12 @@ impl Node {
             .iter()
             .copied()
             .collect()
+    }
+
+    /// The streams peers open for the protocols given to [`Node::start`];
+    /// `None` after the first call.
+    pub fn take_inbound_streams(&self) -> Option<mpsc::Receiver<InboundStream>> {
+        self.inbound.lock().expect("poisoned").take()
     }
 
     /// Stream control for protocols layered on the node (Bitswap).

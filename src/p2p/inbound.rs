@@ -1,0 +1,170 @@
+//! Inbound streams for a fixed set of protocols (Bitswap), handed to the
+//! protocol's reader through a queue deep enough that none is lost.
+//!
+//! `libp2p-stream` accepts inbound streams through a one-slot channel and
+//! drops any stream that arrives while that slot is taken. JS peers (Helia)
+//! open a new stream for every Bitswap message, so several streams often
+//! arrive in one turn of the swarm task, and the answers on the dropped ones
+//! were lost (the want then waited for a hedge or a re-send). This behaviour
+//! only listens; outbound streams still go through `libp2p-stream`.
+
+use std::convert::Infallible;
+use std::future::{ready, Ready};
+use std::task::{Context, Poll};
+
+use libp2p::core::transport::PortUse;
+use libp2p::core::upgrade::DeniedUpgrade;
+use libp2p::core::{Endpoint, InboundUpgrade, UpgradeInfo};
+use libp2p::swarm::handler::{ConnectionEvent, FullyNegotiatedInbound};
+use libp2p::swarm::{
+    ConnectionDenied, ConnectionHandler, ConnectionHandlerEvent, ConnectionId, FromSwarm,
+    NetworkBehaviour, SubstreamProtocol, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+};
+use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
+use tokio::sync::mpsc;
+
+/// Streams waiting for their reader. Each connection already caps its open
+/// streams (yamux), this caps what one slow reader lets pile up.
+const QUEUE: usize = 1024;
+
+/// A stream a peer opened to us, with the protocol it negotiated.
+pub type InboundStream = (PeerId, StreamProtocol, Stream);
+
+/// Listens for `protocols` on every connection.
+pub struct Behaviour {
+    protocols: Vec<StreamProtocol>,
+    streams: mpsc::Sender<InboundStream>,
+}
+
+impl Behaviour {
+    /// The behaviour and the receiving end of its stream queue.
+    pub fn new(protocols: Vec<StreamProtocol>) -> (Behaviour, mpsc::Receiver<InboundStream>) {
+        let (streams, receiver) = mpsc::channel(QUEUE);
+        (Behaviour { protocols, streams }, receiver)
+    }
+
+    fn handler(&self, peer: PeerId) -> Handler {
+        Handler {
+            peer,
+            protocols: self.protocols.clone(),
+            streams: self.streams.clone(),
+        }
+    }
+}
+
+impl NetworkBehaviour for Behaviour {
+    type ConnectionHandler = Handler;
+    type ToSwarm = Infallible;
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        _: ConnectionId,
+        peer: PeerId,
+        _: &Multiaddr,
+        _: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(self.handler(peer))
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _: ConnectionId,
+        peer: PeerId,
+        _: &Multiaddr,
+        _: Endpoint,
+        _: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(self.handler(peer))
+    }
+
+    fn on_swarm_event(&mut self, _: FromSwarm) {}
+
+    fn on_connection_handler_event(
+        &mut self,
+        _: PeerId,
+        _: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {}
+    }
+
+    fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Infallible, THandlerInEvent<Self>>> {
+        Poll::Pending
+    }
+}
+
+pub struct Handler {
+    peer: PeerId,
+    protocols: Vec<StreamProtocol>,
+    streams: mpsc::Sender<InboundStream>,
+}
+
+impl ConnectionHandler for Handler {
+    type FromBehaviour = Infallible;
+    type ToBehaviour = Infallible;
+    type InboundProtocol = Listen;
+    type OutboundProtocol = DeniedUpgrade;
+    type InboundOpenInfo = ();
+    type OutboundOpenInfo = Infallible;
+
+    fn listen_protocol(&self) -> SubstreamProtocol<Listen> {
+        SubstreamProtocol::new(Listen(self.protocols.clone()), ())
+    }
+
+    fn poll(
+        &mut self,
+        _: &mut Context<'_>,
+    ) -> Poll<ConnectionHandlerEvent<DeniedUpgrade, Infallible, Infallible>> {
+        Poll::Pending
+    }
+
+    fn on_behaviour_event(&mut self, event: Infallible) {
+        match event {}
+    }
+
+    fn on_connection_event(
+        &mut self,
+        event: ConnectionEvent<Listen, DeniedUpgrade, (), Infallible>,
+    ) {
+        if let ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound {
+            protocol: (stream, protocol),
+            ..
+        }) = event
+        {
+            if let Err(e) = self.streams.try_send((self.peer, protocol, stream)) {
+                let (peer, protocol) = match &e {
+                    mpsc::error::TrySendError::Full((p, proto, _))
+                    | mpsc::error::TrySendError::Closed((p, proto, _)) => (*p, proto.clone()),
+                };
+                tracing::debug!(%peer, %protocol, "inbound stream dropped: reader queue full or gone");
+                crate::metrics::Metrics::global()
+                    .inbound_streams_dropped
+                    .inc();
+            }
+        }
+    }
+}
+
+/// The inbound upgrade: any of the listened protocols, nothing to negotiate
+/// beyond the name.
+#[derive(Clone)]
+pub struct Listen(Vec<StreamProtocol>);
+
+impl UpgradeInfo for Listen {
+    type Info = StreamProtocol;
+    type InfoIter = std::vec::IntoIter<StreamProtocol>;
+
+    fn protocol_info(&self) -> Self::InfoIter {
+        self.0.clone().into_iter()
+    }
+}
+
+impl InboundUpgrade<Stream> for Listen {
+    type Output = (Stream, StreamProtocol);
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Output, Infallible>>;
+
+    fn upgrade_inbound(self, stream: Stream, protocol: StreamProtocol) -> Self::Future {
+        ready(Ok((stream, protocol)))
+    }
+}
