@@ -311,3 +311,42 @@ async fn answers_on_many_streams_at_once_are_all_read() {
         "no want sent twice: every answer stream was read"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_car_export_asks_for_the_next_blocks_of_its_walk_ahead() {
+    // The peer sends the root and then nothing: a walk that fetched one
+    // block at a time would have asked for just one leaf by then.
+    let (root, _, blocks) = file(20 * 64 * 1024, 10);
+    let peer = TestPeer::start(blocks, Behaviour::StallAfter(1)).await;
+    let gw = gateway(30).await;
+    let request = gw
+        .client
+        .get(gw.url(&format!("/ipfs/{root}?format=car")))
+        .header("x-ipfs-provider", peer.hint())
+        .send();
+    let in_flight = tokio::spawn(request);
+    let distinct_wants = || {
+        let seen = peer.seen.lock().unwrap();
+        let mut cids: Vec<Cid> = seen
+            .want_blocks
+            .iter()
+            .chain(&seen.want_haves)
+            .copied()
+            .collect();
+        cids.sort();
+        cids.dedup();
+        cids.len()
+    };
+    let asked_ahead = async {
+        while distinct_wants() < 1 + 16 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let outcome = tokio::time::timeout(Duration::from_secs(10), asked_ahead).await;
+    in_flight.abort();
+    assert!(
+        outcome.is_ok(),
+        "the root and 16 leaves asked for, saw {}",
+        distinct_wants()
+    );
+}

@@ -1,18 +1,25 @@
 //! Walking a DAG for a CAR response: the blocks that prove a path, then the
-//! blocks of the requested scope, depth-first in link order.
+//! blocks of the requested scope, depth-first in link order, with the next
+//! blocks of the walk fetched ahead.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use cid::Cid;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use super::{links_of, DagError, Node, ResolvedPath};
-use crate::blocks::BlockService;
+use crate::blocks::{BlockError, BlockService};
+use crate::session;
 use crate::unixfs::{file_size, file_stream, hamt_list, UnixfsNode};
 
 /// Bound on the depth of a depth-first walk.
 const MAX_WALK_DEPTH: usize = 4096;
+
+/// Blocks a depth-first walk fetches ahead of the one it is emitting. Every
+/// one is on the walk's stack, so it will be emitted (or skipped as already
+/// seen); none is fetched for nothing.
+const WALK_AHEAD: usize = 16;
 
 /// How much of the DAG under the path's end a CAR carries (`dag-scope`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,10 +118,12 @@ fn scope_blocks(
                     .map(|(_, shards)| (blocks, shards))
             })
             .map_ok(|(blocks, shards)| {
-                stream::iter(shards).then(move |cid| {
-                    let blocks = blocks.clone();
-                    async move { Ok((cid, blocks.get(&cid).await?)) }
-                })
+                stream::iter(shards)
+                    .map(move |cid| {
+                        let blocks = blocks.clone();
+                        async move { Ok((cid, blocks.get(&cid).await?)) }
+                    })
+                    .buffered(WALK_AHEAD)
             })
             .try_flatten()
             .boxed()
@@ -126,11 +135,47 @@ fn scope_blocks(
 
 struct DepthFirst {
     blocks: BlockService,
-    /// Next CIDs to visit with their depth, top of the stack first.
+    /// Next CIDs to visit with their depth; the top is the end.
     stack: Vec<(Cid, usize)>,
     seen: HashSet<Cid>,
     duplicates: bool,
     first: Option<(Cid, Bytes)>,
+    /// Fetches started for CIDs near the top of the stack, in the session.
+    ahead: HashMap<Cid, tokio::task::JoinHandle<Option<Result<Bytes, BlockError>>>>,
+}
+
+impl DepthFirst {
+    /// Starts fetches for the next `WALK_AHEAD` CIDs the walk will visit.
+    fn fetch_ahead(&mut self) {
+        for (cid, _) in self.stack.iter().rev().take(WALK_AHEAD) {
+            if self.ahead.len() >= WALK_AHEAD {
+                break;
+            }
+            if self.ahead.contains_key(cid) || (!self.duplicates && self.seen.contains(cid)) {
+                continue;
+            }
+            let (blocks, cid) = (self.blocks.clone(), *cid);
+            let fetch = session::spawn(async move { blocks.get(&cid).await });
+            self.ahead.insert(cid, fetch);
+        }
+    }
+
+    async fn get(&mut self, cid: &Cid) -> Result<Bytes, BlockError> {
+        if let Some(fetch) = self.ahead.remove(cid) {
+            if let Ok(Some(fetched)) = fetch.await {
+                return fetched;
+            }
+        }
+        self.blocks.get(cid).await
+    }
+}
+
+impl Drop for DepthFirst {
+    fn drop(&mut self) {
+        for fetch in self.ahead.values() {
+            fetch.abort();
+        }
+    }
 }
 
 fn depth_first(
@@ -145,19 +190,24 @@ fn depth_first(
         seen: HashSet::new(),
         duplicates,
         first: Some((root, root_block)),
+        ahead: HashMap::new(),
     };
     stream::try_unfold(state, |mut state| async move {
         loop {
             let (cid, block, depth) = if let Some((cid, block)) = state.first.take() {
                 (cid, block, 0)
             } else {
+                state.fetch_ahead();
                 let Some((cid, depth)) = state.stack.pop() else {
                     return Ok(None);
                 };
                 if !state.duplicates && state.seen.contains(&cid) {
+                    if let Some(fetch) = state.ahead.remove(&cid) {
+                        fetch.abort();
+                    }
                     continue;
                 }
-                (cid, state.blocks.get(&cid).await?, depth)
+                (cid, state.get(&cid).await?, depth)
             };
             if depth > MAX_WALK_DEPTH {
                 return Err(DagError::TooDeep(MAX_WALK_DEPTH));
