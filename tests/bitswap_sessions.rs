@@ -350,3 +350,31 @@ async fn a_car_export_asks_for_the_next_blocks_of_its_walk_ahead() {
         distinct_wants()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_has_not_answered_is_not_asked_about_every_block() {
+    // Each message costs a provider work: one that has not answered its
+    // first WANT_HAVE gets no more until it does (or a second passes).
+    let (root, data, blocks) = file(40 * 64 * 1024, 11);
+    let silent = TestPeer::start(HashMap::new(), Behaviour::Silent).await;
+    let honest = TestPeer::start(blocks, Behaviour::Honest).await;
+    let gw = gateway(10).await;
+    let hints = format!("{},{}", silent.hint(), honest.hint());
+    let response = gw
+        .get_with(&format!("/ipfs/{root}"), &[("x-ipfs-provider", &hints)])
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        sha256_hex(&response.bytes().await.unwrap()),
+        sha256_hex(&data)
+    );
+    let seen = silent.seen.lock().unwrap();
+    let asked = seen.want_haves.len() + seen.want_blocks.len();
+    assert!(asked >= 1, "the silent provider was tried");
+    assert!(
+        asked <= 6,
+        "41 blocks, but the silent provider was asked {asked} times: {} WANT_HAVE, {} WANT_BLOCK",
+        seen.want_haves.len(),
+        seen.want_blocks.len()
+    );
+}

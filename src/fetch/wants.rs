@@ -638,8 +638,12 @@ impl NetworkFetcher {
             sent_blocks += 1;
         }
         if config.session_mode == SessionMode::On {
-            // WANT_HAVE to the next-ranked few, and to every provider not
-            // measured yet (bounded): its answer is a first latency sample.
+            // WANT_HAVE to the next-ranked few measured providers (who has
+            // the block, should this want need a hedge), and one at a time
+            // to each provider not measured yet (bounded): its answer is a
+            // first latency sample. Every message costs the provider, so an
+            // unmeasured one is not asked about every block while its first
+            // answer is on the way.
             let not_asked = |p: &&&ProviderId| {
                 !state.block_targets.contains(**p)
                     && !state.said_have.contains(**p)
@@ -648,6 +652,7 @@ impl NetworkFetcher {
             let mut haves: Vec<ProviderId> = order
                 .iter()
                 .filter(not_asked)
+                .filter(|p| !session.is_unmeasured(p))
                 .take(config.want_have_fanout)
                 .map(|p| (*p).clone())
                 .collect();
@@ -655,7 +660,7 @@ impl NetworkFetcher {
                 order
                     .iter()
                     .filter(not_asked)
-                    .filter(|p| session.is_unmeasured(p) && !haves.contains(p))
+                    .filter(|p| session.is_unmeasured(p) && session.claim_probe(p))
                     .take(MAX_PROBING_HAVES)
                     .map(|p| (*p).clone())
                     .collect::<Vec<_>>(),

@@ -199,6 +199,15 @@ impl Session {
         ranking.get(provider).is_some_and(|s| s.is_unmeasured())
     }
 
+    /// See [`SessionPeerRanking::claim_probe`].
+    pub fn claim_probe(&self, provider: &ProviderId) -> bool {
+        self.0
+            .ranking
+            .lock()
+            .expect("poisoned")
+            .claim_probe(provider)
+    }
+
     pub fn hedge_delay(&self, provider: &ProviderId) -> Duration {
         self.0
             .ranking

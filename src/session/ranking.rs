@@ -110,6 +110,9 @@ pub struct ProviderStats {
     /// window, not block by block.
     #[serde(skip)]
     rate_window: Option<(Instant, u64)>,
+    /// When a WANT_HAVE last went out to learn this provider's round trip.
+    #[serde(skip)]
+    probe_sent_at: Option<Instant>,
     pub timeouts: u32,
     pub in_flight: u32,
     pub bad_blocks: u32,
@@ -132,6 +135,7 @@ impl ProviderStats {
             throughput: None,
             last_block_at: None,
             rate_window: None,
+            probe_sent_at: None,
             timeouts: 0,
             in_flight: 0,
             bad_blocks: 0,
@@ -256,6 +260,10 @@ pub struct SessionPeerRanking {
 /// handed a share of the first wants before its first answer is in.
 pub const MIN_UNMEASURED_LATENCY: Duration = Duration::from_millis(50);
 
+/// A provider that has not answered its first WANT_HAVE in this long is
+/// asked again (with another block).
+pub const PROBE_RETRY: Duration = Duration::from_secs(1);
+
 /// Latency assumed for a provider nothing is known about yet.
 pub const DEFAULT_LATENCY: Duration = Duration::from_millis(250);
 
@@ -304,6 +312,25 @@ impl SessionPeerRanking {
         if let Some(stats) = self.providers.get_mut(provider) {
             stats.record(outcome);
         }
+    }
+
+    /// True if a WANT_HAVE may go to `provider` to measure it: it is
+    /// unmeasured and no such probe is out (one answer is all it takes, and
+    /// every message costs the provider; a probe unanswered for
+    /// [`PROBE_RETRY`] may be repeated).
+    pub fn claim_probe(&mut self, provider: &ProviderId) -> bool {
+        let Some(stats) = self.providers.get_mut(provider) else {
+            return false;
+        };
+        let now = Instant::now();
+        let free = stats
+            .probe_sent_at
+            .is_none_or(|at| now.duration_since(at) >= PROBE_RETRY);
+        if stats.is_unmeasured() && free {
+            stats.probe_sent_at = Some(now);
+            return true;
+        }
+        false
     }
 
     pub fn get(&self, provider: &ProviderId) -> Option<&ProviderStats> {
@@ -412,6 +439,23 @@ mod tests {
         );
         ranking.add(hinted.clone(), ProviderStats::new(ProviderSource::Hint));
         assert_eq!(ranking.ranked()[0].0, hinted);
+    }
+
+    #[test]
+    fn one_probe_at_a_time_until_the_first_answer() {
+        let provider = peer();
+        let mut ranking = SessionPeerRanking::default();
+        ranking.add(provider.clone(), ProviderStats::new(ProviderSource::Hint));
+        assert!(ranking.claim_probe(&provider));
+        assert!(!ranking.claim_probe(&provider), "a probe is already out");
+        ranking.record(
+            &provider,
+            Outcome::Answered {
+                rtt: Duration::from_millis(20),
+            },
+        );
+        assert!(!ranking.claim_probe(&provider), "measured: no probe needed");
+        assert!(!ranking.claim_probe(&peer()), "not in the session");
     }
 
     #[test]
