@@ -105,11 +105,10 @@ pub struct ProviderStats {
     pub throughput: Option<f64>,
     #[serde(skip)]
     last_block_at: Option<Instant>,
-    /// Bytes delivered back to back since `rate_window_start`: blocks often
-    /// arrive in bursts (several per message), so rates are taken over a
-    /// window, not block by block.
+    /// The window the next rate sample is taken over: since it opened, the
+    /// provider always had a want (see [`RateWindow`]).
     #[serde(skip)]
-    rate_window: Option<(Instant, u64)>,
+    rate_window: Option<RateWindow>,
     /// When a WANT_HAVE last went out to learn this provider's round trip.
     #[serde(skip)]
     probe_sent_at: Option<Instant>,
@@ -190,9 +189,70 @@ impl ProviderStats {
         Some(old.map_or(sample, |mean| 0.7 * mean + 0.3 * sample))
     }
 
+    /// Adds a delivery to the rate window. A window closes at the end of a
+    /// burst (the next delivery comes more than [`BURST_GAP_MS`] later)
+    /// once it spans [`RATE_WINDOW_MS`], or when the provider has nothing
+    /// more to send; with wants still queued the next window opens where
+    /// it closed.
+    fn sample_rate(&mut self, now: Instant, bytes: usize, more_queued: bool) {
+        let mut window = self.rate_window.take().unwrap_or(RateWindow {
+            start: now,
+            bytes: 0,
+            from_idle: false,
+            last_at: now,
+        });
+        let gap_ms = (now - window.last_at).as_secs_f64() * 1000.0;
+        if window.bytes > 0
+            && gap_ms > BURST_GAP_MS
+            && self.window_span_ms(&window, window.last_at) >= RATE_WINDOW_MS
+        {
+            self.close_window(&window, window.last_at);
+            window = RateWindow {
+                start: window.last_at,
+                bytes: 0,
+                from_idle: false,
+                last_at: window.last_at,
+            };
+        }
+        window.bytes += bytes as u64;
+        window.last_at = now;
+        if more_queued {
+            self.rate_window = Some(window);
+        } else {
+            self.close_window(&window, now);
+        }
+    }
+
+    fn window_span_ms(&self, window: &RateWindow, end: Instant) -> f64 {
+        let span_ms = (end - window.start).as_secs_f64() * 1000.0;
+        if window.from_idle {
+            span_ms - self.rtt_ms.unwrap_or(0.0).min(span_ms / 2.0)
+        } else {
+            span_ms
+        }
+    }
+
+    fn close_window(&mut self, window: &RateWindow, end: Instant) {
+        if window.bytes >= MIN_RATE_SAMPLE_BYTES as u64 {
+            let span_ms = self.window_span_ms(window, end).max(0.05);
+            self.throughput = Self::ewma(self.throughput, window.bytes as f64 / span_ms);
+        }
+    }
+
     fn record(&mut self, outcome: Outcome) {
         match outcome {
-            Outcome::WantSent => self.in_flight += 1,
+            Outcome::WantSent => {
+                if self.in_flight == 0 {
+                    let now = Instant::now();
+                    self.rate_window = Some(RateWindow {
+                        start: now,
+                        bytes: 0,
+                        from_idle: true,
+                        last_at: now,
+                    });
+                }
+                self.in_flight += 1;
+            }
             Outcome::Have => self.haves += 1,
             Outcome::Answered { rtt } => {
                 self.rtt_ms = Self::ewma(self.rtt_ms, rtt.as_secs_f64() * 1000.0);
@@ -205,32 +265,7 @@ impl ProviderStats {
                 let now = Instant::now();
                 let latency_ms = latency.as_secs_f64() * 1000.0;
                 let backlogged = self.in_flight > 1;
-                match self.rate_window {
-                    // Behind other wants: the bytes since the window opened,
-                    // over its length, once it spans long enough.
-                    Some((start, window_bytes)) if backlogged => {
-                        let window_bytes = window_bytes + bytes as u64;
-                        let elapsed_ms = (now - start).as_secs_f64() * 1000.0;
-                        if elapsed_ms >= RATE_WINDOW_MS {
-                            self.throughput =
-                                Self::ewma(self.throughput, window_bytes as f64 / elapsed_ms);
-                            self.rate_window = Some((now, 0));
-                        } else {
-                            self.rate_window = Some((start, window_bytes));
-                        }
-                    }
-                    // Asked of an idle provider: the time to the block less
-                    // a round trip. Small blocks say little about the rate.
-                    _ => {
-                        if bytes >= MIN_RATE_SAMPLE_BYTES {
-                            let transfer_ms =
-                                latency_ms - self.rtt_ms.unwrap_or(0.0).min(latency_ms / 2.0);
-                            self.throughput =
-                                Self::ewma(self.throughput, bytes as f64 / transfer_ms.max(0.05));
-                        }
-                        self.rate_window = Some((now, 0));
-                    }
-                }
+                self.sample_rate(now, bytes, backlogged);
                 if !backlogged {
                     let on_link = self.throughput.map_or(0.0, |rate| bytes as f64 / rate);
                     self.rtt_ms = Self::ewma(self.rtt_ms, (latency_ms - on_link).max(0.1));
@@ -278,6 +313,24 @@ const RATE_WINDOW_MS: f64 = 25.0;
 /// hold up an in-order response, so it gets wants only when the measured
 /// providers are well loaded.
 const UNMEASURED_RATE_DISCOUNT: f64 = 4.0;
+
+/// Bytes a provider delivered while it always had wants to work on. Blocks
+/// often arrive in bursts (Helia packs three 1 MiB blocks in a message), so
+/// a rate is taken over a window that spans the gap before a burst and the
+/// whole burst, never block by block.
+#[derive(Debug, Clone, Copy)]
+struct RateWindow {
+    start: Instant,
+    bytes: u64,
+    /// Opened when a want went to an idle provider: the first round trip
+    /// is in the window and is not transfer time.
+    from_idle: bool,
+    /// The last delivery in the window.
+    last_at: Instant,
+}
+
+/// Deliveries closer together than this belong to one burst (one message).
+const BURST_GAP_MS: f64 = 2.0;
 
 /// What is assumed where a provider has not been measured.
 struct Assumed {
@@ -456,6 +509,37 @@ mod tests {
         );
         assert!(!ranking.claim_probe(&provider), "measured: no probe needed");
         assert!(!ranking.claim_probe(&peer()), "not in the session");
+    }
+
+    #[test]
+    fn a_burst_of_blocks_is_measured_over_the_time_it_took() {
+        // Three blocks in one message: all three were on the wire since the
+        // wants went out, not just the first.
+        let provider = peer();
+        let mut ranking = SessionPeerRanking::default();
+        ranking.add(provider.clone(), ProviderStats::new(ProviderSource::Hint));
+        let started = Instant::now();
+        for _ in 0..3 {
+            ranking.record(&provider, Outcome::WantSent);
+        }
+        std::thread::sleep(Duration::from_millis(40));
+        for _ in 0..3 {
+            ranking.record(
+                &provider,
+                Outcome::Block {
+                    bytes: 1 << 20,
+                    latency: started.elapsed(),
+                },
+            );
+        }
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let rate = ranking.get(&provider).unwrap().throughput.unwrap();
+        let one_block_rate = (1 << 20) as f64 / elapsed_ms;
+        assert!(
+            rate >= 2.5 * one_block_rate,
+            "{rate} bytes/ms counts one block"
+        );
+        assert!(rate <= 3.0 * (1 << 20) as f64 / 40.0, "{rate} bytes/ms");
     }
 
     #[test]
