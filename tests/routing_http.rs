@@ -1,7 +1,7 @@
 //! Content routing and trustless HTTP providers: providers found with no
 //! hint, a session mixing a Bitswap peer (Helia) with an HTTP gateway,
-//! back-off on 429, a routing server that hangs, and private addresses from
-//! routing never dialled.
+//! back-off on 429, bounded block requests per gateway, a routing server
+//! that hangs, and private addresses from routing never dialled.
 
 mod common;
 
@@ -279,6 +279,70 @@ async fn an_http_provider_answering_429_then_200() {
         "Retry-After was respected"
     );
     assert_eq!(flaky.seen.lock().unwrap().get(&root.to_string()), Some(&2));
+}
+
+/// A trustless gateway that takes a while per block and records how many
+/// block requests it was serving at once.
+#[derive(Clone, Default)]
+struct Counting {
+    blocks: Arc<HashMap<String, Bytes>>,
+    in_flight: Arc<AtomicUsize>,
+    most_in_flight: Arc<AtomicUsize>,
+}
+
+async fn counting_block(
+    State(gateway): State<Counting>,
+    method: axum::http::Method,
+    Path(cid): Path<String>,
+) -> Response {
+    // `bafkqaaa` (the empty identity block) is the reachability probe.
+    let data = match gateway.blocks.get(&cid) {
+        Some(data) => data.clone(),
+        None if cid == "bafkqaaa" => Bytes::new(),
+        None => return StatusCode::NOT_FOUND.into_response(),
+    };
+    if method == axum::http::Method::GET {
+        let now = gateway.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        gateway.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        gateway.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+    ([(h::CONTENT_TYPE, "application/vnd.ipld.raw")], data).into_response()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_requests_to_one_gateway_are_bounded() {
+    // Sixteen blocks read ahead must not become sixteen transfers sharing
+    // one link: the first block would come last.
+    let (root, data, blocks) = common::generated_file(24 * 512 * 1024, 12, 512 * 1024);
+    let gateway = Counting {
+        blocks: Arc::new(
+            blocks
+                .into_iter()
+                .map(|(c, d)| (c.to_string(), d))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    let base = serve(
+        axum::Router::new()
+            .route("/ipfs/{cid}", axum::routing::get(counting_block))
+            .with_state(gateway.clone()),
+    )
+    .await;
+    let gw = TestGateway::start_with(Vec::new(), |c| c.retrieval.block_timeout_secs = 10).await;
+    let response = gw
+        .get_with(&format!("/ipfs/{root}"), &[("x-ipfs-provider", &base)])
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        sha256_hex(&response.bytes().await.unwrap()),
+        sha256_hex(&data)
+    );
+    let most = gateway.most_in_flight.load(Ordering::SeqCst);
+    // 2 MiB of expected block bytes: 8 of the assumed 256 KiB at first,
+    // 4 once its blocks are known to be 512 KiB.
+    assert!((1..=8).contains(&most), "{most} block requests at once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,12 +4,22 @@
 //! One pooled HTTP/1.1 and HTTP/2 client is shared by every provider.
 //! Blocks are bounded to 2 MiB while they are read; the want logic
 //! verifies them.
+//!
+//! Block requests to one gateway are bounded by the bytes they are expected
+//! to bring ([`BYTES_IN_FLIGHT`]) and start in the order they were made:
+//! a dozen concurrent transfers on one link would share its bandwidth and
+//! all finish late, while a response streams in order and needs the first
+//! one first. The bound still covers a round trip at WAN speeds.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use cid::Cid;
 use reqwest::StatusCode;
+use tokio::sync::Semaphore;
 
 use super::bitswap::protocol::WantType;
 use crate::blocks::MAX_BLOCK_SIZE;
@@ -32,9 +42,41 @@ const DEFAULT_BACK_OFF: Duration = Duration::from_secs(1);
 /// Longest `Retry-After` honoured (a hostile gateway could say a year).
 const MAX_BACK_OFF: Duration = Duration::from_secs(60);
 
+/// Bytes of blocks one gateway may be asked for at once, in KiB (the
+/// permits of its [`Link`]); one block is always allowed.
+const BYTES_IN_FLIGHT_KIB: u32 = 2048;
+/// Block size assumed for a gateway before its first block, in KiB.
+const FIRST_BLOCK_KIB: u32 = 256;
+/// Gateways whose link state is kept; idle ones are forgotten past this.
+const MAX_LINKS: usize = 1024;
+
+/// One gateway's share of requests in flight.
+struct Link {
+    budget: Semaphore,
+    /// Mean size of the blocks it sent lately, in KiB.
+    block_kib: AtomicU32,
+}
+
+impl Link {
+    fn new() -> Link {
+        Link {
+            budget: Semaphore::new(BYTES_IN_FLIGHT_KIB as usize),
+            block_kib: AtomicU32::new(FIRST_BLOCK_KIB),
+        }
+    }
+
+    fn note_block(&self, bytes: usize) {
+        let kib = (bytes / 1024).max(1) as u32;
+        let old = self.block_kib.load(Ordering::Relaxed);
+        self.block_kib
+            .store((3 * old + kib).div_ceil(4), Ordering::Relaxed);
+    }
+}
+
 #[derive(Clone)]
 pub struct HttpProviders {
     client: reqwest::Client,
+    links: Arc<Mutex<HashMap<String, Arc<Link>>>>,
 }
 
 impl HttpProviders {
@@ -48,7 +90,23 @@ impl HttpProviders {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client with default settings builds");
-        HttpProviders { client }
+        HttpProviders {
+            client,
+            links: Arc::default(),
+        }
+    }
+
+    fn link(&self, base: &str) -> Arc<Link> {
+        let mut links = self.links.lock().expect("poisoned");
+        if let Some(link) = links.get(base) {
+            return link.clone();
+        }
+        if links.len() >= MAX_LINKS {
+            links.retain(|_, link| Arc::strong_count(link) > 1);
+        }
+        let link = Arc::new(Link::new());
+        links.insert(base.to_string(), link.clone());
+        link
     }
 
     /// Asks the gateway at `base` (`scheme://host[:port]`) for `cid`.
@@ -60,6 +118,21 @@ impl HttpProviders {
         progress: &LinkProgress,
     ) -> HttpAnswer {
         let provider = ProviderId::Http(base.to_string());
+        let link = self.link(base);
+        // Held until the block is read (or the request is dropped).
+        let _turn = match want {
+            WantType::Block => {
+                let kib = link
+                    .block_kib
+                    .load(Ordering::Relaxed)
+                    .clamp(1, BYTES_IN_FLIGHT_KIB);
+                match link.budget.acquire_many(kib).await {
+                    Ok(permit) => Some(permit),
+                    Err(_) => return HttpAnswer::Failed("gateway link closed".into()),
+                }
+            }
+            WantType::Have => None,
+        };
         let mut noted = None;
         let url = format!("{base}/ipfs/{cid}?format=raw");
         let request = match want {
@@ -93,7 +166,10 @@ impl HttpProviders {
                             }
                             body.extend_from_slice(&chunk);
                         }
-                        Ok(None) => return HttpAnswer::Block(body.freeze()),
+                        Ok(None) => {
+                            link.note_block(body.len());
+                            return HttpAnswer::Block(body.freeze());
+                        }
                         Err(e) => return HttpAnswer::Failed(e.to_string()),
                     }
                 }
