@@ -22,7 +22,11 @@
 # Needs root (ip netns, tc). Knobs: RUNS (3), LAYOUT (modern|classic),
 # BIG_MIB (64), SCENARIOS ("1 2 3 4 4b 5"), EQUAL_RATE (100mbit), SKIP_BUILD=1, KEEP_TMP=1,
 # SLUICE_BINARY (default target/release/sluice; e.g. a build of a given commit
-# made elsewhere, with SKIP_BUILD=1).
+# made elsewhere, with SKIP_BUILD=1), SLUICE_RUST_LOG (the fetching sluice's
+# RUST_LOG), PEERS_NODE_WRAPPER (a script run instead of Node for the Helia
+# processes, e.g. one adding --cpu-prof for a provider).
+# Each provider's CPU seconds during a fetch are logged (scenario 2): on a
+# small machine, work pushed onto idle providers slows the busy one.
 # Summary: loadtest/results/retrieval-<UTC>.{md,json,log}.
 set -euo pipefail
 
