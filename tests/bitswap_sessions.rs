@@ -378,3 +378,33 @@ async fn a_provider_that_has_not_answered_is_not_asked_about_every_block() {
         seen.want_blocks.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_can_be_fetched_again_from_a_peer_that_keeps_answered_wants() {
+    // Helia keeps a want it answered until it hears CANCEL, and ignores the
+    // same want meanwhile: the gateway must cancel at the peer that
+    // delivered too, or a second fetch of the block (after the cache let it
+    // go) waits out its timeout.
+    let (root, data, blocks) = file(64 * 1024, 13);
+    let peer = TestPeer::start(blocks, Behaviour::KeepsAnsweredWants).await;
+    let gw = TestGateway::start_with(Vec::new(), |c| {
+        c.retrieval.block_timeout_secs = 5;
+        c.store.cache_bytes = 1; // nothing cached: every read is a network want
+    })
+    .await;
+    for attempt in 0..2 {
+        let response = gw
+            .get_with(
+                &format!("/ipfs/{root}"),
+                &[("x-ipfs-provider", &peer.hint())],
+            )
+            .await;
+        assert_eq!(response.status(), 200, "attempt {attempt}");
+        let timing = header(&response, "server-timing");
+        assert!(timing.contains("cache=0"), "attempt {attempt}: {timing}");
+        assert_eq!(
+            sha256_hex(&response.bytes().await.unwrap()),
+            sha256_hex(&data)
+        );
+    }
+}

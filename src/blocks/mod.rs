@@ -129,6 +129,7 @@ struct Cached {
 
 struct Inner {
     cache: moka::sync::Cache<Cid, Cached>,
+    cache_bytes: u64,
     /// Searched in order; the first that has a block wins.
     stores: Vec<Arc<dyn BlockStore>>,
     fetcher: Option<Arc<dyn BlockFetcher>>,
@@ -149,6 +150,7 @@ impl BlockService {
         BlockService {
             inner: Arc::new(Inner {
                 cache,
+                cache_bytes,
                 stores,
                 fetcher,
             }),
@@ -255,6 +257,11 @@ impl BlockService {
     }
 
     fn insert(&self, cid: &Cid, data: Bytes, provider: Option<ProviderId>) {
+        // A block larger than the whole cache would only push everything
+        // else out before it is itself evicted.
+        if data.len() as u64 > self.inner.cache_bytes {
+            return;
+        }
         self.inner.cache.insert(*cid, Cached { data, provider });
     }
 

@@ -31,6 +31,9 @@ pub enum Behaviour {
     /// Sends each block in its own message on a new stream, all opened at
     /// once, as Helia does.
     StreamPerBlock,
+    /// Keeps a want it answered until it is cancelled and ignores it when
+    /// it comes again meanwhile, as Helia's ledger does.
+    KeepsAnsweredWants,
 }
 
 /// What the peer saw, for assertions.
@@ -109,6 +112,7 @@ async fn serve(
 ) {
     let mut control = node.stream_control();
     let mut outbound: Option<Stream> = None;
+    let mut answered: std::collections::HashSet<Cid> = Default::default();
     while let Ok(Some(message)) = read_message(&mut inbound).await {
         let Some(wantlist) = message.wantlist else {
             continue;
@@ -127,7 +131,14 @@ async fn serve(
                     (false, false) => seen.want_haves.push(cid),
                 }
             }
-            if entry.cancel || behaviour == Behaviour::Silent {
+            if entry.cancel {
+                answered.remove(&cid);
+                continue;
+            }
+            if behaviour == Behaviour::Silent {
+                continue;
+            }
+            if behaviour == Behaviour::KeepsAnsweredWants && !answered.insert(cid) {
                 continue;
             }
             if let Behaviour::StallAfter(limit) = behaviour {
