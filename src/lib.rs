@@ -12,7 +12,8 @@
 //! - [`fetch`]: getting blocks that are not local, inside the current
 //!   session — the want logic (`fetch::wants`), the Bitswap wire format and
 //!   streams (`fetch::bitswap`), trustless HTTP gateways (`fetch::http`).
-//! - [`p2p`]: the libp2p node (TCP, QUIC, Noise, Yamux, Identify, Ping).
+//! - [`p2p`]: the libp2p node (TCP, QUIC, Noise, Yamux, Identify, Ping) and
+//!   its inbound protocol streams.
 //! - [`blocks`]: the block service — verification of every block against
 //!   its CID, the byte-weighted cache, the local stores (CAR files served
 //!   in place, the on-disk store in the data directory), then the fetcher.
