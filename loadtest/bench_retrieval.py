@@ -364,7 +364,7 @@ def main():
     def ns_provider(seed, ns, nip, delay_ms):
         info = start_helia(seed, {"big": big}, netns=ns)
         px = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable,
-                               os.path.join(HERE, "bench_retrieval_proxy.py"), "--listen", f"{nip}:4001",
+                               os.path.join(HERE, "tcp_shaper.py"), "--listen", f"{nip}:4001",
                                "--target", f"127.0.0.1:{info['port']}", "--delay-ms", str(delay_ms)],
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=logf, text=True)
         procs.append(px)

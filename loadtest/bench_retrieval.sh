@@ -79,7 +79,7 @@ K6_VENV="$ROOT/loadtest/.venv"
 K6="$K6_VENV/bin/k6"
 
 # --- three namespaces for the slow providers: veth pair each, 10.77.N.1 (host) <-> 10.77.N.2 (ns),
-#     no default route; tbf 20 Mbit/s on both ends; delay is added by bench_retrieval_proxy.py
+#     no default route; tbf 20 Mbit/s on both ends; delay is added by tcp_shaper.py --delay-ms
 add_ns() { # add_ns INDEX RATE: namespace with a veth pair 10.77.I.1 (host) <-> 10.77.I.2 (ns), tbf RATE both ways
   local i=$1 rate=$2 ns="${NS_PREFIX}s$1" h="${NS_PREFIX}h$1" n="${NS_PREFIX}n$1"
   ip netns add "$ns"; NSLIST+=("$ns")

@@ -8,7 +8,7 @@
 #     trustless HTTP provider (a second sluice serving the file's CAR), and
 #     both together (one request hinting both); first on plain loopback, then
 #     with each provider behind its own 100 Mbit/s pacing TCP proxy
-#     (bench_routing_proxy.py; hints/multiaddrs point at the proxies).
+#     (tcp_shaper.py --mbit; hints/multiaddrs point at the proxies).
 # Every measurement starts a fresh gateway process with a fresh data dir (cold
 # cache), runs are alternated (order rotated each run), every body's SHA-256 is
 # compared with the source file. Before each round the script waits (up to
@@ -235,10 +235,10 @@ if [[ " $PARTS " == *" 2u "* ]]; then
 fi
 
 if [[ " $PARTS " == *" 2l "* ]]; then
-  python3 loadtest/bench_routing_proxy.py --target "127.0.0.1:$HELIA_PORT" --mbit "$MBIT" \
+  python3 loadtest/tcp_shaper.py --target "127.0.0.1:$HELIA_PORT" --mbit "$MBIT" \
     >"$WORK/proxyb.out" 2>"$WORK/proxy-bitswap.err" &
   PB=$!; PIDS+=("$PB")
-  python3 loadtest/bench_routing_proxy.py --target "127.0.0.1:$HPORT" --mbit "$MBIT" \
+  python3 loadtest/tcp_shaper.py --target "127.0.0.1:$HPORT" --mbit "$MBIT" \
     >"$WORK/proxyh.out" 2>"$WORK/proxy-http.err" &
   PH=$!; PIDS+=("$PH")
   PBPORT=$(wait_line "$WORK/proxyb.out" '^PORT' 10 | cut -d' ' -f2)
