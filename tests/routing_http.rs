@@ -31,6 +31,21 @@ async fn serve(app: axum::Router) -> String {
     format!("http://{addr}")
 }
 
+/// A trustless gateway's `/ipfs/{cid}` route, served on loopback.
+async fn serve_blocks(route: axum::routing::MethodRouter) -> String {
+    serve(axum::Router::new().route("/ipfs/{cid}", route)).await
+}
+
+/// Blocks keyed by their CID's string form, as gateway paths name them.
+fn by_name(blocks: HashMap<Cid, Bytes>) -> Arc<HashMap<String, Bytes>> {
+    Arc::new(
+        blocks
+            .into_iter()
+            .map(|(c, d)| (c.to_string(), d))
+            .collect(),
+    )
+}
+
 /// A delegated routing server answering from a table.
 #[derive(Clone, Default)]
 struct RoutingTable {
@@ -250,20 +265,10 @@ async fn an_http_provider_answering_429_then_200() {
     let (root, data, blocks) = file(100_000, 4);
     assert_eq!(blocks.len(), 1, "one block, so one back-off");
     let flaky = Flaky {
-        blocks: Arc::new(
-            blocks
-                .into_iter()
-                .map(|(c, d)| (c.to_string(), d))
-                .collect(),
-        ),
+        blocks: by_name(blocks),
         ..Default::default()
     };
-    let base = serve(
-        axum::Router::new()
-            .route("/ipfs/{cid}", axum::routing::get(flaky_block))
-            .with_state(flaky.clone()),
-    )
-    .await;
+    let base = serve_blocks(axum::routing::get(flaky_block).with_state(flaky.clone())).await;
     let gw = TestGateway::start_with(Vec::new(), |c| c.retrieval.block_timeout_secs = 10).await;
     let started = Instant::now();
     let response = gw
@@ -316,20 +321,10 @@ async fn block_requests_to_one_gateway_are_bounded() {
     // one link: the first block would come last.
     let (root, data, blocks) = common::generated_file(24 * 512 * 1024, 12, 512 * 1024);
     let gateway = Counting {
-        blocks: Arc::new(
-            blocks
-                .into_iter()
-                .map(|(c, d)| (c.to_string(), d))
-                .collect(),
-        ),
+        blocks: by_name(blocks),
         ..Default::default()
     };
-    let base = serve(
-        axum::Router::new()
-            .route("/ipfs/{cid}", axum::routing::get(counting_block))
-            .with_state(gateway.clone()),
-    )
-    .await;
+    let base = serve_blocks(axum::routing::get(counting_block).with_state(gateway.clone())).await;
     let gw = TestGateway::start_with(Vec::new(), |c| c.retrieval.block_timeout_secs = 10).await;
     let response = gw
         .get_with(&format!("/ipfs/{root}"), &[("x-ipfs-provider", &base)])
