@@ -660,7 +660,7 @@ impl NetworkFetcher {
                 order
                     .iter()
                     .filter(not_asked)
-                    .filter(|p| session.is_unmeasured(p) && session.claim_probe(p))
+                    .filter(|p| session.claim_probe(p))
                     .take(MAX_PROBING_HAVES)
                     .map(|p| (*p).clone())
                     .collect::<Vec<_>>(),
