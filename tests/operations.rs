@@ -68,9 +68,7 @@ async fn a_request_reads_no_more_blocks_or_bytes_than_its_cap() {
         c.limits.max_bytes_per_request = 512 * 1024;
     })
     .await;
-    let refused = bytes_capped
-        .get_with(&path, &[("x-ipfs-provider", &hint)])
-        .await;
+    let refused = bytes_capped.get_hinted(&path, &hint).await;
     assert_eq!(refused.status(), 403);
     let message = refused.text().await.unwrap();
     assert!(message.contains("max_bytes_per_request"), "{message}");
@@ -90,9 +88,7 @@ async fn a_request_reads_no_more_blocks_or_bytes_than_its_cap() {
         c.limits.max_blocks_per_request = 6;
     })
     .await;
-    let cut = blocks_capped
-        .get_with(&path, &[("x-ipfs-provider", &hint)])
-        .await;
+    let cut = blocks_capped.get_hinted(&path, &hint).await;
     assert_eq!(cut.status(), 200);
     assert!(cut.bytes().await.is_err(), "the body must end abnormally");
     let small = blocks_capped
@@ -142,10 +138,7 @@ async fn network_wants_past_the_bound_wait_for_a_slot() {
     // The only slot is held by the stuck want until it times out; this one
     // waits for it, then is served.
     let waiting = gw
-        .get_with(
-            &format!("/ipfs/{root}"),
-            &[("x-ipfs-provider", &honest.hint())],
-        )
+        .get_hinted(&format!("/ipfs/{root}"), &honest.hint())
         .await;
     let served_at = Instant::now();
     assert_eq!(waiting.status(), 200);
@@ -170,10 +163,7 @@ async fn a_stalled_provider_gives_504_before_the_first_byte_and_ends_a_stalled_b
     .await;
     let started = Instant::now();
     let response = gw
-        .get_with(
-            &format!("/ipfs/{root}"),
-            &[("x-ipfs-provider", &silent.hint())],
-        )
+        .get_hinted(&format!("/ipfs/{root}"), &silent.hint())
         .await;
     assert_eq!(response.status(), 504);
     assert!(response
@@ -192,10 +182,7 @@ async fn a_stalled_provider_gives_504_before_the_first_byte_and_ends_a_stalled_b
     let staller = TestPeer::start(blocks, Behaviour::StallAfter(4)).await;
     let started = Instant::now();
     let response = gw
-        .get_with(
-            &format!("/ipfs/{root}"),
-            &[("x-ipfs-provider", &staller.hint())],
-        )
+        .get_hinted(&format!("/ipfs/{root}"), &staller.hint())
         .await;
     assert_eq!(response.status(), 200);
     assert!(
@@ -228,12 +215,7 @@ async fn metrics_move_when_requests_are_served() {
     let peer = TestPeer::start(blocks, Behaviour::Honest).await;
     let gw = TestGateway::start(Vec::new()).await;
     let before = scrape(&gw).await;
-    let response = gw
-        .get_with(
-            &format!("/ipfs/{root}"),
-            &[("x-ipfs-provider", &peer.hint())],
-        )
-        .await;
+    let response = gw.get_hinted(&format!("/ipfs/{root}"), &peer.hint()).await;
     assert_eq!(
         sha256_hex(&response.bytes().await.unwrap()),
         sha256_hex(&data)
@@ -355,12 +337,7 @@ async fn shutdown_lets_a_response_in_flight_finish() {
     let (root, data, blocks) = file(1024 * 1024, 5);
     let slow = TestPeer::start(blocks, Behaviour::Slow(Duration::from_millis(100))).await;
     let mut gw = TestGateway::start(Vec::new()).await;
-    let mut response = gw
-        .get_with(
-            &format!("/ipfs/{root}"),
-            &[("x-ipfs-provider", &slow.hint())],
-        )
-        .await;
+    let mut response = gw.get_hinted(&format!("/ipfs/{root}"), &slow.hint()).await;
     assert_eq!(response.status(), 200);
     let stopped = gw.shut_down();
     let mut body = Vec::new();

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use cid::Cid;
 use common::bitswap_peer::{Behaviour, TestPeer};
 use common::peers::Provider;
-use common::{sha256_hex, TestGateway};
+use common::{assert_body, TestGateway};
 use sluice::session::{PeerBook, ProviderId};
 
 fn file(size: usize, seed: u8) -> (Cid, Vec<u8>, HashMap<Cid, Bytes>) {
@@ -126,11 +126,7 @@ async fn content_is_found_with_no_hint_and_lookups_are_coalesced() {
     let path = format!("/ipfs/{root}");
     let (a, b) = tokio::join!(gw.get(&path), gw.get(&path));
     for response in [a, b] {
-        assert_eq!(response.status(), 200);
-        assert_eq!(
-            sha256_hex(&response.bytes().await.unwrap()),
-            sha256_hex(&data)
-        );
+        assert_body(response, &data).await;
     }
     assert_eq!(
         table.requests.load(Ordering::SeqCst),
@@ -204,17 +200,8 @@ async fn a_hanging_routing_server_does_not_hold_up_hinted_content() {
     })
     .await;
     let started = Instant::now();
-    let response = gw
-        .get_with(
-            &format!("/ipfs/{root}"),
-            &[("x-ipfs-provider", &peer.hint())],
-        )
-        .await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        sha256_hex(&response.bytes().await.unwrap()),
-        sha256_hex(&data)
-    );
+    let response = gw.get_hinted(&format!("/ipfs/{root}"), &peer.hint()).await;
+    assert_body(response, &data).await;
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{:?}",
@@ -271,14 +258,8 @@ async fn an_http_provider_answering_429_then_200() {
     let base = serve_blocks(axum::routing::get(flaky_block).with_state(flaky.clone())).await;
     let gw = TestGateway::start_with(Vec::new(), |c| c.retrieval.block_timeout_secs = 10).await;
     let started = Instant::now();
-    let response = gw
-        .get_with(&format!("/ipfs/{root}"), &[("x-ipfs-provider", &base)])
-        .await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        sha256_hex(&response.bytes().await.unwrap()),
-        sha256_hex(&data)
-    );
+    let response = gw.get_hinted(&format!("/ipfs/{root}"), &base).await;
+    assert_body(response, &data).await;
     assert!(
         started.elapsed() >= Duration::from_millis(900),
         "Retry-After was respected"
@@ -326,14 +307,8 @@ async fn block_requests_to_one_gateway_are_bounded() {
     };
     let base = serve_blocks(axum::routing::get(counting_block).with_state(gateway.clone())).await;
     let gw = TestGateway::start_with(Vec::new(), |c| c.retrieval.block_timeout_secs = 10).await;
-    let response = gw
-        .get_with(&format!("/ipfs/{root}"), &[("x-ipfs-provider", &base)])
-        .await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        sha256_hex(&response.bytes().await.unwrap()),
-        sha256_hex(&data)
-    );
+    let response = gw.get_hinted(&format!("/ipfs/{root}"), &base).await;
+    assert_body(response, &data).await;
     let most = gateway.most_in_flight.load(Ordering::SeqCst);
     // 2 MiB of expected block bytes: 8 of the assumed 256 KiB at first,
     // 4 once its blocks are known to be 512 KiB.
@@ -368,14 +343,8 @@ async fn a_session_mixes_a_helia_peer_and_an_http_gateway() {
 
     let gw = TestGateway::start_with(Vec::new(), |c| c.retrieval.block_timeout_secs = 20).await;
     let hints = format!("{},{}", helia.hint, http_provider.base);
-    let response = gw
-        .get_with(&format!("/ipfs/{root}"), &[("x-ipfs-provider", &hints)])
-        .await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        sha256_hex(&response.bytes().await.unwrap()),
-        sha256_hex(&data)
-    );
+    let response = gw.get_hinted(&format!("/ipfs/{root}"), &hints).await;
+    assert_body(response, &data).await;
     // When the session ends, what each provider delivered goes into the
     // process-wide peer book: both must have delivered blocks.
     let delivered = |provider: ProviderId| PeerBook::global().blocks_delivered(&provider) > 0;

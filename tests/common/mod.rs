@@ -149,6 +149,12 @@ impl TestGateway {
         request.send().await.unwrap()
     }
 
+    /// `GET path` with `hints` (one, or several comma-separated) as its
+    /// `X-Ipfs-Provider` header.
+    pub async fn get_hinted(&self, path: &str, hints: &str) -> reqwest::Response {
+        self.get_with(path, &[("x-ipfs-provider", hints)]).await
+    }
+
     pub async fn head_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
         let mut request = self.client.head(self.url(path));
         for (k, v) in headers {
@@ -229,6 +235,14 @@ pub fn block_from_car(path: &Path, cid: &str) -> Vec<u8> {
         .find(|(c, _)| c.to_string() == cid)
         .unwrap_or_else(|| panic!("{cid} not in {}", path.display()))
         .1
+}
+
+/// Asserts a `200` whose body is `expected` (compared by SHA-256, so a
+/// mismatch prints two digests rather than two bodies).
+pub async fn assert_body(response: reqwest::Response, expected: &[u8]) {
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await.unwrap();
+    assert_eq!(sha256_hex(&body), sha256_hex(expected));
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
