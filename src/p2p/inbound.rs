@@ -131,12 +131,12 @@ impl ConnectionHandler for Handler {
             ..
         }) = event
         {
-            if let Err(e) = self.streams.try_send((self.peer, protocol, stream)) {
-                let (peer, protocol) = match &e {
-                    mpsc::error::TrySendError::Full((p, proto, _))
-                    | mpsc::error::TrySendError::Closed((p, proto, _)) => (*p, proto.clone()),
-                };
-                tracing::debug!(%peer, %protocol, "inbound stream dropped: reader queue full or gone");
+            if self
+                .streams
+                .try_send((self.peer, protocol, stream))
+                .is_err()
+            {
+                tracing::debug!(peer = %self.peer, "inbound stream dropped: reader queue full or gone");
                 crate::metrics::Metrics::global()
                     .inbound_streams_dropped
                     .inc();

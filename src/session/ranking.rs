@@ -195,24 +195,17 @@ impl ProviderStats {
     /// more to send; with wants still queued the next window opens where
     /// it closed.
     fn sample_rate(&mut self, now: Instant, bytes: usize, more_queued: bool) {
-        let mut window = self.rate_window.take().unwrap_or(RateWindow {
-            start: now,
-            bytes: 0,
-            from_idle: false,
-            last_at: now,
-        });
+        let mut window = self
+            .rate_window
+            .take()
+            .unwrap_or(RateWindow::open(now, false));
         let gap_ms = (now - window.last_at).as_secs_f64() * 1000.0;
         if window.bytes > 0
             && gap_ms > BURST_GAP_MS
             && self.window_span_ms(&window, window.last_at) >= RATE_WINDOW_MS
         {
             self.close_window(&window, window.last_at);
-            window = RateWindow {
-                start: window.last_at,
-                bytes: 0,
-                from_idle: false,
-                last_at: window.last_at,
-            };
+            window = RateWindow::open(window.last_at, false);
         }
         window.bytes += bytes as u64;
         window.last_at = now;
@@ -243,13 +236,7 @@ impl ProviderStats {
         match outcome {
             Outcome::WantSent => {
                 if self.in_flight == 0 {
-                    let now = Instant::now();
-                    self.rate_window = Some(RateWindow {
-                        start: now,
-                        bytes: 0,
-                        from_idle: true,
-                        last_at: now,
-                    });
+                    self.rate_window = Some(RateWindow::open(Instant::now(), true));
                 }
                 self.in_flight += 1;
             }
@@ -327,6 +314,17 @@ struct RateWindow {
     from_idle: bool,
     /// The last delivery in the window.
     last_at: Instant,
+}
+
+impl RateWindow {
+    fn open(at: Instant, from_idle: bool) -> RateWindow {
+        RateWindow {
+            start: at,
+            bytes: 0,
+            from_idle,
+            last_at: at,
+        }
+    }
 }
 
 /// Deliveries closer together than this belong to one burst (one message).
