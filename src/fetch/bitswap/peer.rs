@@ -13,8 +13,8 @@ use libp2p::{PeerId, Stream, StreamProtocol};
 use tokio::sync::mpsc;
 
 use super::protocol::{
-    cid_of_block, cid_of_v0_block, read_message, write_message, Entry, Message, PresenceType,
-    WantType, Wantlist, BITSWAP_100, PROTOCOLS,
+    cid_of_block, cid_of_v0_block, decode_message, read_frame, write_message, Entry, Message,
+    PresenceType, WantType, Wantlist, BITSWAP_100, PROTOCOLS,
 };
 use crate::blocks::MAX_BLOCK_SIZE;
 use crate::fetch::progress::ProgressReader;
@@ -26,6 +26,8 @@ use crate::session::ProviderId;
 const IDLE: Duration = Duration::from_secs(30);
 /// Most entries in one message.
 const MAX_ENTRIES_PER_MESSAGE: usize = 512;
+/// Messages read from a peer's stream ahead of the one being verified.
+const FRAMES_AHEAD: usize = 2;
 /// Time allowed to open a stream (including dialling).
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -212,27 +214,49 @@ pub fn accept_inbound(
     });
 }
 
+/// Reading and interpreting (which hashes every block) run as two tasks, so
+/// the stream is read, and its flow-control window reopened, while the
+/// previous message is verified; the sender would otherwise stall on the
+/// window for as long as each message takes to hash.
 async fn read_stream(
     peer: PeerId,
     mut stream: ProgressReader<Stream>,
     protocol: StreamProtocol,
     inbound: mpsc::UnboundedSender<Inbound>,
 ) {
+    let (frames, mut to_interpret) = mpsc::channel::<Bytes>(FRAMES_AHEAD);
+    let interpreter = tokio::spawn(async move {
+        while let Some(body) = to_interpret.recv().await {
+            let message = match decode_message(body) {
+                Ok(message) => message,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "undecodable bitswap message");
+                    return;
+                }
+            };
+            for event in interpret(peer, &protocol, message) {
+                if inbound.send(event).is_err() {
+                    return;
+                }
+            }
+        }
+    });
     loop {
-        let message = match read_message(&mut stream).await {
-            Ok(Some(message)) => message,
-            Ok(None) => return,
+        match read_frame(&mut stream).await {
+            Ok(Some(body)) => {
+                if frames.send(body).await.is_err() {
+                    break;
+                }
+            }
+            Ok(None) => break,
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "bitswap stream closed");
-                return;
-            }
-        };
-        for event in interpret(peer, &protocol, message) {
-            if inbound.send(event).is_err() {
-                return;
+                break;
             }
         }
     }
+    drop(frames);
+    let _ = interpreter.await;
 }
 
 /// Turns a message into events. Wantlists from peers are ignored: this

@@ -158,6 +158,21 @@ pub async fn write_message(
 
 /// Reads one length-prefixed message; `None` at a clean end of stream.
 pub async fn read_message(io: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<Message>> {
+    match read_frame(io).await? {
+        Some(body) => decode_message(body).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Decodes a message read by [`read_frame`]; its blocks share `body`'s
+/// memory rather than being copied out of it.
+pub fn decode_message(body: Bytes) -> std::io::Result<Message> {
+    Message::decode(body).map_err(std::io::Error::other)
+}
+
+/// Reads one length-prefixed message body without decoding it; `None` at a
+/// clean end of stream.
+pub async fn read_frame(io: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<Bytes>> {
     let mut len: usize = 0;
     for i in 0..10 {
         let mut byte = [0u8; 1];
@@ -183,9 +198,7 @@ pub async fn read_message(io: &mut (impl AsyncRead + Unpin)) -> std::io::Result<
     }
     let mut body = vec![0u8; len];
     io.read_exact(&mut body).await?;
-    Message::decode(&body[..])
-        .map(Some)
-        .map_err(std::io::Error::other)
+    Ok(Some(Bytes::from(body)))
 }
 
 #[cfg(test)]
