@@ -12,6 +12,7 @@ use bytes::Bytes;
 use cid::Cid;
 use futures::future::BoxFuture;
 
+use super::MAX_BLOCK_SIZE;
 use crate::car::{CarError, CarReader};
 
 /// A place blocks are kept. Object-safe so the block service can hold a list.
@@ -177,13 +178,62 @@ fn tempfile_in(dir: &Path) -> io::Result<(PathBuf, std::fs::File)> {
 
 impl BlockStore for FlatFsStore {
     fn get<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<Option<Bytes>>> {
-        let path = self.path_for(cid);
-        Box::pin(async move {
-            match tokio::fs::read(&path).await {
-                Ok(data) => Ok(Some(Bytes::from(data))),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e),
+        // The open is done here, not on the blocking pool: most lookups are
+        // misses for blocks about to be fetched, and a miss answered at once
+        // keeps the fetches' network wants in the order they were asked for
+        // (a round trip through the pool finished them in any order, and
+        // providers serve wants in the order they arrive).
+        let file = match std::fs::File::open(self.path_for(cid)) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Box::pin(std::future::ready(Ok(None)))
             }
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                use std::io::Read;
+                let mut data = Vec::new();
+                // One byte over the limit tells a too-large file from a full one.
+                file.take(MAX_BLOCK_SIZE as u64 + 1)
+                    .read_to_end(&mut data)?;
+                if data.len() > MAX_BLOCK_SIZE {
+                    return Err(io::Error::other(format!(
+                        "stored block is over the {MAX_BLOCK_SIZE}-byte limit"
+                    )));
+                }
+                Ok(Some(Bytes::from(data)))
+            })
+            .await
+            .map_err(io::Error::other)?
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use multihash_codetable::{Code, MultihashDigest};
+
+    #[tokio::test]
+    async fn flatfs_reads_back_misses_and_refuses_oversized_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FlatFsStore::open(dir.path()).unwrap();
+        let cid = |data: &[u8]| Cid::new_v1(0x55, Code::Sha2_256.digest(data));
+
+        let kept = cid(b"kept");
+        store.put_blocking(&kept, b"kept").unwrap();
+        assert_eq!(
+            store.get(&kept).await.unwrap().as_deref(),
+            Some(&b"kept"[..])
+        );
+        assert_eq!(store.get(&cid(b"absent")).await.unwrap(), None);
+
+        // A file grown past the block limit on disk is not read whole.
+        let grown = cid(b"grown");
+        store.put_blocking(&grown, b"grown").unwrap();
+        std::fs::write(store.path_for(&grown), vec![0u8; MAX_BLOCK_SIZE + 10]).unwrap();
+        let error = store.get(&grown).await.unwrap_err();
+        assert!(error.to_string().contains("over the"), "{error}");
     }
 }
