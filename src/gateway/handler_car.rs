@@ -2,14 +2,13 @@
 //! the DAG under it in the requested scope, streamed depth-first
 //! (trustless gateway).
 
-use axum::body::Body;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, StreamExt};
 
 use super::errors::GatewayError;
 use super::headers::{content_disposition, content_headers, not_modified, value};
-use super::{nosniff, not_modified_response, Ctx};
+use super::{nosniff, not_modified_response, streamed_body, Ctx};
 use crate::blocks::IDENTITY;
 use crate::car::{encode_header, encode_section};
 use crate::dag::{resolve_path, walk_blocks, DagScope, WalkOptions};
@@ -68,7 +67,7 @@ pub async fn serve_car(ctx: &Ctx<'_>) -> Result<Response, GatewayError> {
                 })
         });
     let body = stream::once(async move { Ok::<_, std::io::Error>(header_bytes) }).chain(sections);
-    Ok((StatusCode::OK, headers, Body::from_stream(body)).into_response())
+    Ok((StatusCode::OK, headers, streamed_body(body.boxed())).into_response())
 }
 
 /// Distinguishes the Etags of CARs of the same root with other parameters.

@@ -7,7 +7,7 @@ use axum::http::header;
 use axum::response::Response;
 use bytes::Bytes;
 use cid::Cid;
-use futures::stream::{StreamExt, TryStreamExt};
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use super::errors::GatewayError;
 use super::headers::{content_headers, not_modified, requested_disposition};
@@ -60,22 +60,30 @@ pub async fn serve_file_from(
             "the file is {size} bytes, more than the {max_bytes} one request may read ([limits] max_bytes_per_request); ask for a byte range"
         )));
     }
-    // Only the first bytes are read to pick a type, so a Range request far
-    // into a file does not fetch its beginning's whole subtree.
     let sniff_len = (sniff::SNIFF_LEN as u64).min(size);
-    let head: Vec<u8> = file_stream(
-        ctx.blocks.clone(),
-        file.cid,
-        file.block.clone(),
-        (0, sniff_len),
-    )
-    .try_fold(Vec::new(), |mut head, visited| async move {
-        head.extend_from_slice(&visited.data);
-        Ok(head)
-    })
-    .await?;
-    let content_type = sniff::content_type(name, &head, sniff_len == size);
     let (blocks, cid, block) = (ctx.blocks.clone(), file.cid, file.block.clone());
+    let bytes_of = move |range| {
+        file_stream(blocks.clone(), cid, block.clone(), range)
+            .map_ok(|visited| visited.data)
+            .try_filter(|data| std::future::ready(!data.is_empty()))
+            .map_err(GatewayError::from)
+            .boxed()
+    };
+    let whole_body = !ctx.is_head() && !ctx.http.headers.contains_key(header::RANGE);
+    let (head, started) = if whole_body {
+        // The type is sniffed from the body's own first bytes, so the body's
+        // read-ahead asks for the next blocks together with the first one
+        // instead of a round trip later.
+        let (head, started) = sniff_from(bytes_of((0, size)), sniff_len as usize).await?;
+        (head, Some(started))
+    } else {
+        // Only the first bytes are read, so a Range request far into a file
+        // does not fetch its beginning's whole subtree.
+        let (head, _) = sniff_from(bytes_of((0, sniff_len)), sniff_len as usize).await?;
+        (head, None)
+    };
+    let content_type = sniff::content_type(name, &head, sniff_len == size);
+    let started = std::sync::Mutex::new(started);
     ranged_response(
         &ctx.http.headers,
         headers,
@@ -83,13 +91,29 @@ pub async fn serve_file_from(
         size,
         ctx.is_head(),
         move |range| {
-            file_stream(blocks.clone(), cid, block.clone(), range)
-                .map_ok(|visited| visited.data)
-                .try_filter(|data| std::future::ready(!data.is_empty()))
-                .map_err(GatewayError::from)
-                .boxed()
+            let prestarted = (range == (0, size))
+                .then(|| started.lock().expect("poisoned").take())
+                .flatten();
+            prestarted.unwrap_or_else(|| bytes_of(range))
         },
     )
+}
+
+type Body = BoxStream<'static, Result<Bytes, GatewayError>>;
+
+/// Reads `body` until it has `len` bytes (or ends); returns those bytes and
+/// a stream that yields the whole body, the chunks already read included.
+async fn sniff_from(mut body: Body, len: usize) -> Result<(Vec<u8>, Body), GatewayError> {
+    let mut head = Vec::with_capacity(len);
+    let mut read = Vec::new();
+    while head.len() < len {
+        let Some(chunk) = body.try_next().await? else {
+            break;
+        };
+        head.extend_from_slice(&chunk[..chunk.len().min(len - head.len())]);
+        read.push(Ok(chunk));
+    }
+    Ok((head, stream::iter(read).chain(body).boxed()))
 }
 
 pub async fn serve_symlink(
