@@ -11,8 +11,7 @@
 //! all finish late, while a response streams in order and needs the first
 //! one first. The bound still covers a round trip at WAN speeds.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,26 +49,40 @@ const FIRST_BLOCK_KIB: u32 = 256;
 /// Gateways whose link state is kept; idle ones are forgotten past this.
 const MAX_LINKS: usize = 1024;
 
+/// Block sizes a gateway's next block is expected from.
+const RECENT_BLOCKS: usize = 8;
+
 /// One gateway's share of requests in flight.
 struct Link {
     budget: Semaphore,
-    /// Mean size of the blocks it sent lately, in KiB.
-    block_kib: AtomicU32,
+    /// Sizes of the last blocks it sent, in KiB, oldest first (the
+    /// assumed first size counts as one until it is pushed out).
+    recent_kib: Mutex<VecDeque<u32>>,
 }
 
 impl Link {
     fn new() -> Link {
         Link {
             budget: Semaphore::new(BYTES_IN_FLIGHT_KIB as usize),
-            block_kib: AtomicU32::new(FIRST_BLOCK_KIB),
+            recent_kib: Mutex::new(VecDeque::from([FIRST_BLOCK_KIB])),
         }
+    }
+
+    /// The largest of the recent block sizes: a file's root is a few KiB
+    /// and its leaves, asked for next and all at once, are not; a mean
+    /// taken over the root let ten 512 KiB leaves share one link.
+    fn expected_kib(&self) -> u32 {
+        let recent = self.recent_kib.lock().expect("poisoned");
+        recent.iter().copied().max().unwrap_or(FIRST_BLOCK_KIB)
     }
 
     fn note_block(&self, bytes: usize) {
         let kib = (bytes / 1024).max(1) as u32;
-        let old = self.block_kib.load(Ordering::Relaxed);
-        self.block_kib
-            .store((3 * old + kib).div_ceil(4), Ordering::Relaxed);
+        let mut recent = self.recent_kib.lock().expect("poisoned");
+        recent.push_back(kib);
+        while recent.len() > RECENT_BLOCKS {
+            recent.pop_front();
+        }
     }
 }
 
@@ -122,10 +135,7 @@ impl HttpProviders {
         // Held until the block is read (or the request is dropped).
         let _turn = match want {
             WantType::Block => {
-                let kib = link
-                    .block_kib
-                    .load(Ordering::Relaxed)
-                    .clamp(1, BYTES_IN_FLIGHT_KIB);
+                let kib = link.expected_kib().clamp(1, BYTES_IN_FLIGHT_KIB);
                 match link.budget.acquire_many(kib).await {
                     Ok(permit) => Some(permit),
                     Err(_) => return HttpAnswer::Failed("gateway link closed".into()),

@@ -491,7 +491,8 @@ impl NetworkFetcher {
                             let outclassed = !state.block_targets.is_empty()
                                 && !state.block_targets.contains(&provider)
                                 && !session.is_unmeasured(&provider)
-                                && state.block_targets.iter().all(|t| session.is_unmeasured(t));
+                                && (state.block_targets.iter().all(|t| session.is_unmeasured(t))
+                                    || state.queued_far_behind(&session, &provider));
                             if outclassed {
                                 state.hedged.extend(state.block_targets.iter().cloned());
                             }
@@ -742,6 +743,40 @@ impl WantState {
         Some((last_progress + delay).min(sent + delay * queue * 2))
     }
 
+    /// True if every provider asked for the block is an HTTP gateway with so
+    /// many requests queued ahead of this one that `other` (which says it
+    /// has the block) would deliver it in under half the time left. A burst
+    /// of wants sent before a second provider was measured all sits at the
+    /// first one: this moves the far end of that queue. Only a gateway's
+    /// queue is moved: a request still waiting for its link is aborted
+    /// before it starts when the block arrives from `other`, while a
+    /// Bitswap peer (Helia) takes every want it holds into its next send,
+    /// so a want moved away from one mostly arrives twice (23.8% duplicate
+    /// bytes between two equal Helia providers when it did).
+    fn queued_far_behind(&self, session: &Session, other: &ProviderId) -> bool {
+        let Some(cost) = session.cost_of(other) else {
+            return false;
+        };
+        let other_done = Duration::from_secs_f64(cost / 1000.0);
+        let now = Instant::now();
+        self.block_targets
+            .iter()
+            .filter(|t| !self.hedged.contains(*t))
+            .all(|target| {
+                if !matches!(target, ProviderId::Http(_)) {
+                    return false;
+                }
+                let ahead = self.queued_behind.get(target).copied().unwrap_or(0);
+                let (Some(sent), Some(takes)) = (
+                    self.sent_at.get(target),
+                    session.completion_behind(target, ahead.min(64)),
+                ) else {
+                    return false;
+                };
+                (*sent + takes).saturating_duration_since(now) > other_done * 2
+            })
+    }
+
     /// When the next outstanding, not yet hedged want becomes overdue.
     fn next_hedge(&self, session: &Session, progress: &LinkProgress) -> Option<Instant> {
         self.block_targets
@@ -851,5 +886,42 @@ impl BlockFetcher for NetworkFetcher {
         for hint in hints {
             self.add_hint(&session, hint, ProviderSource::Hint);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_a_deep_gateway_queue_is_moved_to_a_provider_that_has_the_block() {
+        let session = Session::new();
+        let gateway = ProviderId::Http("http://gateway.example".into());
+        let peer = ProviderId::Peer(libp2p::PeerId::random());
+        for provider in [&gateway, &peer] {
+            session.add_provider(provider.clone(), ProviderSource::Hint);
+            session.record(
+                provider,
+                Outcome::Answered {
+                    rtt: Duration::from_millis(20),
+                },
+            );
+        }
+        let asked = |target: &ProviderId, ahead: u32| {
+            let mut state = WantState::default();
+            state.block_targets.insert(target.clone());
+            state.sent_at.insert(target.clone(), Instant::now());
+            state.queued_behind.insert(target.clone(), ahead);
+            state
+        };
+        assert!(asked(&gateway, 15).queued_far_behind(&session, &peer));
+        assert!(
+            !asked(&gateway, 0).queued_far_behind(&session, &peer),
+            "next in line at the gateway"
+        );
+        assert!(
+            !asked(&peer, 15).queued_far_behind(&session, &gateway),
+            "a Bitswap peer sends what it holds anyway"
+        );
     }
 }

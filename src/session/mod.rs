@@ -216,6 +216,15 @@ impl Session {
             .hedge_delay(provider)
     }
 
+    /// See [`SessionPeerRanking::completion_behind`].
+    pub fn completion_behind(&self, provider: &ProviderId, ahead: u32) -> Option<Duration> {
+        self.0
+            .ranking
+            .lock()
+            .expect("poisoned")
+            .completion_behind(provider, ahead)
+    }
+
     pub fn stats_of(&self, provider: &ProviderId) -> Option<ProviderStats> {
         self.0
             .ranking

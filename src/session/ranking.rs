@@ -275,7 +275,12 @@ impl ProviderStats {
 #[derive(Debug, Clone, Default)]
 pub struct SessionPeerRanking {
     providers: HashMap<ProviderId, ProviderStats>,
+    /// Recent block size (see [`SessionPeerRanking::assumed`]).
+    recent_block_bytes: Option<f64>,
 }
+
+/// Block size assumed before any block of the session arrived.
+const PRIOR_BLOCK_BYTES: f64 = 256.0 * 1024.0;
 
 /// An unmeasured provider is assumed no faster than this, however fast the
 /// best measured one is: optimism gets it tried when the best is busy, not
@@ -335,7 +340,7 @@ struct Assumed {
     rtt_ms: f64,
     /// Bytes per millisecond.
     throughput: f64,
-    /// Size of the next block: the session's mean so far.
+    /// Size of the next block.
     block_bytes: f64,
 }
 
@@ -360,6 +365,10 @@ impl SessionPeerRanking {
     }
 
     pub fn record(&mut self, provider: &ProviderId, outcome: Outcome) {
+        if let Outcome::Block { bytes, .. } = outcome {
+            let old = self.recent_block_bytes.unwrap_or(PRIOR_BLOCK_BYTES);
+            self.recent_block_bytes = Some(0.7 * old + 0.3 * bytes as f64);
+        }
         if let Some(stats) = self.providers.get_mut(provider) {
             stats.record(outcome);
         }
@@ -394,8 +403,10 @@ impl SessionPeerRanking {
 
     /// What to assume for providers not measured yet: the best round trip
     /// measured (within a floor), a fraction of the best rate measured
-    /// (10 MB/s before any), and the mean block size so far (256 KiB
-    /// before any).
+    /// (10 MB/s before any), and a moving average of block sizes that
+    /// starts at 256 KiB. (The mean so far made the first wants of a file
+    /// look free: after its root, a few KiB, sixteen 1 MiB leaves were all
+    /// queued at the provider that sent it.)
     fn assumed(&self) -> Assumed {
         let measured = || self.providers.values();
         let rtt_ms = measured()
@@ -407,17 +418,10 @@ impl SessionPeerRanking {
             .filter_map(|s| s.throughput)
             .max_by(f64::total_cmp)
             .map_or(10_000.0, |best| best / UNMEASURED_RATE_DISCOUNT);
-        let (bytes, blocks) =
-            measured().fold((0u64, 0u32), |(b, n), s| (b + s.bytes, n + s.blocks));
-        let block_bytes = if blocks == 0 {
-            256.0 * 1024.0
-        } else {
-            bytes as f64 / f64::from(blocks)
-        };
         Assumed {
             rtt_ms,
             throughput,
-            block_bytes,
+            block_bytes: self.recent_block_bytes.unwrap_or(PRIOR_BLOCK_BYTES),
         }
     }
 
@@ -439,18 +443,28 @@ impl SessionPeerRanking {
     /// the next one: twice a round trip and a block's transfer, within sane
     /// bounds (the caller stretches it for the wants queued ahead).
     pub fn hedge_delay(&self, provider: &ProviderId) -> Duration {
-        let expected = match self.providers.get(provider) {
-            Some(stats) if !stats.is_unmeasured() => {
-                let idle = ProviderStats {
-                    in_flight: 0,
-                    ..stats.clone()
-                };
-                Duration::from_secs_f64(idle.completion_ms(&self.assumed()) / 1000.0)
-            }
-            // Unmeasured: give it a short leash, others may be waiting.
-            _ => Duration::from_millis(150),
-        };
+        // Unmeasured: a short leash, others may be waiting.
+        let expected = self
+            .completion_behind(provider, 0)
+            .unwrap_or(Duration::from_millis(150));
         (expected * 2).clamp(Duration::from_millis(100), Duration::from_secs(5))
+    }
+
+    /// How long a block asked of `provider` behind `ahead` others takes to
+    /// arrive: a round trip and the transfer of all of them; `None` if the
+    /// provider is unmeasured.
+    pub fn completion_behind(&self, provider: &ProviderId, ahead: u32) -> Option<Duration> {
+        let stats = self
+            .providers
+            .get(provider)
+            .filter(|s| !s.is_unmeasured())?;
+        let queued = ProviderStats {
+            in_flight: ahead,
+            ..stats.clone()
+        };
+        Some(Duration::from_secs_f64(
+            queued.completion_ms(&self.assumed()) / 1000.0,
+        ))
     }
 
     /// The expected cost of asking `provider` now (see [`ProviderStats::cost`]).
@@ -538,6 +552,60 @@ mod tests {
             "{rate} bytes/ms counts one block"
         );
         assert!(rate <= 3.0 * (1 << 20) as f64 / 40.0, "{rate} bytes/ms");
+    }
+
+    #[test]
+    fn a_small_first_block_does_not_make_queued_wants_look_free() {
+        // A file's root (a few KiB) from `first`, then a burst of wants for
+        // its leaves: they must not all queue at `first`, though `second`
+        // is further away.
+        let (first, second) = (peer(), peer());
+        let mut ranking = SessionPeerRanking::default();
+        for (provider, rtt_ms) in [(&first, 10), (&second, 80)] {
+            ranking.add(provider.clone(), ProviderStats::new(ProviderSource::Hint));
+            ranking.record(
+                provider,
+                Outcome::Answered {
+                    rtt: Duration::from_millis(rtt_ms),
+                },
+            );
+        }
+        ranking.record(&first, Outcome::WantSent);
+        ranking.record(
+            &first,
+            Outcome::Block {
+                bytes: 3 * 1024,
+                latency: Duration::from_millis(10),
+            },
+        );
+        let mut asked = HashMap::new();
+        for _ in 0..16 {
+            let best = ranking.ranked()[0].0.clone();
+            ranking.record(&best, Outcome::WantSent);
+            *asked.entry(best).or_insert(0) += 1;
+        }
+        assert!(
+            asked.get(&second).copied().unwrap_or(0) >= 4,
+            "wants per provider: {asked:?}"
+        );
+    }
+
+    #[test]
+    fn a_queued_block_takes_longer_than_an_idle_one() {
+        let provider = peer();
+        let mut ranking = SessionPeerRanking::default();
+        ranking.add(provider.clone(), ProviderStats::new(ProviderSource::Hint));
+        assert_eq!(ranking.completion_behind(&provider, 0), None, "unmeasured");
+        ranking.record(
+            &provider,
+            Outcome::Answered {
+                rtt: Duration::from_millis(20),
+            },
+        );
+        let idle = ranking.completion_behind(&provider, 0).unwrap();
+        let queued = ranking.completion_behind(&provider, 8).unwrap();
+        assert!(idle >= Duration::from_millis(20), "{idle:?}");
+        assert!(queued > idle * 2, "{queued:?} vs {idle:?}");
     }
 
     #[test]
