@@ -3,7 +3,11 @@
 #
 # Scenarios (each comparison measured in the same run, RUNS times, medians):
 #  1. cold fetch of a 64 MiB file from one Helia provider: sluice over HTTP vs
-#     Helia's own Bitswap client vs Kubo's (tests/peers/*), whole-file time;
+#     Helia's own Bitswap client vs Kubo's (tests/peers/*), whole-file time.
+#     The two clients dial before their clock starts, so sluice is timed
+#     both connected first (the provider a configured peer, dialled before
+#     the clock starts; cache empty) and from a cold request (dial included,
+#     compared with Helia's fetch plus its dial);
 #  2. the same file from four providers, three of them slow (+100 ms round trip
 #     from a delaying TCP proxy, 20 Mbit/s each way from `tc tbf`, each in its
 #     own network namespace), sluice sessions on and off, vs the fast one alone;
