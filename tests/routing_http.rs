@@ -18,6 +18,7 @@ use cid::Cid;
 use common::bitswap_peer::{Behaviour, TestPeer};
 use common::peers::Provider;
 use common::{assert_body, TestGateway};
+use multihash_codetable::{Code, MultihashDigest};
 use sluice::session::{PeerBook, ProviderId};
 
 fn file(size: usize, seed: u8) -> (Cid, Vec<u8>, HashMap<Cid, Bytes>) {
@@ -268,12 +269,13 @@ async fn an_http_provider_answering_429_then_200() {
 }
 
 /// A trustless gateway that takes a while per block and records how many
-/// block requests it was serving at once.
+/// block requests it was serving at once, and in what order they came.
 #[derive(Clone, Default)]
 struct Counting {
     blocks: Arc<HashMap<String, Bytes>>,
     in_flight: Arc<AtomicUsize>,
     most_in_flight: Arc<AtomicUsize>,
+    arrived: Arc<Mutex<Vec<String>>>,
 }
 
 async fn counting_block(
@@ -288,6 +290,7 @@ async fn counting_block(
         None => return StatusCode::NOT_FOUND.into_response(),
     };
     if method == axum::http::Method::GET {
+        gateway.arrived.lock().unwrap().push(cid.clone());
         let now = gateway.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         gateway.most_in_flight.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(30)).await;
@@ -313,6 +316,25 @@ async fn block_requests_to_one_gateway_are_bounded() {
     // 2 MiB of expected block bytes: 8 of the assumed 256 KiB at first,
     // 4 once its blocks are known to be 512 KiB.
     assert!((1..=8).contains(&most), "{most} block requests at once");
+    // And they start in the order the body reads them: a leaf is never
+    // asked for before one a whole bound (8) earlier in the file.
+    let arrived = gateway.arrived.lock().unwrap().clone();
+    let position = |i: usize| {
+        let chunk = &data[i * 512 * 1024..(i + 1) * 512 * 1024];
+        let cid = Cid::new_v1(0x55, Code::Sha2_256.digest(chunk)).to_string();
+        arrived
+            .iter()
+            .position(|c| *c == cid)
+            .expect("every leaf asked")
+    };
+    for i in 0..24 - 8 {
+        assert!(
+            position(i) < position(i + 8),
+            "leaf {} asked before leaf {i}: arrival positions by leaf {:?}",
+            i + 8,
+            (0..24).map(position).collect::<Vec<_>>()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

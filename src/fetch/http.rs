@@ -12,13 +12,16 @@
 //! one first. The bound still covers a round trip at WAN speeds.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use cid::Cid;
+use futures::future::BoxFuture;
 use reqwest::StatusCode;
-use tokio::sync::Semaphore;
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
 use super::bitswap::protocol::WantType;
 use crate::blocks::MAX_BLOCK_SIZE;
@@ -54,7 +57,7 @@ const RECENT_BLOCKS: usize = 8;
 
 /// One gateway's share of requests in flight.
 struct Link {
-    budget: Semaphore,
+    budget: Arc<Semaphore>,
     /// Sizes of the last blocks it sent, in KiB, oldest first (the
     /// assumed first size counts as one until it is pushed out).
     recent_kib: Mutex<VecDeque<u32>>,
@@ -63,7 +66,7 @@ struct Link {
 impl Link {
     fn new() -> Link {
         Link {
-            budget: Semaphore::new(BYTES_IN_FLIGHT_KIB as usize),
+            budget: Arc::new(Semaphore::new(BYTES_IN_FLIGHT_KIB as usize)),
             recent_kib: Mutex::new(VecDeque::from([FIRST_BLOCK_KIB])),
         }
     }
@@ -122,72 +125,32 @@ impl HttpProviders {
         link
     }
 
-    /// Asks the gateway at `base` (`scheme://host[:port]`) for `cid`.
-    pub async fn request(
+    /// Asks the gateway at `base` (`scheme://host[:port]`) for `cid`. The
+    /// request takes its place in the gateway's queue when this is called,
+    /// not when the returned future first runs: requests made in a burst
+    /// are spawned as tasks, and tokio runs the newest task first.
+    pub fn request(
         &self,
         base: &str,
         cid: &Cid,
         want: WantType,
         progress: &LinkProgress,
-    ) -> HttpAnswer {
-        let provider = ProviderId::Http(base.to_string());
+    ) -> impl Future<Output = HttpAnswer> + Send + 'static {
         let link = self.link(base);
-        // Held until the block is read (or the request is dropped).
-        let _turn = match want {
-            WantType::Block => {
-                let kib = link.expected_kib().clamp(1, BYTES_IN_FLIGHT_KIB);
-                match link.budget.acquire_many(kib).await {
-                    Ok(permit) => Some(permit),
-                    Err(_) => return HttpAnswer::Failed("gateway link closed".into()),
-                }
-            }
-            WantType::Have => None,
-        };
-        let mut noted = None;
-        let url = format!("{base}/ipfs/{cid}?format=raw");
-        let request = match want {
-            WantType::Block => self.client.get(&url),
-            WantType::Have => self.client.head(&url),
-        }
-        .header(reqwest::header::ACCEPT, "application/vnd.ipld.raw");
-        let mut response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => return HttpAnswer::Failed(e.to_string()),
-        };
-        let status = response.status();
-        match status {
-            StatusCode::OK if want == WantType::Have => HttpAnswer::Have,
-            StatusCode::OK => {
-                if response
-                    .content_length()
-                    .is_some_and(|len| len > MAX_BLOCK_SIZE as u64)
-                {
-                    return HttpAnswer::Failed(format!("block larger than {MAX_BLOCK_SIZE} bytes"));
-                }
-                let mut body = BytesMut::new();
-                loop {
-                    match response.chunk().await {
-                        Ok(Some(chunk)) => {
-                            progress.note_throttled(&provider, &mut noted);
-                            if body.len() + chunk.len() > MAX_BLOCK_SIZE {
-                                return HttpAnswer::Failed(format!(
-                                    "block larger than {MAX_BLOCK_SIZE} bytes"
-                                ));
-                            }
-                            body.extend_from_slice(&chunk);
-                        }
-                        Ok(None) => {
-                            link.note_block(body.len());
-                            return HttpAnswer::Block(body.freeze());
-                        }
-                        Err(e) => return HttpAnswer::Failed(e.to_string()),
-                    }
-                }
-            }
-            StatusCode::NOT_FOUND | StatusCode::GONE => HttpAnswer::DontHave,
-            StatusCode::TOO_MANY_REQUESTS => HttpAnswer::BackOff(retry_after(&response)),
-            s if s.is_server_error() => HttpAnswer::BackOff(retry_after(&response)),
-            other => HttpAnswer::Failed(format!("unexpected status {other}")),
+        let turn = take_turn(&link, want);
+        let (client, base, cid, progress) = (
+            self.client.clone(),
+            base.to_string(),
+            *cid,
+            progress.clone(),
+        );
+        async move {
+            // Held until the block is read (or the request is dropped).
+            let _turn = match turn.await {
+                Ok(permit) => permit,
+                Err(_) => return HttpAnswer::Failed("gateway link closed".into()),
+            };
+            transfer(&client, &link, &base, &cid, want, &progress).await
         }
     }
 
@@ -209,6 +172,82 @@ impl HttpProviders {
             }
             Err(_) => false,
         }
+    }
+}
+
+/// A place in `link`'s queue for a block request (a presence request
+/// needs none), taken now: the acquire is polled once here, which puts it
+/// in the semaphore's first-come queue.
+fn take_turn(
+    link: &Arc<Link>,
+    want: WantType,
+) -> BoxFuture<'static, Result<Option<OwnedSemaphorePermit>, AcquireError>> {
+    if want == WantType::Have {
+        return Box::pin(std::future::ready(Ok(None)));
+    }
+    let kib = link.expected_kib().clamp(1, BYTES_IN_FLIGHT_KIB);
+    let mut acquire = Box::pin(link.budget.clone().acquire_many_owned(kib));
+    let waker = futures::task::noop_waker();
+    if let Poll::Ready(result) = acquire.as_mut().poll(&mut Context::from_waker(&waker)) {
+        return Box::pin(std::future::ready(result.map(Some)));
+    }
+    Box::pin(async move { acquire.await.map(Some) })
+}
+
+async fn transfer(
+    client: &reqwest::Client,
+    link: &Link,
+    base: &str,
+    cid: &Cid,
+    want: WantType,
+    progress: &LinkProgress,
+) -> HttpAnswer {
+    let provider = ProviderId::Http(base.to_string());
+    let mut noted = None;
+    let url = format!("{base}/ipfs/{cid}?format=raw");
+    let request = match want {
+        WantType::Block => client.get(&url),
+        WantType::Have => client.head(&url),
+    }
+    .header(reqwest::header::ACCEPT, "application/vnd.ipld.raw");
+    let mut response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => return HttpAnswer::Failed(e.to_string()),
+    };
+    let status = response.status();
+    match status {
+        StatusCode::OK if want == WantType::Have => HttpAnswer::Have,
+        StatusCode::OK => {
+            if response
+                .content_length()
+                .is_some_and(|len| len > MAX_BLOCK_SIZE as u64)
+            {
+                return HttpAnswer::Failed(format!("block larger than {MAX_BLOCK_SIZE} bytes"));
+            }
+            let mut body = BytesMut::new();
+            loop {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => {
+                        progress.note_throttled(&provider, &mut noted);
+                        if body.len() + chunk.len() > MAX_BLOCK_SIZE {
+                            return HttpAnswer::Failed(format!(
+                                "block larger than {MAX_BLOCK_SIZE} bytes"
+                            ));
+                        }
+                        body.extend_from_slice(&chunk);
+                    }
+                    Ok(None) => {
+                        link.note_block(body.len());
+                        return HttpAnswer::Block(body.freeze());
+                    }
+                    Err(e) => return HttpAnswer::Failed(e.to_string()),
+                }
+            }
+        }
+        StatusCode::NOT_FOUND | StatusCode::GONE => HttpAnswer::DontHave,
+        StatusCode::TOO_MANY_REQUESTS => HttpAnswer::BackOff(retry_after(&response)),
+        s if s.is_server_error() => HttpAnswer::BackOff(retry_after(&response)),
+        other => HttpAnswer::Failed(format!("unexpected status {other}")),
     }
 }
 

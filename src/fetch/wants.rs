@@ -286,8 +286,9 @@ impl NetworkFetcher {
                     self.inner.progress.clone(),
                 );
                 let provider = provider.clone();
+                let request = http.request(&base, &cid, want_type, &progress);
                 let task = tokio::spawn(async move {
-                    let event = match http.request(&base, &cid, want_type, &progress).await {
+                    let event = match request.await {
                         HttpAnswer::Block(data) if verify_block(&cid, &data).is_ok() => {
                             WantEvent::Block { provider, data }
                         }
