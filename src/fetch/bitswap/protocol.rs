@@ -196,10 +196,26 @@ pub async fn read_frame(io: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Op
             "message of {len} bytes exceeds {MAX_MESSAGE_SIZE}"
         )));
     }
-    let mut body = vec![0u8; len];
-    io.read_exact(&mut body).await?;
+    // Filled as the bytes arrive: the capacity is only reserved, so a peer
+    // that announces 4 MiB on each of many streams and sends little holds
+    // little memory (zeroing the whole buffer up front committed it all).
+    let mut body = Vec::with_capacity(len);
+    let mut filled = 0;
+    while filled < len {
+        if filled == body.len() {
+            body.resize((filled + READ_STEP).min(len), 0);
+        }
+        let read = io.read(&mut body[filled..]).await?;
+        if read == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        filled += read;
+    }
     Ok(Some(Bytes::from(body)))
 }
+
+/// Most bytes of a message body read (and zeroed first) at a time.
+const READ_STEP: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests {
@@ -249,5 +265,23 @@ mod tests {
                 .unwrap(),
             None
         );
+
+        // A message that ends before its announced length (read in steps).
+        let mut cut = Vec::new();
+        cut.extend_from_slice(unsigned_varint::encode::usize(200_000, &mut buf));
+        cut.extend_from_slice(&[0u8; 100_000]);
+        let error = read_frame(&mut futures::io::Cursor::new(cut))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
+        // A long one whole.
+        let mut long = Vec::new();
+        long.extend_from_slice(unsigned_varint::encode::usize(200_000, &mut buf));
+        long.extend((0..200_000u32).map(|i| i as u8));
+        let body = read_frame(&mut futures::io::Cursor::new(long.clone()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&body[..], &long[long.len() - 200_000..]);
     }
 }
