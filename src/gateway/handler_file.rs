@@ -83,7 +83,9 @@ pub async fn serve_file_from(
         (head, None)
     };
     let content_type = sniff::content_type(name, &head, sniff_len == size);
-    let started = std::sync::Mutex::new(started);
+    // Handed over once, to the whole-body range (the only one asked for
+    // when there is no Range header).
+    let started = std::cell::Cell::new(started);
     ranged_response(
         &ctx.http.headers,
         headers,
@@ -91,19 +93,20 @@ pub async fn serve_file_from(
         size,
         ctx.is_head(),
         move |range| {
-            let prestarted = (range == (0, size))
-                .then(|| started.lock().expect("poisoned").take())
-                .flatten();
+            let prestarted = (range == (0, size)).then(|| started.take()).flatten();
             prestarted.unwrap_or_else(|| bytes_of(range))
         },
     )
 }
 
-type Body = BoxStream<'static, Result<Bytes, GatewayError>>;
+type ByteStream = BoxStream<'static, Result<Bytes, GatewayError>>;
 
 /// Reads `body` until it has `len` bytes (or ends); returns those bytes and
 /// a stream that yields the whole body, the chunks already read included.
-async fn sniff_from(mut body: Body, len: usize) -> Result<(Vec<u8>, Body), GatewayError> {
+async fn sniff_from(
+    mut body: ByteStream,
+    len: usize,
+) -> Result<(Vec<u8>, ByteStream), GatewayError> {
     let mut head = Vec::with_capacity(len);
     let mut read = Vec::new();
     while head.len() < len {
