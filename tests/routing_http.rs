@@ -140,7 +140,8 @@ async fn content_is_found_with_no_hint_and_lookups_are_coalesced() {
         endpoints: vec![endpoint_again],
         ..Default::default()
     };
-    let routing = sluice::routing::Routing::new(config, true).unwrap();
+    let routing =
+        sluice::routing::Routing::new(config, sluice::dial::AddressPolicy::new(true)).unwrap();
     let before = table.requests.load(Ordering::SeqCst);
     for _ in 0..3 {
         assert_eq!(routing.find_providers(&root).await.len(), 1);

@@ -30,6 +30,7 @@ use super::bitswap::protocol::{want_entry, WantType};
 use super::http::{HttpAnswer, HttpProviders};
 use super::{BlockFetcher, FetchError, LinkProgress, SessionMode};
 use crate::blocks::verify_block;
+use crate::dial::AddressPolicy;
 use crate::metrics::{BlockOrigin, Metrics, SourceLabel};
 use crate::p2p::Node;
 use crate::routing::{ProviderHint, Routing};
@@ -185,11 +186,15 @@ impl NetworkFetcher {
         node: Node,
         routing: Option<Arc<Routing>>,
         config: RetrievalConfig,
+        policy: AddressPolicy,
     ) -> NetworkFetcher {
         let (tx, rx) = mpsc::unbounded_channel();
         let progress = LinkProgress::default();
         accept_inbound(&node, tx.clone(), progress.clone());
-        let http = HttpProviders::new(Duration::from_secs(config.block_timeout_secs.max(1)));
+        let http = HttpProviders::new(
+            Duration::from_secs(config.block_timeout_secs.max(1)),
+            policy,
+        );
         let inner = Arc::new(Inner {
             outbound: Outbound::new(node.clone(), tx),
             node,
