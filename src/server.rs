@@ -59,6 +59,15 @@ pub fn block_service(
         path: data_dir,
         source,
     })?;
+    let sweeping = flatfs.clone();
+    std::thread::spawn(move || match sweeping.remove_stale_temp_files() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            files = n,
+            "removed temporary files left by interrupted writes"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not sweep the store's temporary files"),
+    });
     stores.push(Arc::new(flatfs));
     Ok(BlockService::new(config.store.cache_bytes, stores, fetcher))
 }
