@@ -43,6 +43,9 @@ pub struct P2pConfig {
     pub max_connections: u32,
     /// Most connections to one peer.
     pub max_connections_per_peer: u32,
+    /// Most connections being dialled, and most being accepted, at once
+    /// (each request may name several peers to dial).
+    pub max_pending_connections: u32,
     /// Seconds a connection with no open stream stays up.
     pub idle_timeout_secs: u64,
 }
@@ -57,6 +60,7 @@ impl Default for P2pConfig {
             peers: Vec::new(),
             max_connections: 512,
             max_connections_per_peer: 2,
+            max_pending_connections: 128,
             idle_timeout_secs: 60,
         }
     }
@@ -214,7 +218,9 @@ impl Node {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let limits = ConnectionLimits::default()
             .with_max_established(Some(config.max_connections))
-            .with_max_established_per_peer(Some(config.max_connections_per_peer));
+            .with_max_established_per_peer(Some(config.max_connections_per_peer))
+            .with_max_pending_outgoing(Some(config.max_pending_connections))
+            .with_max_pending_incoming(Some(config.max_pending_connections));
         let (inbound_behaviour, inbound_streams) =
             inbound::Behaviour::new(inbound_protocols.to_vec());
         let transport = transport(&key, policy.clone())?;
