@@ -6,7 +6,7 @@
 //! builder, HTTP/1 and h2c) so each connection can be bounded: a cap on
 //! open connections with back-pressure on accept, accept errors that back
 //! off instead of spinning, and per-connection header, idle and write
-//! timeouts ([`conn`]).
+//! timeouts (`server/conn.rs`).
 
 mod conn;
 
