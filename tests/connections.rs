@@ -39,16 +39,17 @@ async fn metric(gw: &TestGateway, name: &str, labels: &str) -> f64 {
 }
 
 /// Writes `bytes` one at a time, `every` apart, until the server closes
-/// the connection; returns how long after connecting that was (or `None`
-/// if it was still open after `give_up`).
+/// the connection; returns how long after starting to connect that was
+/// (or `None` if it was still open after `give_up`). Timed from before
+/// the connect, so never from later than the server's own clock starts.
 async fn trickle(
     address: &str,
     bytes: &'static [u8],
     every: Duration,
     give_up: Duration,
 ) -> Option<Duration> {
+    let connecting = Instant::now();
     let stream = TcpStream::connect(address).await.unwrap();
-    let connected = Instant::now();
     let (mut read, mut write) = stream.into_split();
     let writer = async {
         for byte in bytes.iter().cycle() {
@@ -77,13 +78,16 @@ async fn trickle(
     tokio::time::timeout(give_up, closed)
         .await
         .ok()
-        .map(|()| connected.elapsed())
+        .map(|()| connecting.elapsed())
 }
 
-/// How long until the server closes `stream` (reads nothing but the end),
-/// or `None` if still open after `give_up`.
-async fn until_closed(stream: &mut TcpStream, give_up: Duration) -> Option<Duration> {
-    let start = Instant::now();
+/// How long after `since` the server closes `stream` (reads nothing but
+/// the end), or `None` if still open after `give_up`.
+async fn until_closed(
+    stream: &mut TcpStream,
+    since: Instant,
+    give_up: Duration,
+) -> Option<Duration> {
     let mut buf = [0u8; 1024];
     let closed = async {
         while let Ok(n) = stream.read(&mut buf).await {
@@ -95,7 +99,7 @@ async fn until_closed(stream: &mut TcpStream, give_up: Duration) -> Option<Durat
     tokio::time::timeout(give_up, closed)
         .await
         .ok()
-        .map(|()| start.elapsed())
+        .map(|()| since.elapsed())
 }
 
 /// One HTTP/1.1 response: status and body (Content-Length or chunked).
@@ -268,8 +272,10 @@ async fn idle_keep_alive_connections_are_closed_but_not_one_with_a_response_in_f
             let address = address.clone();
             tokio::spawn(async move {
                 let mut stream = TcpStream::connect(&address).await.unwrap();
+                // Before the request: the server's idle time starts later.
+                let sent = Instant::now();
                 assert_eq!(get(&mut stream, "/healthz", "").await.0, 200);
-                until_closed(&mut stream, limit * 2).await
+                until_closed(&mut stream, sent, limit * 2).await
             })
         })
         .collect();
@@ -296,7 +302,7 @@ async fn idle_keep_alive_connections_are_closed_but_not_one_with_a_response_in_f
         "the answer was meant to take longer than the idle timeout; took {took:?}"
     );
     // Once answered, that connection is idle too, and closed in its turn.
-    let after = until_closed(&mut stream, limit * 2).await;
+    let after = until_closed(&mut stream, Instant::now(), limit * 2).await;
     assert!(after.is_some_and(|a| a <= limit), "{after:?}");
 
     // A later HTTP/1 header that trickles is cut off at the header timeout
@@ -333,11 +339,12 @@ async fn an_idle_http2_connection_is_closed() {
         .header("host", "gateway")
         .body(Empty::<bytes::Bytes>::new())
         .unwrap();
+    // Before the request: the server's idle time starts later.
+    let idle_from = Instant::now();
     let response = sender.send_request(request).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.version(), http::Version::HTTP_2);
     drop(response);
-    let idle_from = Instant::now();
     let limit = Duration::from_secs(IDLE) + MARGIN;
     tokio::time::timeout(limit, connection)
         .await
@@ -349,6 +356,8 @@ async fn an_idle_http2_connection_is_closed() {
         after + EARLY >= Duration::from_secs(IDLE),
         "closed early, after {after:?}"
     );
+    // The client kept its side open all along.
+    drop(sender);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,6 +446,68 @@ async fn a_client_that_stops_reading_is_cut_off_after_the_write_timeout() {
         after > before,
         "write timeouts counted: {before} -> {after}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_client_that_stops_reading_is_cut_off_after_the_write_timeout() {
+    use http_body_util::Empty;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    const WRITE_TIMEOUT: u64 = 2;
+    let dir = tempfile::tempdir().unwrap();
+    let car_path = dir.path().join("file.car");
+    let (root, _, blocks) = common::generated_file(1 << 20, 3, 64 * 1024);
+    let mut car =
+        sluice::car::CarWriter::new(std::fs::File::create(&car_path).unwrap(), &[root]).unwrap();
+    for (cid, data) in &blocks {
+        car.write_block(cid, data).unwrap();
+    }
+    car.finish().unwrap();
+    let gw = TestGateway::start_with(vec![car_path], |c| {
+        c.server.write_timeout_secs = WRITE_TIMEOUT;
+    })
+    .await;
+    let before = metric(
+        &gw,
+        "sluice_http_connections_closed_total",
+        "reason=\"WriteTimeout\"",
+    )
+    .await;
+    let stream = TcpStream::connect(addr(&gw)).await.unwrap();
+    // A 16 KiB window the client never reopens: the server's stream stops
+    // on flow control, with nothing blocked on the socket.
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(16 * 1024)
+        .initial_connection_window_size(16 * 1024)
+        .handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = http::Request::get(format!("/ipfs/{root}"))
+        .header("host", "gateway")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let started = Instant::now();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    // Hold the response, read nothing.
+    let limit = Duration::from_secs(WRITE_TIMEOUT) + MARGIN;
+    tokio::time::timeout(limit, connection)
+        .await
+        .expect("the server closes a connection whose client does not read")
+        .unwrap()
+        .ok();
+    assert!(started.elapsed() + EARLY >= Duration::from_secs(WRITE_TIMEOUT));
+    let after = metric(
+        &gw,
+        "sluice_http_connections_closed_total",
+        "reason=\"WriteTimeout\"",
+    )
+    .await;
+    assert!(
+        after > before,
+        "write timeouts counted: {before} -> {after}"
+    );
+    drop((sender, response));
 }
 
 /// The real binary under a low open-file limit, with more clients than it

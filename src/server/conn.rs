@@ -1,6 +1,8 @@
 //! One client connection's clock: it closes connections whose request
 //! header is slow to arrive (slowloris), that sit idle with no request in
-//! flight, or whose writes make no progress (a client that stops reading).
+//! flight, or whose writes make no progress (a client that stops reading:
+//! on HTTP/1 the socket's writes block; on HTTP/2 flow control stops a
+//! stream's body from being polled at all, so its last poll is timed).
 //!
 //! hyper's own HTTP/1 header timeout starts when it begins waiting for a
 //! request, so it would also cut keep-alive connections short, and hyper
@@ -48,6 +50,11 @@ struct ClockState {
     read_during_request: bool,
     /// When a write first returned `Pending` with no progress since.
     write_blocked_since: Option<Instant>,
+    /// Each response body being sent, by id: since when it has been
+    /// waiting for hyper to poll it again (it handed out a frame), or
+    /// `None` while hyper waits on it (its last poll was `Pending`).
+    bodies: std::collections::HashMap<u64, Option<Instant>>,
+    next_body: u64,
 }
 
 impl ClockState {
@@ -60,13 +67,25 @@ impl ClockState {
             head_started: None,
             read_during_request: false,
             write_blocked_since: None,
+            bodies: std::collections::HashMap::new(),
+            next_body: 0,
         }
     }
 
     /// When reads must end, and why, if nothing else happens first.
     fn read_deadline(&self, limits: &ConnLimits) -> Option<(Instant, CloseReason)> {
         if self.in_flight > 0 {
-            return None;
+            // An HTTP/2 body hyper has stopped polling waits on the
+            // client's flow-control window: a client that is not reading.
+            // (A body that is polled but pending is the gateway's own
+            // slowness, which `[limits]` bounds.)
+            let stalled = self
+                .bodies
+                .values()
+                .flatten()
+                .min()
+                .filter(|_| self.http2)?;
+            return Some((*stalled + limits.write_stall, CloseReason::WriteTimeout));
         }
         if self.requests == 0 {
             // The first request header (and, for HTTP/2, the preface) must
@@ -117,6 +136,13 @@ impl ClockState {
         self.head_started = None;
     }
 
+    fn on_body_start(&mut self, now: Instant) -> u64 {
+        let id = self.next_body;
+        self.next_body += 1;
+        self.bodies.insert(id, Some(now));
+        id
+    }
+
     fn on_request_end(&mut self, now: Instant) {
         self.in_flight = self.in_flight.saturating_sub(1);
         if self.in_flight == 0 {
@@ -155,20 +181,49 @@ impl Clock {
         self.with(|s| s.on_request_start(http2));
         RequestInFlight {
             clock: self.clone(),
+            body: None,
         }
     }
 }
 
 /// Counts a request as in flight until dropped (with the response body,
-/// or with the response future if the client went away first).
+/// or with the response future if the client went away first), and
+/// times the polls of its body once there is one.
 struct RequestInFlight {
     clock: Clock,
+    body: Option<u64>,
+}
+
+impl RequestInFlight {
+    fn body_started(&mut self) {
+        let now = Instant::now();
+        self.body = Some(self.clock.with(|s| s.on_body_start(now)));
+    }
+
+    /// After each poll: a body that handed out a frame waits for the next
+    /// poll from now on; one that is pending is waited on, not waiting.
+    fn body_polled(&self, pending: bool) {
+        if let Some(id) = self.body {
+            let now = Instant::now();
+            self.clock.with(|s| {
+                if let Some(waiting) = s.bodies.get_mut(&id) {
+                    *waiting = (!pending).then_some(now);
+                }
+            });
+        }
+    }
 }
 
 impl Drop for RequestInFlight {
     fn drop(&mut self) {
         let now = Instant::now();
-        self.clock.with(|s| s.on_request_end(now));
+        let body = self.body;
+        self.clock.with(|s| {
+            if let Some(id) = body {
+                s.bodies.remove(&id);
+            }
+            s.on_request_end(now);
+        });
     }
 }
 
@@ -354,26 +409,28 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for TrackedSe
     type Future = BoxFuture<Result<Self::Response, Self::Error>>;
 
     fn call(&self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
-        let in_flight = self
+        let mut in_flight = self
             .clock
             .request_started(request.version() == http::Version::HTTP_2);
         let router = self.router.clone();
         Box::pin(async move {
             let response = tower::ServiceExt::oneshot(router, request).await?;
+            in_flight.body_started();
             Ok(response.map(|body| TrackedBody {
                 inner: body,
-                _in_flight: in_flight,
+                in_flight,
             }))
         })
     }
 }
 
 pin_project_lite::pin_project! {
-    /// A response body that keeps its request counted as in flight.
+    /// A response body that keeps its request counted as in flight, and
+    /// tells the clock each time it is polled.
     pub struct TrackedBody {
         #[pin]
         inner: axum::body::Body,
-        _in_flight: RequestInFlight,
+        in_flight: RequestInFlight,
     }
 }
 
@@ -385,7 +442,10 @@ impl http_body::Body for TrackedBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        this.in_flight.body_polled(polled.is_pending());
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -474,6 +534,37 @@ mod tests {
             s.read_deadline(&LIMITS),
             Some((at(t0, 61), CloseReason::IdleTimeout))
         );
+    }
+
+    #[test]
+    fn an_http2_body_not_polled_has_a_deadline() {
+        let t0 = Instant::now();
+        let mut s = ClockState::new(t0);
+        s.on_request_start(true);
+        // Waiting for the handler: bounded by [limits], not here.
+        assert_eq!(s.read_deadline(&LIMITS), None);
+        let a = s.on_body_start(at(t0, 1));
+        let b = s.on_body_start(at(t0, 2));
+        s.bodies.insert(b, Some(at(t0, 20)));
+        // The body polled longest ago decides.
+        assert_eq!(
+            s.read_deadline(&LIMITS),
+            Some((at(t0, 31), CloseReason::WriteTimeout))
+        );
+        s.bodies.remove(&a);
+        assert_eq!(
+            s.read_deadline(&LIMITS),
+            Some((at(t0, 50), CloseReason::WriteTimeout))
+        );
+        // A body waiting for blocks is the gateway's slowness, not the
+        // client's: no deadline from it.
+        s.bodies.insert(b, None);
+        assert_eq!(s.read_deadline(&LIMITS), None);
+        // On HTTP/1 a client that stops reading blocks the socket instead.
+        let mut h1 = ClockState::new(t0);
+        h1.on_request_start(false);
+        h1.on_body_start(at(t0, 1));
+        assert_eq!(h1.read_deadline(&LIMITS), None);
     }
 
     #[test]
