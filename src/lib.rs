@@ -33,6 +33,9 @@
 //! - [`metrics`]: the process-wide Prometheus registry.
 //! - [`server`]: wiring a [`config::Config`] into stores, the node, the
 //!   fetcher, the block service and the listening servers.
+//!   The gateway port's accept loop (connection cap, accept back-off) is
+//!   there too, and its per-connection header, idle and write timeouts in
+//!   `server::conn`; panics become 500s in `gateway::panics`.
 
 // Errors carry the CID they are about (96 bytes inline), which makes them
 // larger than clippy likes; they are built only on failure paths.
