@@ -44,7 +44,7 @@ use crate::metrics::{Metrics, RequestLabels, ResponseType};
 use crate::routing::parse_hints;
 use crate::session::{self, Session, SessionBody};
 use crate::unixfs::UnixfsNode;
-use limits::{header_bytes, tag, LimitedBody, LimitsConfig, RequestGuard};
+use limits::{header_bytes, tag, InFlight, LimitedBody, LimitsConfig, RequestGuard};
 
 /// What every handler needs.
 pub struct Gateway {
@@ -184,7 +184,7 @@ async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
         .into_response_for(wants_html);
     }
     let metrics = Metrics::global();
-    metrics.in_flight.inc();
+    let in_flight = InFlight::enter();
     let started = std::time::Instant::now();
     let session = Session::new();
     session.set_budget(session::Budget {
@@ -243,6 +243,7 @@ async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
             .insert(header::HeaderName::from_static("server-timing"), timing);
     }
     let guard = RequestGuard {
+        in_flight,
         permit,
         started,
         labels: RequestLabels {
