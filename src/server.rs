@@ -86,7 +86,12 @@ impl Server {
         .await?;
         tracing::info!(peer_id = %node.peer_id(), "libp2p node started");
         let routing = Routing::new(config.routing.clone(), config.hints.allow_private);
-        let fetcher = NetworkFetcher::start(node.clone(), routing, config.retrieval.clone());
+        let fetcher = NetworkFetcher::start(
+            node.clone(),
+            routing,
+            config.retrieval.clone(),
+            &config.bitswap,
+        );
         let blocks = block_service(config, Some(Arc::new(fetcher)))?;
         let control_listener =
             TcpListener::bind(config.metrics.listen)

@@ -12,13 +12,15 @@ use cid::Cid;
 use libp2p::{PeerId, Stream, StreamProtocol};
 use tokio::sync::mpsc;
 
+use super::budget::{InboundBudget, Reservation, StreamTicket};
 use super::protocol::{
-    cid_of_block, cid_of_v0_block, decode_message, read_frame, write_message, Entry, Message,
-    PresenceType, WantType, Wantlist, BITSWAP_100, PROTOCOLS,
+    cid_of_block, cid_of_v0_block, decode_message, read_body, read_length, write_message, Entry,
+    Message, PresenceType, WantType, Wantlist, BITSWAP_100, PROTOCOLS,
 };
 use crate::blocks::MAX_BLOCK_SIZE;
 use crate::fetch::progress::ProgressReader;
 use crate::fetch::LinkProgress;
+use crate::metrics::Metrics;
 use crate::p2p::Node;
 use crate::session::ProviderId;
 
@@ -26,7 +28,8 @@ use crate::session::ProviderId;
 const IDLE: Duration = Duration::from_secs(30);
 /// Most entries in one message.
 const MAX_ENTRIES_PER_MESSAGE: usize = 512;
-/// Messages read from a peer's stream ahead of the one being verified.
+/// Messages read from a peer's stream ahead of the one being verified (each
+/// holds its share of the peer's inbound budget until verified).
 const FRAMES_AHEAD: usize = 2;
 /// Time allowed to open a stream (including dialling).
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -196,11 +199,12 @@ async fn peer_queue(
 }
 
 /// Reads every message on the streams peers open to us (the node must have
-/// been started with the Bitswap [`PROTOCOLS`]).
+/// been started with the Bitswap [`PROTOCOLS`]), within `budget`.
 pub fn accept_inbound(
     node: &Node,
     inbound: mpsc::UnboundedSender<Inbound>,
     progress: LinkProgress,
+    budget: Arc<InboundBudget>,
 ) {
     let Some(mut incoming) = node.take_inbound_streams() else {
         tracing::warn!("bitswap inbound streams already taken");
@@ -208,8 +212,24 @@ pub fn accept_inbound(
     };
     tokio::spawn(async move {
         while let Some((peer, protocol, stream)) = incoming.recv().await {
+            let ticket = match budget.admit(peer) {
+                Ok(ticket) => ticket,
+                Err(refusal) => {
+                    // Dropping the stream resets it.
+                    tracing::debug!(%peer, ?refusal, "inbound bitswap stream refused");
+                    Metrics::global().inbound_streams_refused.inc();
+                    continue;
+                }
+            };
             let stream = progress.reader(ProviderId::Peer(peer), stream);
-            tokio::spawn(read_stream(peer, stream, protocol, inbound.clone()));
+            tokio::spawn(read_stream(
+                peer,
+                stream,
+                protocol,
+                inbound.clone(),
+                ticket,
+                budget.message_timeout(),
+            ));
         }
     });
 }
@@ -217,16 +237,19 @@ pub fn accept_inbound(
 /// Reading and interpreting (which hashes every block) run as two tasks, so
 /// the stream is read, and its flow-control window reopened, while the
 /// previous message is verified; the sender would otherwise stall on the
-/// window for as long as each message takes to hash.
+/// window for as long as each message takes to hash. Each message holds
+/// its reservation until it has been interpreted and handed on.
 async fn read_stream(
     peer: PeerId,
     mut stream: ProgressReader<Stream>,
     protocol: StreamProtocol,
     inbound: mpsc::UnboundedSender<Inbound>,
+    ticket: StreamTicket,
+    message_timeout: Duration,
 ) {
-    let (frames, mut to_interpret) = mpsc::channel::<Bytes>(FRAMES_AHEAD);
+    let (frames, mut to_interpret) = mpsc::channel::<(Bytes, Reservation)>(FRAMES_AHEAD);
     let interpreter = tokio::spawn(async move {
-        while let Some(body) = to_interpret.recv().await {
+        while let Some((body, reservation)) = to_interpret.recv().await {
             let message = match decode_message(body) {
                 Ok(message) => message,
                 Err(e) => {
@@ -239,24 +262,47 @@ async fn read_stream(
                     return;
                 }
             }
+            drop(reservation);
         }
     });
-    loop {
-        match read_frame(&mut stream).await {
-            Ok(Some(body)) => {
-                if frames.send(body).await.is_err() {
-                    break;
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "bitswap stream closed");
+    let reading = async {
+        // Waiting for the next message is not timed (Go peers keep one
+        // stream open between messages); a message once started is.
+        while let Some(len) = read_length(&mut stream).await? {
+            let mut reservation = ticket.reservation();
+            let body = tokio::time::timeout(
+                message_timeout,
+                read_body(&mut stream, len, &mut reservation),
+            )
+            .await
+            .map_err(|_| {
+                std::io::Error::other(format!(
+                    "message of {len} bytes incomplete after {message_timeout:?}"
+                ))
+            })??;
+            if frames.send((body, reservation)).await.is_err() {
                 break;
             }
         }
+        Ok::<(), std::io::Error>(())
+    };
+    let read = tokio::select! {
+        read = reading => Some(read),
+        () = ticket.reset().cancelled() => None,
+    };
+    match read {
+        Some(read) => {
+            if let Err(e) = read {
+                tracing::debug!(%peer, error = %e, "bitswap stream closed");
+            }
+            drop(stream);
+            drop(frames);
+            let _ = interpreter.await;
+        }
+        // Over budget: what this stream holds is dropped unverified, and
+        // dropping the stream resets it.
+        None => interpreter.abort(),
     }
-    drop(frames);
-    let _ = interpreter.await;
 }
 
 /// Turns a message into events. Wantlists from peers are ignored: this
