@@ -352,3 +352,49 @@ async fn a_trickled_message_is_dropped_after_the_message_timeout() {
         "{elapsed:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_past_the_per_peer_bound_are_refused() {
+    const MAX: usize = 8;
+    const OPENED: usize = 12;
+    let sluice = Sluice::start(&format!(
+        "[bitswap]\nmax_inbound_streams_per_peer = {MAX}\n"
+    ));
+    let node = connect_to(&sluice).await;
+    let body = Arc::new(vec![0x5a; ANNOUNCED]);
+    // Each sends the start of a message and waits: admitted ones stay open
+    // (until the 60 s message timeout), refused ones are reset at once.
+    let streams: Vec<_> = (0..OPENED)
+        .map(|_| {
+            tokio::spawn(hold_partial_message(
+                node.clone(),
+                sluice.peer,
+                body.clone(),
+                10,
+            ))
+        })
+        .collect();
+    let closed = || streams.iter().filter(|s| s.is_finished()).count();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while closed() < OPENED - MAX {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {OPENED} streams closed within 30 s, expected {}",
+            closed(),
+            OPENED - MAX
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A moment later (far inside the message timeout) the admitted ones
+    // are still open.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(closed(), OPENED - MAX);
+    assert_eq!(
+        sluice.metric("sluice_inbound_streams_refused_total").await,
+        (OPENED - MAX) as f64
+    );
+    assert_eq!(
+        sluice.metric("sluice_inbound_budget_exceeded_total").await,
+        0.0
+    );
+}

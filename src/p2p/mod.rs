@@ -39,6 +39,8 @@ pub struct P2pConfig {
     pub max_connections_per_peer: u32,
     /// Seconds a connection with no open stream stays up.
     pub idle_timeout_secs: u64,
+    /// Streams one connection may have waiting for their reader; more are dropped.
+    pub max_queued_inbound_streams_per_connection: usize,
 }
 
 impl Default for P2pConfig {
@@ -52,6 +54,7 @@ impl Default for P2pConfig {
             max_connections: 512,
             max_connections_per_peer: 2,
             idle_timeout_secs: 60,
+            max_queued_inbound_streams_per_connection: 128,
         }
     }
 }
@@ -176,8 +179,10 @@ impl Node {
         let limits = ConnectionLimits::default()
             .with_max_established(Some(config.max_connections))
             .with_max_established_per_peer(Some(config.max_connections_per_peer));
-        let (inbound_behaviour, inbound_streams) =
-            inbound::Behaviour::new(inbound_protocols.to_vec());
+        let (inbound_behaviour, inbound_streams) = inbound::Behaviour::new(
+            inbound_protocols.to_vec(),
+            config.max_queued_inbound_streams_per_connection,
+        );
         let mut swarm: Swarm<Behaviour> = libp2p::SwarmBuilder::with_existing_identity(key)
             .with_tokio()
             .with_tcp(

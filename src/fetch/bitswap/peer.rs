@@ -21,7 +21,7 @@ use crate::blocks::MAX_BLOCK_SIZE;
 use crate::fetch::progress::ProgressReader;
 use crate::fetch::LinkProgress;
 use crate::metrics::Metrics;
-use crate::p2p::Node;
+use crate::p2p::{InboundStream, Node};
 use crate::session::ProviderId;
 
 /// An outbound queue with nothing to send closes its stream after this.
@@ -211,7 +211,13 @@ pub fn accept_inbound(
         return;
     };
     tokio::spawn(async move {
-        while let Some((peer, protocol, stream)) = incoming.recv().await {
+        while let Some(queued) = incoming.recv().await {
+            let InboundStream {
+                peer,
+                protocol,
+                stream,
+                ..
+            } = queued;
             let ticket = match budget.admit(peer) {
                 Ok(ticket) => ticket,
                 Err(refusal) => {
