@@ -398,3 +398,46 @@ async fn streams_past_the_per_peer_bound_are_refused() {
         0.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_blocks_in_padded_messages_do_not_keep_the_padding() {
+    // Every answer carries 3.5 MB of padding beside a few 4 KiB blocks. The
+    // cache weighs a block by its length; were the blocks slices of their
+    // messages, the 3 MB of blocks cached would hold every message they
+    // came in.
+    const PADDING: usize = 3_500_000;
+    let sluice = Sluice::start(&format!(
+        "[bitswap]\nmax_inbound_bytes_per_peer = {}\nmax_inbound_bytes_total = {}\n",
+        8 * MIB,
+        64 * MIB
+    ));
+    let (root, data, blocks) = generated_file(3_000_000, 9, 4096);
+    let padded = TestPeer::start(blocks, Behaviour::Padded(PADDING)).await;
+    let baseline = sluice.memory("VmHWM");
+    let response = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/ipfs/{root}", sluice.http))
+        .header("x-ipfs-provider", padded.hint())
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        sha256_hex(&response.bytes().await.unwrap()),
+        sha256_hex(&data)
+    );
+    let blocks_sent = padded
+        .blocks_sent
+        .load(std::sync::atomic::Ordering::Relaxed);
+    // The messages in flight at once are bounded by the budget (8 MiB); the
+    // rest is allowance as in the test above.
+    let allowance = 64 * MIB;
+    let peak = sluice.memory("VmHWM");
+    assert!(
+        peak < baseline + 8 * MIB + allowance,
+        "peak RSS {} MiB, baseline {} MiB, after {blocks_sent} blocks in padded messages",
+        peak / MIB,
+        baseline / MIB
+    );
+    eprintln!("baseline {} MiB, peak {} MiB", baseline / MIB, peak / MIB);
+}

@@ -256,6 +256,7 @@ async fn read_stream(
     let (frames, mut to_interpret) = mpsc::channel::<(Bytes, Reservation)>(FRAMES_AHEAD);
     let interpreter = tokio::spawn(async move {
         while let Some((body, reservation)) = to_interpret.recv().await {
+            let body_len = body.len();
             let message = match decode_message(body) {
                 Ok(message) => message,
                 Err(e) => {
@@ -263,7 +264,7 @@ async fn read_stream(
                     return;
                 }
             };
-            for event in interpret(peer, &protocol, message) {
+            for event in interpret(peer, &protocol, message, body_len) {
                 if inbound.send(event).is_err() {
                     return;
                 }
@@ -311,9 +312,25 @@ async fn read_stream(
     }
 }
 
-/// Turns a message into events. Wantlists from peers are ignored: this
-/// node fetches, it does not serve.
-fn interpret(peer: PeerId, protocol: &StreamProtocol, message: Message) -> Vec<Inbound> {
+/// Turns a message of `body_len` bytes into events. Wantlists from peers
+/// are ignored: this node fetches, it does not serve.
+fn interpret(
+    peer: PeerId,
+    protocol: &StreamProtocol,
+    message: Message,
+    body_len: usize,
+) -> Vec<Inbound> {
+    // Blocks share the message body's memory, and the cache weighs a block
+    // by its own length: a small block would keep a large message alive
+    // (a peer could pad each answer to 4 MB). One under half its message is
+    // copied out, so what a block holds is at most twice what it weighs.
+    let own = |data: Bytes| {
+        if data.len() * 2 < body_len {
+            Bytes::copy_from_slice(&data)
+        } else {
+            data
+        }
+    };
     let mut events = Vec::new();
     let malformed = |reason: String| Inbound::Malformed { peer, reason };
     for block in message.payload {
@@ -325,7 +342,7 @@ fn interpret(peer: PeerId, protocol: &StreamProtocol, message: Message) -> Vec<I
             Ok(cid) => events.push(Inbound::Block {
                 peer,
                 cid,
-                data: block.data,
+                data: own(block.data),
             }),
             Err(reason) => events.push(malformed(reason)),
         }
@@ -339,7 +356,7 @@ fn interpret(peer: PeerId, protocol: &StreamProtocol, message: Message) -> Vec<I
             events.push(Inbound::Block {
                 peer,
                 cid: cid_of_v0_block(&data),
-                data,
+                data: own(data),
             });
         }
     }
@@ -354,4 +371,65 @@ fn interpret(peer: PeerId, protocol: &StreamProtocol, message: Message) -> Vec<I
         }
     }
     events
+}
+
+#[cfg(test)]
+mod tests {
+    use multihash_codetable::{Code, MultihashDigest};
+    use prost::Message as _;
+
+    use super::super::protocol::{cid_prefix, Block, BITSWAP_120};
+    use super::*;
+
+    fn shares(body: &Bytes, data: &Bytes) -> bool {
+        let range = body.as_ptr_range();
+        range.contains(&data.as_ptr())
+    }
+
+    /// The blocks of `message`, decoded from its encoding as read off the wire.
+    fn blocks_of(message: &Message) -> (Bytes, Vec<Bytes>) {
+        let body = Bytes::from(message.encode_to_vec());
+        let decoded = decode_message(body.clone()).unwrap();
+        let events = interpret(PeerId::random(), &BITSWAP_120, decoded, body.len());
+        let blocks = events
+            .into_iter()
+            .filter_map(|e| match e {
+                Inbound::Block { data, .. } => Some(data),
+                _ => None,
+            })
+            .collect();
+        (body, blocks)
+    }
+
+    fn block(data: Vec<u8>) -> Block {
+        let cid = Cid::new_v1(0x55, Code::Sha2_256.digest(&data));
+        Block {
+            prefix: cid_prefix(&cid),
+            data: Bytes::from(data),
+        }
+    }
+
+    #[test]
+    fn a_small_block_does_not_keep_a_padded_message_alive() {
+        // One wanted 100-byte block beside 2 MB of padding.
+        let message = Message {
+            payload: vec![block(vec![1; 100]), block(vec![0; 2_000_000])],
+            ..Default::default()
+        };
+        let (body, blocks) = blocks_of(&message);
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(&blocks[0][..], &[1; 100][..]);
+        assert!(!shares(&body, &blocks[0]), "the small block is copied out");
+        assert!(
+            shares(&body, &blocks[1]),
+            "most of the message is not copied"
+        );
+
+        // A message of one block is not copied either.
+        let (body, blocks) = blocks_of(&Message {
+            payload: vec![block(vec![2; 300_000])],
+            ..Default::default()
+        });
+        assert!(shares(&body, &blocks[0]));
+    }
 }
