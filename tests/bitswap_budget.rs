@@ -26,6 +26,9 @@ const MIB: u64 = 1024 * 1024;
 const ANNOUNCED: usize = 4_000_000;
 /// Bytes it never sends.
 const HELD_BACK: usize = 100;
+/// A message timeout no run of these tests reaches, where streams left
+/// incomplete must be closed by something else or stay open.
+const LONG_TIMEOUT_SECS: u64 = 600;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -206,7 +209,8 @@ async fn partial_messages_stay_within_the_budget_and_honest_peers_are_served() {
     let sluice = Sluice::start(&format!(
         "[bitswap]\nmax_inbound_bytes_per_peer = {PER_PEER}\n\
          max_inbound_bytes_total = {TOTAL}\n\
-         max_inbound_streams_per_peer = 512\n"
+         max_inbound_streams_per_peer = 512\n\
+         inbound_message_timeout_secs = {LONG_TIMEOUT_SECS}\n"
     ));
     let (root, data, blocks) = generated_file(6 * MIB as usize, 7, 256 * 1024);
     let honest = TestPeer::start(blocks, Behaviour::StreamPerBlock).await;
@@ -358,12 +362,13 @@ async fn streams_past_the_per_peer_bound_are_refused() {
     const MAX: usize = 8;
     const OPENED: usize = 12;
     let sluice = Sluice::start(&format!(
-        "[bitswap]\nmax_inbound_streams_per_peer = {MAX}\n"
+        "[bitswap]\nmax_inbound_streams_per_peer = {MAX}\n\
+         inbound_message_timeout_secs = {LONG_TIMEOUT_SECS}\n"
     ));
     let node = connect_to(&sluice).await;
     let body = Arc::new(vec![0x5a; ANNOUNCED]);
     // Each sends the start of a message and waits: admitted ones stay open
-    // (until the 60 s message timeout), refused ones are reset at once.
+    // (until the message timeout), refused ones are reset at once.
     let streams: Vec<_> = (0..OPENED)
         .map(|_| {
             tokio::spawn(hold_partial_message(
