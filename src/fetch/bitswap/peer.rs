@@ -1,7 +1,9 @@
 //! Bitswap streams: one outbound queue per peer (batching entries into
 //! messages on a long-lived stream, reopened when it breaks, falling back
 //! from 1.2.0 to 1.1.0 and 1.0.0), and readers for the streams peers open
-//! to us (Go and JS peers send many length-prefixed messages on one stream).
+//! to us (Go and JS peers send many length-prefixed messages on one stream),
+//! each message charged to the peer's inbound budget (see [`super::budget`])
+//! as it arrives.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
