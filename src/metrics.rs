@@ -62,6 +62,15 @@ pub struct SourceLabel {
     pub source: BlockOrigin,
 }
 
+/// Labels of `sluice_dials_refused`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DialRefusedLabels {
+    /// What wanted the connection: `http` (providers), `routing`, `libp2p`.
+    pub client: String,
+    /// Why the address policy refused it (`dial::Refusal::label`).
+    pub reason: String,
+}
+
 pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub request_duration: Family<RequestLabels, Histogram>,
@@ -83,6 +92,8 @@ pub struct Metrics {
     pub inbound_budget_exceeded: Counter,
     /// Bytes of inbound Bitswap messages buffered, not yet handed on.
     pub inbound_bytes_buffered: Gauge,
+    /// Dials refused by the address policy.
+    pub dials_refused: Family<DialRefusedLabels, Counter>,
     /// Read at scrape time.
     pub live_sessions: Gauge,
     pub peers_connected: Gauge,
@@ -119,6 +130,7 @@ impl Metrics {
             inbound_streams_refused: Counter::default(),
             inbound_budget_exceeded: Counter::default(),
             inbound_bytes_buffered: Gauge::default(),
+            dials_refused: Family::default(),
             live_sessions: Gauge::default(),
             peers_connected: Gauge::default(),
             cache_bytes: Gauge::default(),
@@ -190,6 +202,11 @@ impl Metrics {
             "inbound_buffered_bytes",
             "Bytes of inbound Bitswap messages buffered and not yet verified",
             m.inbound_bytes_buffered.clone(),
+        );
+        registry.register(
+            "dials_refused",
+            "Outbound connections refused by the address policy, by client and reason",
+            m.dials_refused.clone(),
         );
         registry.register("sessions_live", "Sessions alive", m.live_sessions.clone());
         registry.register(

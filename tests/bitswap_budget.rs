@@ -157,6 +157,7 @@ async fn connect_to(sluice: &Sluice) -> Node {
         },
         libp2p::identity::Keypair::generate_ed25519(),
         &[],
+        sluice::dial::AddressPolicy::new(true),
     )
     .await
     .unwrap();
