@@ -447,3 +447,78 @@ async fn small_blocks_in_padded_messages_do_not_keep_the_padding() {
     );
     eprintln!("baseline {} MiB, peak {} MiB", baseline / MIB, peak / MIB);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_total_is_spent_readers_wait_for_room() {
+    const PER_PEER: u64 = 8 * MIB;
+    const TOTAL: u64 = 12 * MIB;
+    const HELD: usize = 3_900_000;
+    let sluice = Sluice::start(&format!(
+        "[bitswap]\nmax_inbound_bytes_per_peer = {PER_PEER}\n\
+         max_inbound_bytes_total = {TOTAL}\n\
+         inbound_message_timeout_secs = {LONG_TIMEOUT_SECS}\n"
+    ));
+    let body = Arc::new(vec![0x5a; ANNOUNCED]);
+    let hold = |node: &Node| -> Vec<_> {
+        (0..2)
+            .map(|_| {
+                tokio::spawn(hold_partial_message(
+                    node.clone(),
+                    sluice.peer,
+                    body.clone(),
+                    HELD,
+                ))
+            })
+            .collect()
+    };
+    let buffered_reaches = |range: std::ops::RangeInclusive<f64>, what: &'static str| {
+        let sluice = &sluice;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let buffered = sluice.metric("sluice_inbound_buffered_bytes").await;
+                if range.contains(&buffered) {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{what}: {buffered} bytes buffered"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // Two peers, each holding two 3.9 MB partial messages: within their
+    // own budgets, over the total together.
+    let first = connect_to(&sluice).await;
+    let first_streams = hold(&first);
+    buffered_reaches(7.8e6..=PER_PEER as f64, "the first peer's messages read").await;
+    let second = connect_to(&sluice).await;
+    let second_streams = hold(&second);
+    buffered_reaches(
+        (TOTAL - MIB) as f64..=TOTAL as f64,
+        "the second peer's messages read up to the total",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(sluice.metric("sluice_inbound_buffered_bytes").await <= TOTAL as f64);
+    assert!(
+        second_streams.iter().all(|s| !s.is_finished()),
+        "a reader waiting for room is not reset"
+    );
+    // The first peer gives up its streams: the second's readers go on.
+    for stream in &first_streams {
+        stream.abort();
+    }
+    buffered_reaches(
+        7.8e6..=PER_PEER as f64,
+        "the second peer's messages read once there was room",
+    )
+    .await;
+    assert!(second_streams.iter().all(|s| !s.is_finished()));
+    assert_eq!(
+        sluice.metric("sluice_inbound_budget_exceeded_total").await,
+        0.0
+    );
+    drop(first);
+}
