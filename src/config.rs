@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::control::MetricsConfig;
+use crate::fetch::bitswap::BitswapConfig;
 use crate::fetch::RetrievalConfig;
 use crate::gateway::limits::LimitsConfig;
 use crate::p2p::P2pConfig;
@@ -24,6 +25,7 @@ pub struct Config {
     pub hints: HintsConfig,
     pub p2p: P2pConfig,
     pub retrieval: RetrievalConfig,
+    pub bitswap: BitswapConfig,
     pub routing: RoutingConfig,
     pub limits: LimitsConfig,
     pub metrics: MetricsConfig,

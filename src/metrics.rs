@@ -99,6 +99,12 @@ pub struct Metrics {
     pub cache_misses: Counter,
     /// Streams peers opened that were dropped because their reader lagged.
     pub inbound_streams_dropped: Counter,
+    /// Streams refused: too many from the peer, or the peer over its budget.
+    pub inbound_streams_refused: Counter,
+    /// Peers that went over their inbound Bitswap budget (streams reset).
+    pub inbound_budget_exceeded: Counter,
+    /// Bytes of inbound Bitswap messages buffered, not yet handed on.
+    pub inbound_bytes_buffered: Gauge,
     /// Dials refused by the address policy.
     pub dials_refused: Family<DialRefusedLabels, Counter>,
     /// Client connections to the gateway port open now.
@@ -142,6 +148,9 @@ impl Metrics {
             cache_hits: Counter::default(),
             cache_misses: Counter::default(),
             inbound_streams_dropped: Counter::default(),
+            inbound_streams_refused: Counter::default(),
+            inbound_budget_exceeded: Counter::default(),
+            inbound_bytes_buffered: Gauge::default(),
             dials_refused: Family::default(),
             open_connections: Gauge::default(),
             connections_closed: Family::default(),
@@ -203,6 +212,21 @@ impl Metrics {
             "inbound_streams_dropped",
             "Streams peers opened that were dropped because their reader lagged",
             m.inbound_streams_dropped.clone(),
+        );
+        registry.register(
+            "inbound_streams_refused",
+            "Bitswap streams peers opened that were refused: too many from the peer, or the peer over its inbound budget",
+            m.inbound_streams_refused.clone(),
+        );
+        registry.register(
+            "inbound_budget_exceeded",
+            "Bitswap peers that went over their inbound byte budget (their streams were reset)",
+            m.inbound_budget_exceeded.clone(),
+        );
+        registry.register(
+            "inbound_buffered_bytes",
+            "Bytes of inbound Bitswap messages buffered and not yet verified",
+            m.inbound_bytes_buffered.clone(),
         );
         registry.register(
             "dials_refused",

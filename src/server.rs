@@ -119,6 +119,7 @@ impl Server {
             routing,
             config.retrieval.clone(),
             policy.clone(),
+            &config.bitswap,
         );
         let blocks = block_service(config, Some(Arc::new(fetcher)))?;
         let control_listener =

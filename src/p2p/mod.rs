@@ -48,6 +48,8 @@ pub struct P2pConfig {
     pub max_pending_connections: u32,
     /// Seconds a connection with no open stream stays up.
     pub idle_timeout_secs: u64,
+    /// Streams one connection may have waiting for their reader; more are dropped.
+    pub max_queued_inbound_streams_per_connection: usize,
 }
 
 impl Default for P2pConfig {
@@ -62,6 +64,7 @@ impl Default for P2pConfig {
             max_connections_per_peer: 2,
             max_pending_connections: 128,
             idle_timeout_secs: 60,
+            max_queued_inbound_streams_per_connection: 128,
         }
     }
 }
@@ -221,8 +224,10 @@ impl Node {
             .with_max_established_per_peer(Some(config.max_connections_per_peer))
             .with_max_pending_outgoing(Some(config.max_pending_connections))
             .with_max_pending_incoming(Some(config.max_pending_connections));
-        let (inbound_behaviour, inbound_streams) =
-            inbound::Behaviour::new(inbound_protocols.to_vec());
+        let (inbound_behaviour, inbound_streams) = inbound::Behaviour::new(
+            inbound_protocols.to_vec(),
+            config.max_queued_inbound_streams_per_connection,
+        );
         let transport = transport(&key, policy.clone())?;
         let behaviour = Behaviour {
             inbound: inbound_behaviour,
