@@ -24,7 +24,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const USAGE = `usage: partial-frames.mjs --target MULTIADDR [--peers 2] [--streams 64] [--secs 600]
-  [--size 4000000] [--short 100] [--reopen-delay 0.5] [--max-opens N] [--status FILE] [--peers-dir DIR]`
+  [--size 4000000] [--short 100] [--reopen-delay 1] [--max-opens N] [--status FILE] [--peers-dir DIR]`
 
 function parseArgs (argv) {
   const o = {
@@ -34,7 +34,7 @@ function parseArgs (argv) {
     secs: 600,
     size: 4_000_000,
     short: 100,
-    reopenDelay: 0.5,
+    reopenDelay: 1,
     maxOpens: 0,
     status: null,
     peersDir: path.resolve(HERE, '../../tests/peers')
@@ -117,6 +117,7 @@ async function main () {
     streams_closed_by_server: 0, // reset or closed by the gateway
     stream_open_errors: 0,
     connections_closed: 0,
+    close_reasons: {},
     mib_sent: 0,
     closed_by_server: 0 // the figure the soak watches: = streams_closed_by_server
   }
@@ -161,17 +162,19 @@ async function main () {
         c.stream_open_errors++
         if (c.stream_open_errors <= 5) log(`stream not opened: ${e.message}`)
       }
-      return false
+      return 'error'
     } finally {
       clearTimeout(openTimer)
     }
     c.streams_opened++
     c.streams_open_now++
     const opened = Date.now()
+    let closeReason = 'send failed'
     const ended = new Promise(resolve => {
       if (stream.status !== 'open') resolve()
       else {
         stream.addEventListener('close', ev => {
+          closeReason = ev.error == null ? 'closed' : `${ev.local ? 'local ' : ''}${ev.error.name}`
           if (ev.error != null && closeLogs++ < 5) log(`stream closed: ${ev.error.name}: ${ev.error.message}`)
           resolve()
         }, { once: true })
@@ -197,7 +200,10 @@ async function main () {
     }
     c.streams_open_now--
     if (closedByServer) {
+      // whatever ended the stream before our stop; by what, so that a cause
+      // on this side (a local timeout) would show
       c.streams_closed_by_server++
+      c.close_reasons[closeReason] = (c.close_reasons[closeReason] ?? 0) + 1
       lifetimes.push(Math.round((Date.now() - opened) / 100) / 10)
     } else {
       stream.abort(new Error('flooder stopping'))
@@ -207,8 +213,9 @@ async function main () {
 
   async function slot (node) {
     while (!stop.signal.aborted && c.streams_opened < o.maxOpens) {
-      await oneStream(node)
-      await Promise.race([sleep(o.reopenDelay * 1000), stopped])
+      // a peer that cannot open streams (refused, banned) backs off
+      const r = await oneStream(node)
+      await Promise.race([sleep(r === 'error' ? 5000 : o.reopenDelay * 1000), stopped])
     }
   }
 

@@ -164,7 +164,9 @@ def main():
     if sl.get("answers"):
         print(f"Slowloris connections ended by: {', '.join(f'{k}: {v}' for k, v in sorted(sl['answers'].items()))}.")
     if fl:
-        print(f"Flooder: {fl.get('mib_sent', '?')} MiB sent, {fl.get('connections_closed', '?')} libp2p connections closed.")
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted((fl.get("close_reasons") or {}).items()))
+        print(f"Flooder: {fl.get('mib_sent', '?')} MiB sent, {fl.get('connections_closed', '?')} libp2p connections closed; "
+              f"streams ended by: {reasons or 'none ended'}.")
     print()
 
     print("## Config and RSS bound")
