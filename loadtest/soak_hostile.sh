@@ -41,7 +41,8 @@
 #
 # Output in loadtest/results/soak-hostile-<UTC>*: .md (summary), -samples.tsv,
 # -events.tsv, -attack-{stalled,slowloris,flood}.json (final counters),
-# -gateway.png, -soak-latency.png, -soak.summary.json / -soak.json.gz (k6),
+# -facts.json (the figures soak_report.py reads), -gateway.png,
+# -soak-latency.png, -soak.summary.json / -soak.json.gz (k6),
 # -metrics.txt, -config.toml (as run), .gateway.log, .log. About 15 minutes.
 # Knobs: SOAK_SECS, RESTART_SECS, WARMUP_SECS, SAMPLE_SECS, STALLED,
 # SLOWLORIS, SLOW_INTERVAL, FLOOD_PEERS, FLOOD_STREAMS, SOAK_CONFIG,
@@ -204,7 +205,7 @@ GW_ALIVE=$(kill -0 "$GW_PID" 2>/dev/null && echo yes || echo NO)
 cp "$GW_LOG" "$OUT.gateway.log"
 
 REPORT=$("$PY" "$LT/k6_report.py" "$OUT" soak)
-python3 - "$WORK/facts.json" "$OUT" "$CFG_JSON" "$SOAK_CONFIG" "$RSS_BOUND_MIB" "$BOUND_HOW" "$WARMUP_SECS" \
+python3 - "$OUT-facts.json" "$OUT" "$CFG_JSON" "$SOAK_CONFIG" "$RSS_BOUND_MIB" "$BOUND_HOW" "$WARMUP_SECS" \
   "$FD_START" "$FD_END" "$FD_SLACK" "$FD_SETTLE" "$SESS" "${HWM:-0}" "$RESTARTS" <<'PY'
 import json, sys
 (dst, out, cfg, config, bound, how, warm, fd0, fd1, slack, settle, sess, hwm, restarts) = sys.argv[1:]
@@ -231,7 +232,7 @@ PY
   echo
   grep -E '^(soak_hostile.sh|git:|machine:|k6 |attackers:)' "$LOG" | sed 's/^/    /' || true
   echo
-  "$PY" "$ATT/soak_report.py" --facts "$WORK/facts.json" --samples "$SAMPLES" --events "$EVENTS" --png "$OUT-gateway.png"
+  "$PY" "$ATT/soak_report.py" --facts "$OUT-facts.json" --samples "$SAMPLES" --events "$EVENTS" --png "$OUT-gateway.png"
   echo "## Honest load (k6)"
   echo
   echo "$REPORT"

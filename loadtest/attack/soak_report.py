@@ -130,13 +130,13 @@ def main():
     print(f"| honest requests | {st['requests']} in {st['seconds']:.0f} s ({st['rps']:.1f}/s), {st['mib_received']:.0f} MiB |")
     print(f"| status codes | {', '.join(f'{c}: {n}' for c, n in sorted(codes.items()))} |")
     print(f"| latency p50 / p95 / p99 / max | {st['p50']:.1f} / {st['p95']:.1f} / {st['p99']:.1f} / {st['max']:.0f} ms |")
-    print(f"| RSS at {f['warmup_secs']} s (t={warm['t']}) / end of load (t={during[-1]['t']}) / highest sample / VmHWM | "
+    print(f"| RSS at {f['warmup_secs']} s (t={warm['t']}) / last load sample (t={during[-1]['t']}) / highest sample / VmHWM | "
           f"{num(warm['rss_kib'])/1024:.0f} / {num(during[-1]['rss_kib'])/1024:.0f} / {rss_max_sample:.0f} / {hwm:.0f} MiB |")
     if after:
         print(f"| RSS after the load (t={after[-1]['t']}) | {num(after[-1]['rss_kib'])/1024:.0f} MiB |")
-    print(f"| open fds: before the load / highest during / end of load / last after | {fd_start} / "
+    print(f"| open fds: before the load / highest during / last load sample / last after | {fd_start} / "
           f"{max(int(num(r['fds'])) for r in during)} / {during[-1]['fds']} / {(after or during)[-1]['fds']} |")
-    print(f"| TCP connections held by the gateway: highest during / end of load / last after | "
+    print(f"| TCP connections held by the gateway: highest during / last load sample / last after | "
           f"{max(int(num(r['tcp'])) for r in during)} / {during[-1]['tcp']} / {(after or during)[-1]['tcp']} |")
     live = [int(num(r["sessions"])) for r in during if r["sessions"].strip().isdigit()]
     print(f"| sluice_sessions_live: highest during / after | {max(live) if live else '?'} / {f['sessions']} |")
