@@ -29,7 +29,7 @@ def base_args(description):
     p.add_argument("--port", type=int, required=True, help="the gateway's HTTP port")
     p.add_argument("--conns", type=int, required=True, help="connections kept open at once")
     p.add_argument("--secs", type=float, required=True, help="stop after this long")
-    p.add_argument("--max-opens", type=int, default=0, help="most connections opened in all (default 100 per slot)")
+    p.add_argument("--max-opens", type=int, default=0, help="most connections opened in all (default 1000 per slot; with --reopen-delay 1 the run time bounds it first)")
     p.add_argument("--reopen-delay", type=float, default=1.0, help="seconds before a closed slot reconnects")
     p.add_argument("--connect-timeout", type=float, default=10.0)
     p.add_argument("--check-secs", type=float, default=2.0, help="how often the socket table is read")

@@ -64,7 +64,7 @@ function parseArgs (argv) {
   }
   if (o.target == null) fail(`--target is required\n${USAGE}`)
   if (o.short >= o.size) fail('--short must be below --size')
-  if (o.maxOpens === 0) o.maxOpens = 100 * o.peers * o.streams
+  if (o.maxOpens === 0) o.maxOpens = 1000 * o.peers * o.streams
   return o
 }
 

@@ -32,7 +32,7 @@ async def main(stop, args):
     c = common.Counters("slowloris", args)
     statuses = collections.Counter()
     c.extra["answers"] = statuses
-    max_opens = args.max_opens or 100 * args.conns
+    max_opens = args.max_opens or 1000 * args.conns
     deadline = time.monotonic() + args.secs
     open_since = {}
 

@@ -24,7 +24,7 @@ CLOSED_STATES = {"04", "05", "06", "07", "09", "0B"}
 
 async def main(stop, args):
     c = common.Counters("stalled_readers", args)
-    max_opens = args.max_opens or 100 * args.conns
+    max_opens = args.max_opens or 1000 * args.conns
     deadline = time.monotonic() + args.secs
     loop = asyncio.get_running_loop()
     open_conns = {}  # client port -> [opened_at, closed event, checks missing]
