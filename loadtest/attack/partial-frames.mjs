@@ -196,6 +196,8 @@ async function main () {
       if (left === 0) c.streams_held--
       closedByServer = !stop.signal.aborted
     } catch (e) {
+      // send throws on a stream the gateway has already reset or refused
+      if (closeReason === 'send failed') closeReason = `send failed: ${e.name}`
       closedByServer = !stop.signal.aborted
     }
     c.streams_open_now--
