@@ -5,9 +5,10 @@ use axum::http::header;
 use axum::response::Response;
 
 use super::errors::GatewayError;
-use super::headers::{content_disposition, content_headers, not_modified};
+use super::etag::{not_modified, not_modified_response};
+use super::headers::{content_disposition, content_headers};
 use super::ranges::bytes_response;
-use super::{nosniff, not_modified_response, Ctx};
+use super::{nosniff, Ctx};
 use crate::dag::resolve_path;
 
 pub async fn serve_raw_block(ctx: &Ctx<'_>) -> Result<Response, GatewayError> {

@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 use futures::stream::{self, StreamExt};
 
 use super::errors::GatewayError;
-use super::headers::{content_disposition, content_headers, not_modified, value};
-use super::{nosniff, not_modified_response, streamed_body, Ctx};
+use super::etag::{not_modified, not_modified_response};
+use super::headers::{content_disposition, content_headers, value};
+use super::{nosniff, streamed_body, Ctx};
 use crate::blocks::IDENTITY;
 use crate::car::{encode_header, encode_section};
 use crate::dag::{resolve_path, walk_blocks, DagScope, WalkOptions};
@@ -89,7 +90,7 @@ fn car_variant_tag(request: &super::ContentRequest) -> String {
         })
         .unwrap_or_default();
     let path = request.segments.join("/");
-    let hash = super::headers::fnv1a(
+    let hash = super::etag::fnv1a(
         format!("{path}|{scope}{bytes}|{}", request.car.duplicates).into_bytes(),
     );
     format!("{hash:016x}")

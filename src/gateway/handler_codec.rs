@@ -10,10 +10,11 @@ use ipld_core::ipld::Ipld;
 use minijinja::context;
 
 use super::errors::GatewayError;
-use super::headers::{content_disposition, content_headers, not_modified, value};
+use super::etag::{not_modified, not_modified_response};
+use super::headers::{content_disposition, content_headers, value};
 use super::ranges::bytes_response;
 use super::request::Format;
-use super::{nosniff, not_modified_response, templates, Ctx};
+use super::{nosniff, templates, Ctx};
 use crate::dag::{codec, codec_name, ResolvedPath};
 
 /// Paths that end inside a dag-cbor/dag-json node (not on a link) are not

@@ -10,9 +10,10 @@ use minijinja::{context, Value};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::errors::GatewayError;
-use super::headers::{content_headers, not_modified, value};
+use super::etag::{not_modified, not_modified_response};
+use super::headers::{content_headers, value};
 use super::ranges::bytes_response;
-use super::{handler_file, not_modified_response, templates, Ctx};
+use super::{handler_file, templates, Ctx};
 use crate::dag::{Node, ResolvedPath};
 use crate::unixfs::{hamt_list, hamt_lookup, DirEntry, UnixfsNode};
 

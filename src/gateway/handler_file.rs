@@ -10,9 +10,10 @@ use cid::Cid;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use super::errors::GatewayError;
-use super::headers::{content_headers, not_modified, requested_disposition};
+use super::etag::{not_modified, not_modified_response};
+use super::headers::{content_headers, requested_disposition};
 use super::ranges::{bytes_response, ranged_response};
-use super::{not_modified_response, sniff, Ctx};
+use super::{sniff, Ctx};
 use crate::dag::{DagError, Node, ResolvedPath};
 use crate::unixfs::{file_size, file_stream, UnixfsNode};
 

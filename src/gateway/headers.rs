@@ -1,5 +1,6 @@
-//! Response headers shared by every content response: caching, Etags and
-//! conditional requests, the `X-Ipfs-*` headers, Content-Disposition.
+//! Response headers shared by every content response: caching, the
+//! `X-Ipfs-*` headers, Content-Disposition. Etags and conditional requests
+//! are [`super::etag`].
 
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use cid::Cid;
@@ -54,26 +55,6 @@ pub fn value(text: &str) -> HeaderValue {
     })
 }
 
-/// True if `If-None-Match` names `etag` (weak comparison) or is `*`.
-pub fn not_modified(request_headers: &HeaderMap, etag: &str) -> bool {
-    let strip = |tag: &str| tag.trim().trim_start_matches("W/").to_string();
-    let ours = strip(etag);
-    request_headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|tag| tag.trim() == "*" || strip(tag) == ours)
-}
-
-/// FNV-1a: a small hash that is stable across builds and platforms (unlike
-/// `DefaultHasher`), for Etags and boundaries derived from request data.
-pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
-    bytes.into_iter().fold(0xcbf29ce484222325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x100000001b3)
-    })
-}
-
 /// `Content-Disposition` for `name`: ASCII names quoted, others also as
 /// RFC 5987 `filename*`.
 pub fn content_disposition(kind: &str, name: &str) -> HeaderValue {
@@ -113,18 +94,6 @@ pub fn requested_disposition(request: &ContentRequest) -> Option<HeaderValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn if_none_match_weak_and_lists() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::IF_NONE_MATCH,
-            HeaderValue::from_static("\"a\", W/\"b\""),
-        );
-        assert!(not_modified(&h, "\"b\""));
-        assert!(not_modified(&h, "\"a\""));
-        assert!(!not_modified(&h, "\"c\""));
-    }
 
     #[test]
     fn disposition_encodes_unicode() {

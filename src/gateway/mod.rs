@@ -9,6 +9,7 @@
 //! place ([`errors`]).
 
 mod errors;
+mod etag;
 mod handler_block;
 mod handler_car;
 mod handler_codec;
@@ -369,12 +370,6 @@ async fn serve_unixfs(
         ),
     };
     Ok(tag(response, kind))
-}
-
-/// A 304 with the headers a cache needs to refresh its copy.
-fn not_modified_response(mut headers: axum::http::HeaderMap) -> Response {
-    headers.remove(header::CONTENT_LENGTH);
-    (axum::http::StatusCode::NOT_MODIFIED, headers).into_response()
 }
 
 /// A response body streamed from `body`. An error is handed to hyper only

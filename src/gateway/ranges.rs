@@ -136,7 +136,7 @@ fn boundary_for(headers: &HeaderMap, size: u64) -> String {
         .get(header::ETAG)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let hash = super::headers::fnv1a(etag.bytes().chain(size.to_le_bytes()));
+    let hash = super::etag::fnv1a(etag.bytes().chain(size.to_le_bytes()));
     format!("sluice-{hash:016x}")
 }
 

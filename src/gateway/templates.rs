@@ -37,7 +37,7 @@ pub fn templates_version() -> u64 {
             include_str!("../../static/dag.html"),
             STYLE,
         ];
-        super::headers::fnv1a(texts.iter().flat_map(|t| t.bytes()))
+        super::etag::fnv1a(texts.iter().flat_map(|t| t.bytes()))
     })
 }
 
