@@ -163,11 +163,7 @@ async fn not_found(request: Request) -> Response {
 /// the response body is finished or dropped, within the request limits.
 async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let (parts, _body) = request.into_parts();
-    let wants_html = parts
-        .headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"));
+    let wants_html = request::wants_html(&parts.headers);
     let Ok(permit) = gateway.concurrency.clone().try_acquire_owned() else {
         let limit = gateway.limits.max_concurrent_requests;
         return GatewayError::Overloaded(format!(

@@ -179,7 +179,7 @@ pub fn parse(
         car: CarParams::default(),
         filename: None,
         download: false,
-        wants_html: accepts_html(headers),
+        wants_html: wants_html(headers),
         only_if_cached: header_has_token(headers, header::CACHE_CONTROL, "only-if-cached"),
         provider_hints: Vec::new(),
     };
@@ -422,7 +422,10 @@ fn negotiate_accept(headers: &HeaderMap) -> Result<Option<(Format, MediaParams)>
     Ok(None)
 }
 
-fn accepts_html(headers: &HeaderMap) -> bool {
+/// The client renders HTML (a browser): the one place this is decided, for
+/// error pages and DAG views alike. A `text/html` range with `q=0` is a
+/// refusal, not a wish.
+pub fn wants_html(headers: &HeaderMap) -> bool {
     parse_accept(headers)
         .iter()
         .any(|r| r.media == "text/html" && r.quality > 0.0)
@@ -508,6 +511,21 @@ mod tests {
         .unwrap();
         assert_eq!(browser.format, None);
         assert!(browser.wants_html);
+    }
+
+    #[test]
+    fn wants_html_reads_media_ranges_and_quality() {
+        let accept = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT, HeaderValue::from_static(value));
+            wants_html(&headers)
+        };
+        assert!(accept("text/html"));
+        assert!(accept("application/json, TEXT/HTML;q=0.1"));
+        assert!(!accept("text/html;q=0"));
+        assert!(!accept("text/htmlx"));
+        assert!(!accept("*/*"));
+        assert!(!wants_html(&HeaderMap::new()));
     }
 
     #[test]
