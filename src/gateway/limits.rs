@@ -5,18 +5,10 @@
 //! body abnormally, as the status is already sent), and the per-request
 //! metrics that need to see the body finish.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
-
 use axum::http::HeaderMap;
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::Sleep;
 
-use crate::metrics::{Metrics, RequestLabels, ResponseType};
+use crate::metrics::ResponseType;
 
 /// `[limits]` in the config file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -64,134 +56,6 @@ pub fn header_bytes(headers: &HeaderMap) -> usize {
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum()
-}
-
-/// Counts a request in flight for as long as it lives: also when a panic
-/// unwinds through the handler before the response (and its
-/// [`RequestGuard`]) exists.
-pub struct InFlight(());
-
-impl InFlight {
-    pub fn enter() -> InFlight {
-        Metrics::global().in_flight.inc();
-        InFlight(())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        Metrics::global().in_flight.dec();
-    }
-}
-
-/// Held for the life of a response: releases its concurrency slot and
-/// records its metrics when the body is done or dropped.
-pub struct RequestGuard {
-    pub in_flight: InFlight,
-    pub permit: OwnedSemaphorePermit,
-    pub started: Instant,
-    pub labels: RequestLabels,
-    pub session: crate::session::Session,
-}
-
-impl Drop for RequestGuard {
-    fn drop(&mut self) {
-        let activity = self.session.activity();
-        tracing::debug!(
-            target: "sluice::access",
-            session = self.session.id(),
-            status = self.labels.status,
-            response_type = ?self.labels.response_type,
-            blocks_cache = activity.blocks_from_cache,
-            blocks_store = activity.blocks_from_store,
-            blocks_network = activity.blocks_from_network,
-            bytes_network = activity.bytes_from_network,
-            providers = self.session.providers_used(),
-            ms = self.started.elapsed().as_millis() as u64,
-            "request finished"
-        );
-        let metrics = Metrics::global();
-        metrics.requests.get_or_create(&self.labels).inc();
-        metrics
-            .request_duration
-            .get_or_create(&self.labels)
-            .observe(self.started.elapsed().as_secs_f64());
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body with stall and total-time limits.
-    pub struct LimitedBody<B> {
-        #[pin]
-        inner: B,
-        stall: Pin<Box<Sleep>>,
-        stall_after: Duration,
-        deadline: Pin<Box<Sleep>>,
-        guard: RequestGuard,
-    }
-}
-
-impl<B> LimitedBody<B> {
-    pub fn new(inner: B, limits: &LimitsConfig, guard: RequestGuard) -> Self {
-        let stall_after = Duration::from_secs(limits.stall_timeout_secs);
-        let remaining =
-            Duration::from_secs(limits.max_request_secs).saturating_sub(guard.started.elapsed());
-        LimitedBody {
-            inner,
-            stall: Box::pin(tokio::time::sleep(stall_after)),
-            stall_after,
-            deadline: Box::pin(tokio::time::sleep(remaining)),
-            guard,
-        }
-    }
-}
-
-impl<B> http_body::Body for LimitedBody<B>
-where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: Into<axum::BoxError>,
-{
-    type Data = Bytes;
-    type Error = axum::BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        let this = self.project();
-        if this.deadline.as_mut().poll(cx).is_ready() {
-            Metrics::global().retrieval_timeouts.inc();
-            tracing::warn!("response ended: longer than [limits] max_request_secs");
-            return Poll::Ready(Some(Err(
-                "response took longer than the request time limit".into(),
-            )));
-        }
-        match this.inner.poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                let next = tokio::time::Instant::now() + *this.stall_after;
-                this.stall.as_mut().reset(next);
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => {
-                if this.stall.as_mut().poll(cx).is_ready() {
-                    Metrics::global().retrieval_timeouts.inc();
-                    tracing::warn!("response ended: no data for [limits] stall_timeout_secs");
-                    return Poll::Ready(Some(Err("response stalled: retrieval timed out".into())));
-                }
-                Poll::Pending
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 /// Marks a response with the handler that made it (for metrics).

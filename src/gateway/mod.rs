@@ -1,10 +1,11 @@
 //! The HTTP gateway: the path gateway and the trustless gateway under
 //! `/ipfs/`, to the IPFS gateway specs.
 //!
-//! A request is parsed and validated once ([`request`]), its content path
-//! resolved through the DAG layer, and then handed to the handler for its
-//! response type: a UnixFS file, a directory, a raw block, a CAR, or an
-//! IPLD codec. Handlers read blocks only through the [`BlockService`]; they
+//! A content request passes the layers of [`middleware`] (admission,
+//! session and budget, metrics and access log, timeouts), is parsed and
+//! validated once ([`request`]), its content path resolved through the DAG
+//! layer, and then handed to the handler for its response type: a UnixFS
+//! file, a directory, a raw block, a CAR, or an IPLD codec. Handlers read blocks only through the [`BlockService`]; they
 //! know nothing of where blocks come from. Errors become statuses in one
 //! place ([`errors`]).
 
@@ -17,6 +18,7 @@ mod handler_dir;
 mod handler_file;
 mod headers;
 pub mod limits;
+mod middleware;
 mod panics;
 mod ranges;
 mod request;
@@ -32,7 +34,6 @@ use axum::routing::get;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
-use tracing::Instrument;
 
 pub use errors::GatewayError;
 pub use request::{ContentRequest, Format};
@@ -41,11 +42,10 @@ use crate::blocks::BlockService;
 use crate::config::{GatewayConfig, HintsConfig};
 use crate::dag::{resolve_path, Node};
 use crate::dial::AddressPolicy;
-use crate::metrics::{Metrics, RequestLabels, ResponseType};
+use crate::metrics::ResponseType;
 use crate::routing::parse_hints;
-use crate::session::{self, Session, SessionBody};
 use crate::unixfs::UnixfsNode;
-use limits::{header_bytes, tag, InFlight, LimitedBody, LimitsConfig, RequestGuard};
+use limits::{tag, LimitsConfig};
 
 /// What every handler needs.
 pub struct Gateway {
@@ -86,15 +86,18 @@ impl Gateway {
     }
 }
 
-/// The gateway's HTTP routes, with CORS and request tracing.
+/// The gateway's HTTP routes, with CORS and request tracing; content
+/// routes also with the request layers of [`middleware`].
 pub fn router(gateway: Gateway) -> Router {
-    let routes = Router::new()
+    let gateway = Arc::new(gateway);
+    let content_routes = Router::new()
         .route("/ipfs/{*path}", get(content))
         .route("/ipfs", get(content))
-        .route("/ipfs/", get(content))
+        .route("/ipfs/", get(content));
+    let routes = middleware::around_content(content_routes, gateway.clone())
         .route("/healthz", get(crate::control::healthz))
         .fallback(not_found)
-        .with_state(Arc::new(gateway));
+        .with_state(gateway);
     harden(routes)
 }
 
@@ -159,108 +162,15 @@ async fn not_found(request: Request) -> Response {
     .into_response()
 }
 
-/// Every content request runs in a session of its own, which lives until
-/// the response body is finished or dropped, within the request limits.
+/// A content request: parsed, its hints seeded, and handed to the handler
+/// for its response kind. Limits, the session, timeouts and metrics are the
+/// layers around it ([`middleware`]).
 async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let (parts, _body) = request.into_parts();
-    let wants_html = request::wants_html(&parts.headers);
-    let Ok(permit) = gateway.concurrency.clone().try_acquire_owned() else {
-        let limit = gateway.limits.max_concurrent_requests;
-        return GatewayError::Overloaded(format!(
-            "more than {limit} requests in flight; try again shortly"
-        ))
-        .into_response_for(wants_html);
-    };
-    // Sessions normally end with their request; this bounds the ones that
-    // outlive it (background fetches) so they cannot pile up.
-    let live = session::live_count();
-    if live >= gateway.limits.max_live_sessions {
-        return GatewayError::Overloaded(format!(
-            "{live} retrieval sessions are live, the most allowed ([limits] max_live_sessions); try again shortly"
-        ))
-        .into_response_for(wants_html);
-    }
-    let metrics = Metrics::global();
-    let in_flight = InFlight::enter();
-    let started = std::time::Instant::now();
-    let session = Session::new();
-    session.set_budget(session::Budget {
-        max_blocks: gateway.limits.max_blocks_per_request,
-        max_bytes: gateway.limits.max_bytes_per_request,
-    });
-    let span = tracing::info_span!(
-        "request",
-        session = session.id(),
-        method = %parts.method,
-        path = %parts.uri.path(),
-        hints = parts.headers.get_all("x-ipfs-provider").iter().count(),
-    );
-    let first_byte = std::time::Duration::from_secs(gateway.limits.first_byte_timeout_secs);
-    let outcome = if header_bytes(&parts.headers) > gateway.limits.max_header_bytes {
-        Err(GatewayError::HeadersTooLarge(format!(
-            "request headers are larger than the {} byte limit",
-            gateway.limits.max_header_bytes
-        )))
-    } else {
-        match tokio::time::timeout(
-            first_byte,
-            session::within(session.clone(), serve(&gateway, &parts)).instrument(span),
-        )
-        .await
-        {
-            Ok(outcome) => outcome,
-            Err(_) => Err(GatewayError::Timeout(format!(
-                "no response could be started within {}s (retrieval timed out)",
-                first_byte.as_secs()
-            ))),
-        }
-    };
-    let mut response = match outcome {
+    match serve(&gateway, &parts).await {
         Ok(response) => response,
-        Err(err) => {
-            tracing::debug!(uri = %parts.uri, error = %err, "request failed");
-            tag(err.into_response_for(wants_html), ResponseType::Error)
-        }
-    };
-    let kind = response
-        .extensions()
-        .get::<ResponseType>()
-        .copied()
-        .unwrap_or(ResponseType::Error);
-    if response.status() == axum::http::StatusCode::GATEWAY_TIMEOUT {
-        metrics.retrieval_timeouts.inc();
+        Err(err) => middleware::failed(&parts.uri, err, request::wants_html(&parts.headers)),
     }
-    metrics
-        .time_to_first_byte
-        .get_or_create(&limits_type_label(kind))
-        .observe(started.elapsed().as_secs_f64());
-    if let Ok(timing) = HeaderValue::from_str(&session.server_timing()) {
-        response
-            .headers_mut()
-            .insert(header::HeaderName::from_static("server-timing"), timing);
-    }
-    let guard = RequestGuard {
-        in_flight,
-        permit,
-        started,
-        labels: RequestLabels {
-            response_type: kind,
-            status: response.status().as_u16(),
-        },
-        session: session.clone(),
-    };
-    let limits = gateway.limits.clone();
-    response.map(|body| {
-        axum::body::Body::new(LimitedBody::new(
-            SessionBody::new(session, body),
-            &limits,
-            guard,
-        ))
-    })
-}
-
-fn limits_type_label(response_type: ResponseType) -> crate::metrics::TypeLabel {
-    crate::metrics::TypeLabel { response_type }
 }
 
 /// Everything a handler gets: the parsed request, the raw HTTP parts (for
