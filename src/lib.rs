@@ -26,9 +26,10 @@
 //!   depth-first walks for CAR responses.
 //! - [`unixfs`]: the UnixFS data format: files streamed by byte range,
 //!   directories, HAMT shards, symlinks, and a builder.
-//! - [`gateway`]: the HTTP layer — request parsing, one handler per
-//!   response type, response headers, limits, and the single place errors
-//!   become HTTP statuses.
+//! - [`gateway`]: the HTTP layer — the request layers (`gateway::middleware`),
+//!   request parsing, the one response-kind decision (`gateway::dispatch`),
+//!   one handler per response type, Etags, response headers, limits, and the
+//!   single place errors become HTTP statuses.
 //! - [`control`]: the control address — health, Prometheus metrics,
 //!   `/debug/sessions`.
 //! - [`metrics`]: the process-wide Prometheus registry.

@@ -21,7 +21,7 @@ pub async fn serve_raw_block(ctx: &Ctx<'_>) -> Result<Response, GatewayError> {
     } else {
         let resolved = resolve_path(&ctx.blocks, request.root, &request.segments).await?;
         if !resolved.remainder.is_empty() {
-            return Err(super::handler_codec::remainder_error(&resolved.remainder));
+            return Err(super::dispatch::remainder_error(&resolved.remainder));
         }
         (resolved.cid, resolved.block, resolved.roots)
     };

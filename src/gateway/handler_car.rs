@@ -18,7 +18,7 @@ pub async fn serve_car(ctx: &Ctx<'_>) -> Result<Response, GatewayError> {
     let request = &ctx.request;
     let resolved = resolve_path(&ctx.blocks, request.root, &request.segments).await?;
     if !resolved.remainder.is_empty() {
-        return Err(super::handler_codec::remainder_error(&resolved.remainder));
+        return Err(super::dispatch::remainder_error(&resolved.remainder));
     }
     let params = request.car;
     let dups = if params.duplicates { "y" } else { "n" };

@@ -17,46 +17,13 @@ use super::request::Format;
 use super::{nosniff, templates, Ctx};
 use crate::dag::{codec, codec_name, ResolvedPath};
 
-/// Paths that end inside a dag-cbor/dag-json node (not on a link) are not
-/// served: the specs leave it to a future IPIP.
-pub fn remainder_error(remainder: &[String]) -> GatewayError {
-    GatewayError::NotImplemented(format!(
-        "path remainder {:?} addresses a value inside a block: reading IPLD Kinds other than Links (CBOR Tag 42) is not implemented",
-        remainder.join("/")
-    ))
-}
-
+/// The block as `target`: as stored when it is in that codec already,
+/// otherwise converted (see [`super::dispatch`] for when this is asked).
 pub async fn serve_codec(
     ctx: &Ctx<'_>,
     resolved: ResolvedPath,
-    format: Option<Format>,
+    target: Format,
 ) -> Result<Response, GatewayError> {
-    if !resolved.remainder.is_empty() {
-        return Err(remainder_error(&resolved.remainder));
-    }
-    let block_codec = resolved.cid.codec();
-    let target = match format {
-        Some(format) => format,
-        None if ctx.request.wants_html
-            && matches!(block_codec, codec::DAG_JSON | codec::DAG_CBOR) =>
-        {
-            return serve_html_view(ctx, &resolved);
-        }
-        None => match block_codec {
-            codec::DAG_JSON => Format::DagJson,
-            codec::DAG_CBOR => Format::DagCbor,
-            codec::JSON => Format::Json,
-            codec::CBOR => Format::Cbor,
-            // dag-pb without UnixFS data, libp2p keys: show the data model.
-            _ => Format::DagJson,
-        },
-    };
-    // Asking a UnixFS node for plain json/cbor is not a conversion: the
-    // client gets the file or directory as a path gateway serves it.
-    let is_unixfs = matches!(block_codec, codec::RAW | codec::DAG_PB);
-    if is_unixfs && matches!(target, Format::Json | Format::Cbor) {
-        return Box::pin(super::serve_unixfs(ctx, resolved)).await;
-    }
     let body = convert(&resolved.cid, &resolved.block, target)?;
     let etag = format!("\"{}.{}\"", resolved.cid, target.name());
     let mut headers = content_headers(&ctx.request, &resolved.roots, &etag);
@@ -148,7 +115,9 @@ fn decode_ipld(cid: &Cid, block: &Bytes) -> Result<Ipld, GatewayError> {
     }
 }
 
-fn serve_html_view(ctx: &Ctx<'_>, resolved: &ResolvedPath) -> Result<Response, GatewayError> {
+/// A browser's page about a dag-json or dag-cbor node: its data model and
+/// its links.
+pub fn serve_html_view(ctx: &Ctx<'_>, resolved: &ResolvedPath) -> Result<Response, GatewayError> {
     let etag = format!(
         "\"DagIndex-{:016x}_CID-{}\"",
         templates::templates_version(),

@@ -13,7 +13,7 @@ use super::errors::GatewayError;
 use super::etag::{not_modified, not_modified_response};
 use super::headers::{content_headers, value};
 use super::ranges::bytes_response;
-use super::{handler_file, templates, Ctx};
+use super::{templates, Ctx};
 use crate::dag::{Node, ResolvedPath};
 use crate::unixfs::{hamt_list, hamt_lookup, DirEntry, UnixfsNode};
 
@@ -24,54 +24,48 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-const INDEX_FILE: &str = "index.html";
+pub const INDEX_FILE: &str = "index.html";
 
-pub async fn serve_directory(
-    ctx: &Ctx<'_>,
-    resolved: ResolvedPath,
-) -> Result<Response, GatewayError> {
+/// A directory asked for without the trailing slash: the same URL with it.
+pub fn redirect_to_slash(ctx: &Ctx<'_>) -> Response {
     let request = &ctx.request;
-    if !request.trailing_slash {
-        // Relative links in a listing or an index.html only work under a slash.
-        let mut location = format!("{}/", request.url_path);
-        if let Some(query) = &request.query {
-            location.push('?');
-            location.push_str(query);
-        }
-        return Ok((
-            StatusCode::MOVED_PERMANENTLY,
-            [(header::LOCATION, value(&location))],
-        )
-            .into_response());
+    // Relative links in a listing or an index.html only work under a slash.
+    let mut location = format!("{}/", request.url_path);
+    if let Some(query) = &request.query {
+        location.push('?');
+        location.push_str(query);
     }
-    if let Some(index) = find_index(ctx, &resolved).await? {
-        let block = ctx.blocks.get(&index).await?;
-        let node = Node::decode(&index, block.clone())?;
-        if matches!(
-            node,
-            Node::Raw(_) | Node::Pb(_, Some(UnixfsNode::File { .. }))
-        ) {
-            let file = ResolvedPath {
-                cid: index,
-                block,
-                node,
-                roots: resolved.roots.clone(),
-                path_blocks: Vec::new(),
-                remainder: Vec::new(),
-            };
-            // The page stands for the directory: its Etag and roots are the directory's.
-            let etag = format!("\"{}\"", resolved.cid);
-            return handler_file::serve_file_from(
-                ctx,
-                &file,
-                &resolved.roots,
-                &etag,
-                Some(INDEX_FILE),
-            )
-            .await;
-        }
+    (
+        StatusCode::MOVED_PERMANENTLY,
+        [(header::LOCATION, value(&location))],
+    )
+        .into_response()
+}
+
+/// The directory's `index.html`, resolved, when it has one that is a file.
+pub async fn find_index_file(
+    ctx: &Ctx<'_>,
+    dir: &ResolvedPath,
+) -> Result<Option<ResolvedPath>, GatewayError> {
+    let Some(index) = find_index(ctx, dir).await? else {
+        return Ok(None);
+    };
+    let block = ctx.blocks.get(&index).await?;
+    let node = Node::decode(&index, block.clone())?;
+    if !matches!(
+        node,
+        Node::Raw(_) | Node::Pb(_, Some(UnixfsNode::File { .. }))
+    ) {
+        return Ok(None);
     }
-    serve_listing(ctx, &resolved).await
+    Ok(Some(ResolvedPath {
+        cid: index,
+        block,
+        node,
+        roots: dir.roots.clone(),
+        path_blocks: Vec::new(),
+        remainder: Vec::new(),
+    }))
 }
 
 async fn find_index(ctx: &Ctx<'_>, dir: &ResolvedPath) -> Result<Option<Cid>, GatewayError> {
@@ -108,7 +102,8 @@ async fn list_entries(ctx: &Ctx<'_>, dir: &ResolvedPath) -> Result<Vec<DirEntry>
     })
 }
 
-async fn serve_listing(ctx: &Ctx<'_>, dir: &ResolvedPath) -> Result<Response, GatewayError> {
+/// The HTML listing of a directory that has no `index.html` file.
+pub async fn serve_listing(ctx: &Ctx<'_>, dir: &ResolvedPath) -> Result<Response, GatewayError> {
     let request = &ctx.request;
     let etag = format!(
         "\"DirIndex-{:016x}_CID-{}\"",

@@ -23,9 +23,22 @@ pub async fn serve_file(ctx: &Ctx<'_>, resolved: ResolvedPath) -> Result<Respons
     serve_file_from(ctx, &resolved, &resolved.roots, &etag, name.as_deref()).await
 }
 
+/// A directory's `index.html` file, `index`, served for the directory
+/// `dir`: the page stands for the directory, so its Etag and roots are the
+/// directory's.
+pub async fn serve_directory_index(
+    ctx: &Ctx<'_>,
+    dir: &ResolvedPath,
+    index: &ResolvedPath,
+    name: &str,
+) -> Result<Response, GatewayError> {
+    let etag = format!("\"{}\"", dir.cid);
+    serve_file_from(ctx, index, &dir.roots, &etag, Some(name)).await
+}
+
 /// Serves the file in `file` under the given roots and Etag (which differ
 /// from the file's own when it is a directory's `index.html`).
-pub async fn serve_file_from(
+async fn serve_file_from(
     ctx: &Ctx<'_>,
     file: &ResolvedPath,
     roots: &[Cid],

@@ -1,14 +1,16 @@
 //! The HTTP gateway: the path gateway and the trustless gateway under
 //! `/ipfs/`, to the IPFS gateway specs.
 //!
-//! A content request passes the layers of [`middleware`] (admission,
+//! A content request passes the layers of `middleware` (admission,
 //! session and budget, metrics and access log, timeouts), is parsed and
-//! validated once ([`request`]), its content path resolved through the DAG
-//! layer, and then handed to the handler for its response type: a UnixFS
-//! file, a directory, a raw block, a CAR, or an IPLD codec. Handlers read blocks only through the [`BlockService`]; they
+//! validated once (`request`), and answered by the one handler
+//! `dispatch` chooses from the request and what its content path
+//! resolved to: a UnixFS file, a directory, a raw block, a CAR, or an IPLD
+//! codec. No handler calls another. Handlers read blocks only through the [`BlockService`]; they
 //! know nothing of where blocks come from. Errors become statuses in one
-//! place ([`errors`]).
+//! place (`errors`).
 
+mod dispatch;
 mod errors;
 mod etag;
 mod handler_block;
@@ -40,11 +42,10 @@ pub use request::{ContentRequest, Format};
 
 use crate::blocks::BlockService;
 use crate::config::{GatewayConfig, HintsConfig};
-use crate::dag::{resolve_path, Node};
+use crate::dag::resolve_path;
 use crate::dial::AddressPolicy;
-use crate::metrics::ResponseType;
 use crate::routing::parse_hints;
-use crate::unixfs::UnixfsNode;
+use dispatch::{Asked, Decision, Index, Resolved, ResponseKind};
 use limits::{tag, LimitsConfig};
 
 /// What every handler needs.
@@ -87,7 +88,7 @@ impl Gateway {
 }
 
 /// The gateway's HTTP routes, with CORS and request tracing; content
-/// routes also with the request layers of [`middleware`].
+/// routes also with the request layers of `middleware`.
 pub fn router(gateway: Gateway) -> Router {
     let gateway = Arc::new(gateway);
     let content_routes = Router::new()
@@ -225,57 +226,67 @@ async fn serve(
         request,
         blocks,
     };
-    match ctx.request.format {
-        Some(Format::Raw) => {
-            return Ok(tag(
-                handler_block::serve_raw_block(&ctx).await?,
-                ResponseType::Raw,
-            ))
-        }
-        Some(Format::Car) => {
-            return Ok(tag(handler_car::serve_car(&ctx).await?, ResponseType::Car))
-        }
-        _ => {}
+    let asked = Asked::of(&ctx.request);
+    // The facts the decision asks for, gathered only when it asks.
+    let mut resolved = None;
+    let mut index = None;
+    let mut decision = dispatch::decide(&asked, Resolved::Unresolved);
+    if decision == Decision::ResolvePath {
+        let path = resolve_path(&ctx.blocks, ctx.request.root, &ctx.request.segments).await?;
+        decision = dispatch::decide(&asked, Resolved::of(&path, Index::NotLookedUp));
+        resolved = Some(path);
     }
-    let resolved = resolve_path(&ctx.blocks, ctx.request.root, &ctx.request.segments).await?;
-    if let Some(format) = ctx.request.format {
-        return Ok(tag(
-            handler_codec::serve_codec(&ctx, resolved, Some(format)).await?,
-            ResponseType::Codec,
-        ));
+    if decision == Decision::FindIndex {
+        let dir = needed(resolved.as_ref())?;
+        let found = handler_dir::find_index_file(&ctx, dir).await?;
+        let known = if found.is_some() {
+            Index::File
+        } else {
+            Index::Absent
+        };
+        decision = dispatch::decide(&asked, Resolved::of(dir, known));
+        index = found;
     }
-    serve_unixfs(&ctx, resolved).await
+    let Decision::Respond(kind) = decision else {
+        return Err(GatewayError::Internal(format!(
+            "the response kind was still undecided: {decision:?}"
+        )));
+    };
+    let response = match kind {
+        ResponseKind::RawBlock => handler_block::serve_raw_block(&ctx).await?,
+        ResponseKind::Car => handler_car::serve_car(&ctx).await?,
+        ResponseKind::File => handler_file::serve_file(&ctx, needed(resolved)?).await?,
+        ResponseKind::Symlink => handler_file::serve_symlink(&ctx, needed(resolved)?).await?,
+        ResponseKind::DirectoryRedirect => handler_dir::redirect_to_slash(&ctx),
+        ResponseKind::DirectoryIndex => {
+            handler_file::serve_directory_index(
+                &ctx,
+                needed(resolved.as_ref())?,
+                needed(index.as_ref())?,
+                handler_dir::INDEX_FILE,
+            )
+            .await?
+        }
+        ResponseKind::DirectoryListing => {
+            handler_dir::serve_listing(&ctx, needed(resolved.as_ref())?).await?
+        }
+        ResponseKind::Codec(format) => {
+            handler_codec::serve_codec(&ctx, needed(resolved)?, format).await?
+        }
+        ResponseKind::DagHtml => handler_codec::serve_html_view(&ctx, needed(resolved.as_ref())?)?,
+        ResponseKind::PathRemainder => {
+            return Err(dispatch::remainder_error(&needed(resolved)?.remainder))
+        }
+    };
+    Ok(tag(response, kind.response_type(asked.format)))
 }
 
-/// Dispatch by what the path resolved to, for requests with no explicit
-/// format (or a plain json/cbor one, which is no conversion for UnixFS).
-async fn serve_unixfs(
-    ctx: &Ctx<'_>,
-    resolved: crate::dag::ResolvedPath,
-) -> Result<Response, GatewayError> {
-    let (response, kind) = match &resolved.node {
-        _ if !resolved.remainder.is_empty() => (
-            handler_codec::serve_codec(ctx, resolved, None).await?,
-            ResponseType::Codec,
-        ),
-        Node::Raw(_) | Node::Pb(_, Some(UnixfsNode::File { .. })) => (
-            handler_file::serve_file(ctx, resolved).await?,
-            ResponseType::File,
-        ),
-        Node::Pb(_, Some(UnixfsNode::Symlink { .. })) => (
-            handler_file::serve_symlink(ctx, resolved).await?,
-            ResponseType::File,
-        ),
-        Node::Pb(_, Some(fs)) if fs.is_directory() => (
-            handler_dir::serve_directory(ctx, resolved).await?,
-            ResponseType::Directory,
-        ),
-        _ => (
-            handler_codec::serve_codec(ctx, resolved, None).await?,
-            ResponseType::Codec,
-        ),
-    };
-    Ok(tag(response, kind))
+/// A fact [`dispatch::decide`] asked for before choosing `kind`; missing
+/// only if the decision and the gathering above disagree, a bug.
+fn needed<T>(fact: Option<T>) -> Result<T, GatewayError> {
+    fact.ok_or_else(|| {
+        GatewayError::Internal("a response was chosen before what it needs was known".into())
+    })
 }
 
 /// A response body streamed from `body`. An error is handed to hyper only
