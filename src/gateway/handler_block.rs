@@ -6,9 +6,10 @@ use axum::response::Response;
 
 use super::errors::GatewayError;
 use super::etag::{not_modified, not_modified_response};
+use super::headers::nosniff;
 use super::headers::{content_disposition, content_headers};
 use super::ranges::bytes_response;
-use super::{nosniff, Ctx};
+use super::state::Ctx;
 use crate::dag::resolve_path;
 
 pub async fn serve_raw_block(ctx: &Ctx<'_>) -> Result<Response, GatewayError> {

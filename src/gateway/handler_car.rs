@@ -6,10 +6,12 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, StreamExt};
 
+use super::body::streamed_body;
 use super::errors::GatewayError;
 use super::etag::{not_modified, not_modified_response};
+use super::headers::nosniff;
 use super::headers::{content_disposition, content_headers, value};
-use super::{nosniff, streamed_body, Ctx};
+use super::state::Ctx;
 use crate::blocks::IDENTITY;
 use crate::car::{encode_header, encode_section};
 use crate::dag::{resolve_path, walk_blocks, DagScope, WalkOptions};
@@ -72,7 +74,7 @@ pub async fn serve_car(ctx: &Ctx<'_>) -> Result<Response, GatewayError> {
 }
 
 /// Distinguishes the Etags of CARs of the same root with other parameters.
-fn car_variant_tag(request: &super::ContentRequest) -> String {
+fn car_variant_tag(request: &super::request::ContentRequest) -> String {
     let scope = match request.car.scope {
         DagScope::Block => "block",
         DagScope::Entity => "entity",

@@ -11,10 +11,12 @@ use minijinja::context;
 
 use super::errors::GatewayError;
 use super::etag::{not_modified, not_modified_response};
+use super::headers::nosniff;
 use super::headers::{content_disposition, content_headers, value};
 use super::ranges::bytes_response;
 use super::request::Format;
-use super::{nosniff, templates, Ctx};
+use super::state::Ctx;
+use super::templates;
 use crate::dag::{codec, codec_name, ResolvedPath};
 
 /// The block as `target`: as stored when it is in that codec already,

@@ -13,7 +13,8 @@ use super::errors::GatewayError;
 use super::etag::{not_modified, not_modified_response};
 use super::headers::{content_headers, value};
 use super::ranges::bytes_response;
-use super::{templates, Ctx};
+use super::state::Ctx;
+use super::templates;
 use crate::dag::{Node, ResolvedPath};
 use crate::unixfs::{hamt_list, hamt_lookup, DirEntry, UnixfsNode};
 
@@ -135,7 +136,7 @@ pub async fn serve_listing(ctx: &Ctx<'_>, dir: &ResolvedPath) -> Result<Response
 }
 
 fn render_listing(
-    request: &super::ContentRequest,
+    request: &super::request::ContentRequest,
     dir: &ResolvedPath,
     entries: &[DirEntry],
     max: usize,

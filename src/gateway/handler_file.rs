@@ -13,7 +13,8 @@ use super::errors::GatewayError;
 use super::etag::{not_modified, not_modified_response};
 use super::headers::{content_headers, requested_disposition};
 use super::ranges::{bytes_response, ranged_response};
-use super::{sniff, Ctx};
+use super::sniff;
+use super::state::Ctx;
 use crate::dag::{DagError, Node, ResolvedPath};
 use crate::unixfs::{file_size, file_stream, UnixfsNode};
 

@@ -91,6 +91,15 @@ pub fn requested_disposition(request: &ContentRequest) -> Option<HeaderValue> {
     Some(content_disposition(kind, name))
 }
 
+/// `X-Content-Type-Options: nosniff`, for responses whose type must not be
+/// second-guessed by a browser.
+pub fn nosniff() -> (header::HeaderName, HeaderValue) {
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@
 //! know nothing of where blocks come from. Errors become statuses in one
 //! place (`errors`).
 
+mod body;
 mod dispatch;
 mod errors;
 mod etag;
@@ -25,6 +26,7 @@ mod panics;
 mod ranges;
 mod request;
 mod sniff;
+mod state;
 pub(crate) mod templates;
 
 use std::sync::Arc;
@@ -39,53 +41,13 @@ use tower_http::trace::TraceLayer;
 
 pub use errors::GatewayError;
 pub use request::{ContentRequest, Format};
+use state::Ctx;
+pub use state::Gateway;
 
-use crate::blocks::BlockService;
-use crate::config::{GatewayConfig, HintsConfig};
 use crate::dag::resolve_path;
-use crate::dial::AddressPolicy;
 use crate::routing::parse_hints;
 use dispatch::{Asked, Decision, Index, Resolved, ResponseKind};
-use limits::{tag, LimitsConfig};
-
-/// What every handler needs.
-pub struct Gateway {
-    pub blocks: BlockService,
-    pub config: GatewayConfig,
-    pub hints: HintsConfig,
-    pub limits: LimitsConfig,
-    /// Hints are checked against it as they are parsed.
-    pub address_policy: AddressPolicy,
-    concurrency: Arc<tokio::sync::Semaphore>,
-}
-
-impl Gateway {
-    pub fn new(
-        blocks: BlockService,
-        config: GatewayConfig,
-        hints: HintsConfig,
-        limits: LimitsConfig,
-    ) -> Gateway {
-        let concurrency = Arc::new(tokio::sync::Semaphore::new(
-            limits.max_concurrent_requests.max(1),
-        ));
-        Gateway {
-            blocks,
-            config,
-            address_policy: AddressPolicy::new(hints.allow_private),
-            hints,
-            limits,
-            concurrency,
-        }
-    }
-
-    /// Checks hints against `policy` (the process's, which knows its own
-    /// listening addresses) instead of a policy of its own.
-    pub fn with_address_policy(mut self, policy: AddressPolicy) -> Gateway {
-        self.address_policy = policy;
-        self
-    }
-}
+use limits::tag;
 
 /// The gateway's HTTP routes, with CORS and request tracing; content
 /// routes also with the request layers of `middleware`.
@@ -171,21 +133,6 @@ async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
     match serve(&gateway, &parts).await {
         Ok(response) => response,
         Err(err) => middleware::failed(&parts.uri, err, request::wants_html(&parts.headers)),
-    }
-}
-
-/// Everything a handler gets: the parsed request, the raw HTTP parts (for
-/// conditional and range headers), and the block service to read from.
-pub struct Ctx<'a> {
-    pub gateway: &'a Gateway,
-    pub http: &'a axum::http::request::Parts,
-    pub request: ContentRequest,
-    pub blocks: BlockService,
-}
-
-impl Ctx<'_> {
-    pub fn is_head(&self) -> bool {
-        self.http.method == Method::HEAD
     }
 }
 
@@ -287,43 +234,4 @@ fn needed<T>(fact: Option<T>) -> Result<T, GatewayError> {
     fact.ok_or_else(|| {
         GatewayError::Internal("a response was chosen before what it needs was known".into())
     })
-}
-
-/// A response body streamed from `body`. An error is handed to hyper only
-/// after one `Pending`: hyper writes out what it holds (the status line and
-/// the chunks before the error) when the body is pending, while an error
-/// met in the same pass makes it drop the connection with nothing sent, and
-/// the client would not even learn the status.
-fn streamed_body<E>(
-    body: futures::stream::BoxStream<'static, Result<bytes::Bytes, E>>,
-) -> axum::body::Body
-where
-    E: Into<axum::BoxError> + Send + 'static,
-{
-    use futures::StreamExt;
-    use std::task::Poll;
-    let mut body = body.fuse();
-    let mut failed: Option<E> = None;
-    axum::body::Body::from_stream(futures::stream::poll_fn(move |cx| {
-        if let Some(error) = failed.take() {
-            return Poll::Ready(Some(Err(error)));
-        }
-        match body.poll_next_unpin(cx) {
-            Poll::Ready(Some(Err(error))) => {
-                failed = Some(error);
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-            other => other,
-        }
-    }))
-}
-
-/// `X-Content-Type-Options: nosniff`, for responses whose type must not be
-/// second-guessed by a browser.
-fn nosniff() -> (header::HeaderName, HeaderValue) {
-    (
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    )
 }

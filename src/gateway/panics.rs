@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::GatewayError;
+use super::errors::GatewayError;
 use crate::metrics::Metrics;
 
 /// The text a panic was raised with, when it is a string.

@@ -124,7 +124,7 @@ pub fn ranged_response(
     let body = if head_only {
         Body::empty()
     } else {
-        super::streamed_body(body)
+        super::body::streamed_body(body)
     };
     Ok((status, headers, body).into_response())
 }

@@ -11,7 +11,7 @@ use axum::response::Response;
 use super::super::errors::GatewayError;
 use super::super::limits::header_bytes;
 use super::super::request::wants_html;
-use super::super::Gateway;
+use super::super::state::Gateway;
 use super::{failed, keep_until_body_ends};
 use crate::session;
 

@@ -35,7 +35,7 @@ use bytes::Bytes;
 
 use super::errors::GatewayError;
 use super::limits::tag;
-use super::Gateway;
+use super::state::Gateway;
 use crate::metrics::ResponseType;
 
 /// `routes` with the content layers around each of them. Only the routes

@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
-use super::super::Gateway;
+use super::super::state::Gateway;
 use crate::session::{self, Budget, Session, SessionBody};
 
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");

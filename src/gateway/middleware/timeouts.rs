@@ -19,7 +19,7 @@ use tokio::time::Sleep;
 use super::super::errors::GatewayError;
 use super::super::limits::LimitsConfig;
 use super::super::request::wants_html;
-use super::super::Gateway;
+use super::super::state::Gateway;
 use super::failed;
 use super::metrics::RequestStarted;
 use crate::metrics::Metrics;

@@ -1,0 +1,69 @@
+//! The state the gateway's layers and handlers share: [`Gateway`], built
+//! once, and [`Ctx`], what one content request's handler gets. A module of
+//! its own so that handlers and middleware depend on it, not on the module
+//! that composes them.
+
+use std::sync::Arc;
+
+use axum::http::Method;
+
+use super::limits::LimitsConfig;
+use super::request::ContentRequest;
+use crate::blocks::BlockService;
+use crate::config::{GatewayConfig, HintsConfig};
+use crate::dial::AddressPolicy;
+
+/// What every handler needs.
+pub struct Gateway {
+    pub blocks: BlockService,
+    pub config: GatewayConfig,
+    pub hints: HintsConfig,
+    pub limits: LimitsConfig,
+    /// Hints are checked against it as they are parsed.
+    pub address_policy: AddressPolicy,
+    /// Slots for content requests answered at once (`middleware`).
+    pub(super) concurrency: Arc<tokio::sync::Semaphore>,
+}
+
+impl Gateway {
+    pub fn new(
+        blocks: BlockService,
+        config: GatewayConfig,
+        hints: HintsConfig,
+        limits: LimitsConfig,
+    ) -> Gateway {
+        let concurrency = Arc::new(tokio::sync::Semaphore::new(
+            limits.max_concurrent_requests.max(1),
+        ));
+        Gateway {
+            blocks,
+            config,
+            address_policy: AddressPolicy::new(hints.allow_private),
+            hints,
+            limits,
+            concurrency,
+        }
+    }
+
+    /// Checks hints against `policy` (the process's, which knows its own
+    /// listening addresses) instead of a policy of its own.
+    pub fn with_address_policy(mut self, policy: AddressPolicy) -> Gateway {
+        self.address_policy = policy;
+        self
+    }
+}
+
+/// Everything a handler gets: the parsed request, the raw HTTP parts (for
+/// conditional and range headers), and the block service to read from.
+pub struct Ctx<'a> {
+    pub gateway: &'a Gateway,
+    pub http: &'a axum::http::request::Parts,
+    pub request: ContentRequest,
+    pub blocks: BlockService,
+}
+
+impl Ctx<'_> {
+    pub fn is_head(&self) -> bool {
+        self.http.method == Method::HEAD
+    }
+}
