@@ -6,7 +6,7 @@
 //! validated once (`request`), and answered by the one handler
 //! `dispatch` chooses from the request and what its content path
 //! resolved to: a UnixFS file, a directory, a raw block, a CAR, or an IPLD
-//! codec. No handler calls another. Handlers read blocks only through the [`BlockService`]; they
+//! codec. No handler calls another. Handlers read blocks only through the [`BlockService`](crate::blocks::BlockService); they
 //! know nothing of where blocks come from. Errors become statuses in one
 //! place (`errors`).
 

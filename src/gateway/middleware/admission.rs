@@ -12,7 +12,7 @@ use super::super::errors::GatewayError;
 use super::super::limits::header_bytes;
 use super::super::request::wants_html;
 use super::super::state::Gateway;
-use super::{failed, keep_until_body_ends};
+use super::response::{failed, keep_until_body_ends};
 use crate::session;
 
 /// Refuses a request when `[limits] max_concurrent_requests` are in flight

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::keep_until_body_ends;
+use super::response::keep_until_body_ends;
 use crate::metrics::{Metrics, RequestLabels, ResponseType, TypeLabel};
 use crate::session::Session;
 

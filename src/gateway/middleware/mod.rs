@@ -13,30 +13,25 @@
 //!
 //! Each layer that must outlive the handler (a concurrency permit, the
 //! metrics guard, the session, the body timers) wraps the response body,
-//! so what it holds is released when the body is finished or dropped. The
+//! so what it holds is released when the body is finished or dropped
+//! (`response.rs`, with the one way a layer answers a failed request). The
 //! panic layers of `router()` sit outside all of these: a panic unwinds
 //! through them and drops what they hold (the in-flight gauge included).
 
 mod admission;
 mod metrics;
+mod response;
 mod session;
 mod timeouts;
 
-use std::pin::Pin;
+pub use response::failed;
+
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use axum::body::Body;
-use axum::http::Uri;
 use axum::middleware::from_fn_with_state;
-use axum::response::Response;
 use axum::Router;
-use bytes::Bytes;
 
-use super::errors::GatewayError;
-use super::limits::tag;
 use super::state::Gateway;
-use crate::metrics::ResponseType;
 
 /// `routes` with the content layers around each of them. Only the routes
 /// given here are wrapped: health checks and the 404 fallback are not
@@ -52,45 +47,4 @@ pub fn around_content(routes: Router<Arc<Gateway>>, gateway: Arc<Gateway>) -> Ro
         .route_layer(axum::middleware::from_fn(metrics::observe))
         .route_layer(from_fn_with_state(gateway.clone(), session::in_session))
         .route_layer(from_fn_with_state(gateway, admission::admit))
-}
-
-/// The response for a request that failed with `err`, marked as an error
-/// for the metrics; `html` when the client is a browser.
-pub fn failed(uri: &Uri, err: GatewayError, html: bool) -> Response {
-    tracing::debug!(uri = %uri, error = %err, "request failed");
-    tag(err.into_response_for(html), ResponseType::Error)
-}
-
-/// `response` with `held` kept alive until its body is finished or dropped.
-fn keep_until_body_ends<T: Send + 'static>(response: Response, held: T) -> Response {
-    response.map(|inner| Body::new(Holding { inner, _held: held }))
-}
-
-pin_project_lite::pin_project! {
-    /// A body that owns something for as long as it lives.
-    struct Holding<T> {
-        #[pin]
-        inner: Body,
-        _held: T,
-    }
-}
-
-impl<T> http_body::Body for Holding<T> {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
 }

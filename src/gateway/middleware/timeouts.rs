@@ -20,8 +20,8 @@ use super::super::errors::GatewayError;
 use super::super::limits::LimitsConfig;
 use super::super::request::wants_html;
 use super::super::state::Gateway;
-use super::failed;
 use super::metrics::RequestStarted;
+use super::response::failed;
 use crate::metrics::Metrics;
 
 /// A 504 when the handler has no response within the first-byte timeout;
