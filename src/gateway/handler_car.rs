@@ -53,7 +53,8 @@ pub async fn serve_car(ctx: &Ctx<'_>) -> Result<Response, GatewayError> {
         duplicates: params.duplicates,
     };
     let header_bytes = encode_header(&[request.root]);
-    let sections = walk_blocks(ctx.blocks.clone(), resolved, options)
+    let budget = ctx.gateway.read_ahead.response();
+    let sections = walk_blocks(ctx.blocks.clone(), budget, resolved, options)
         .filter(|item| {
             std::future::ready(!matches!(item, Ok((cid, _)) if cid.hash().code() == IDENTITY))
         })

@@ -34,6 +34,7 @@ use tracing::Instrument;
 pub use errors::GatewayError;
 pub use request::{ContentRequest, Format};
 
+use crate::blocks::read_ahead::ReadAheadPool;
 use crate::blocks::BlockService;
 use crate::config::{GatewayConfig, HintsConfig};
 use crate::dag::{resolve_path, Node};
@@ -49,6 +50,8 @@ pub struct Gateway {
     pub config: GatewayConfig,
     pub hints: HintsConfig,
     pub limits: LimitsConfig,
+    /// Bytes all responses hold fetched ahead of their writers.
+    pub read_ahead: ReadAheadPool,
     concurrency: Arc<tokio::sync::Semaphore>,
 }
 
@@ -66,6 +69,7 @@ impl Gateway {
             blocks,
             config,
             hints,
+            read_ahead: ReadAheadPool::new(limits.read_ahead()),
             limits,
             concurrency,
         }

@@ -117,7 +117,9 @@ pub async fn hamt_lookup(
 }
 
 /// Lists every entry of a sharded directory (in shard order), and the CIDs
-/// of every shard node read, root first.
+/// of every shard node read, root first. A shard linked more than once (no
+/// valid HAMT does that) is read and listed once, so a directory that
+/// links one sub-shard from every slot costs one read per distinct shard.
 pub async fn hamt_list(
     blocks: &BlockService,
     root: &Cid,
@@ -127,6 +129,7 @@ pub async fn hamt_list(
     let width = slot_width(fanout);
     let mut entries = Vec::new();
     let mut shards = vec![*root];
+    let mut walked = std::collections::HashSet::from([*root]);
     // Depth-first, in link order: a stack of link lists being walked.
     let mut stack = vec![root_pb.links.into_iter()];
     while let Some(links) = stack.last_mut() {
@@ -147,7 +150,7 @@ pub async fn hamt_list(
                 cid: link.cid,
                 size: link.size,
             });
-        } else {
+        } else if walked.insert(link.cid) {
             let block = blocks.get(&link.cid).await?;
             let node = Node::decode(&link.cid, block)?;
             let (child, _) = shard_fanout(&link.cid, &node)?;
