@@ -4,8 +4,8 @@
 //! `read_ahead_bytes_total`).
 //!
 //! A walk reserves a block's expected size before it starts fetching it
-//! ahead; the fetch runs in a task of its own (carrying the session), and
-//! when the block arrives its reservation is corrected to the real size.
+//! ahead (a [`Prefetcher`] runs the fetches), and when the block arrives
+//! its reservation is corrected to the real size.
 //! A block that turns out larger than expected and does not fit is dropped
 //! at once and fetched again when the writer reaches it, so what is held
 //! never exceeds the budgets. The block the writer needs next is fetched
@@ -13,17 +13,17 @@
 //! progress), and new fetches start only when the body is polled: a
 //! client that does not read stops its read-ahead. Any walk that streams
 //! blocks in a known order (files, CAR walks, HAMT shards, archives) can
-//! use [`ReadAheadBudget::fetch_ahead`] or [`ordered`].
+//! use a [`Prefetcher`], or [`ordered`] for a list of CIDs.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use cid::Cid;
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::future::BoxFuture;
+use futures::stream::{self, BoxStream, FuturesUnordered, StreamExt};
 
 use super::{BlockError, BlockService};
-use crate::session;
 
 /// What a budget allows: bytes held ahead by one response and by all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,25 +126,6 @@ impl ReadAheadBudget {
         *response = response.saturating_sub(bytes);
         *total = total.saturating_sub(bytes);
     }
-
-    /// Starts fetching `cid` ahead of the writer if `estimate` bytes fit the
-    /// budgets; `None` when they do not (the caller fetches it when needed).
-    pub fn fetch_ahead(
-        &self,
-        blocks: &BlockService,
-        cid: Cid,
-        estimate: u64,
-    ) -> Option<AheadFetch> {
-        let mut held = self.try_reserve(estimate)?;
-        let blocks = blocks.clone();
-        let task = session::spawn(async move {
-            let block = blocks.get(&cid).await?;
-            // Dropped now rather than held over the budget: the writer
-            // fetches it again (a cache hit if it came from the network).
-            Ok(held.fit(block.len() as u64).then_some((block, held)))
-        });
-        Some(AheadFetch(task))
-    }
 }
 
 /// Bytes reserved against a response's budget and the pool, released when
@@ -178,42 +159,100 @@ impl Drop for Reservation {
     }
 }
 
-/// The block with the bytes it holds against the budget, `None` if it
-/// was dropped, or the fetch's error.
-type FetchOutcome = Result<Option<(Bytes, Reservation)>, BlockError>;
+/// Identifies a fetch started by a [`Prefetcher`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FetchId(u64);
 
-/// A block being fetched ahead in its own task, holding its reservation
-/// until taken; aborted when dropped.
-pub struct AheadFetch(tokio::task::JoinHandle<Option<FetchOutcome>>);
+/// A fetched block with the bytes it holds against the budget (none for
+/// the block the writer needs), `None` if it was dropped for not fitting,
+/// or the fetch's error.
+type FetchOutcome = Result<Option<(Bytes, Option<Reservation>)>, BlockError>;
 
-impl AheadFetch {
-    /// The fetched block (its bytes leave the budget: they are the
-    /// writer's now), its fetch's error, or `None` when it must be fetched
-    /// again (it did not fit, or the task ended without it).
-    pub async fn take(mut self) -> Option<Result<Bytes, BlockError>> {
-        match (&mut self.0).await {
-            Ok(Some(Ok(Some((block, _held))))) => Some(Ok(block)),
-            Ok(Some(Err(e))) => Some(Err(e)),
-            _ => None,
-        }
-    }
-
-    /// Takes the block, or fetches it now if it has to be fetched again.
-    pub async fn take_or_fetch(
-        self,
-        blocks: &BlockService,
-        cid: &Cid,
-    ) -> Result<Bytes, BlockError> {
-        match self.take().await {
-            Some(fetched) => fetched,
-            None => blocks.get(cid).await,
-        }
-    }
+/// The fetches one walk has started ahead of its writer. They run inside
+/// the walk's own task, polled whenever it waits for a block, and are first
+/// polled in the order they were started: providers serve wants in the
+/// order they arrive, so wants out of order would hold up the in-order
+/// body (spawned tasks would start in no set order). Dropping it drops
+/// every fetch and what it holds.
+pub struct Prefetcher {
+    blocks: BlockService,
+    budget: ReadAheadBudget,
+    running: FuturesUnordered<BoxFuture<'static, (FetchId, FetchOutcome)>>,
+    done: HashMap<FetchId, FetchOutcome>,
+    abandoned: HashSet<FetchId>,
+    next_id: u64,
 }
 
-impl Drop for AheadFetch {
-    fn drop(&mut self) {
-        self.0.abort();
+impl Prefetcher {
+    pub fn new(blocks: BlockService, budget: ReadAheadBudget) -> Prefetcher {
+        Prefetcher {
+            blocks,
+            budget,
+            running: FuturesUnordered::new(),
+            done: HashMap::new(),
+            abandoned: HashSet::new(),
+            next_id: 0,
+        }
+    }
+
+    /// Starts fetching `cid` ahead of the writer if `estimate` bytes fit
+    /// the budgets; `None` when they do not.
+    pub fn start(&mut self, cid: Cid, estimate: u64) -> Option<FetchId> {
+        let held = self.budget.try_reserve(estimate)?;
+        Some(self.push(cid, Some(held)))
+    }
+
+    /// Starts fetching `cid`, the block the writer needs next, whatever the
+    /// budgets say: without read-ahead a response still makes progress.
+    pub fn start_needed(&mut self, cid: Cid) -> FetchId {
+        self.push(cid, None)
+    }
+
+    fn push(&mut self, cid: Cid, held: Option<Reservation>) -> FetchId {
+        let id = FetchId(self.next_id);
+        self.next_id += 1;
+        let blocks = self.blocks.clone();
+        self.running.push(Box::pin(async move {
+            let outcome = blocks.get(&cid).await.map(|block| match held {
+                None => Some((block, None)),
+                // Dropped now rather than held over the budget: the writer
+                // fetches it again (a cache hit if it came from the network).
+                Some(mut held) => held.fit(block.len() as u64).then_some((block, Some(held))),
+            });
+            (id, outcome)
+        }));
+        id
+    }
+
+    /// The block of fetch `id` (fetched again if it was dropped); its bytes
+    /// leave the budget, as they are the writer's now.
+    pub async fn take(&mut self, id: FetchId, cid: &Cid) -> Result<Bytes, BlockError> {
+        let outcome = match self.done.remove(&id) {
+            Some(outcome) => Some(outcome),
+            None => loop {
+                match self.running.next().await {
+                    Some((got, outcome)) if got == id => break Some(outcome),
+                    Some((got, outcome)) => {
+                        if !self.abandoned.remove(&got) {
+                            self.done.insert(got, outcome);
+                        }
+                    }
+                    None => break None,
+                }
+            },
+        };
+        match outcome {
+            Some(Ok(Some((block, _held)))) => Ok(block),
+            Some(Err(e)) => Err(e),
+            Some(Ok(None)) | None => self.blocks.get(cid).await,
+        }
+    }
+
+    /// Forgets fetch `id`: what it brings is dropped when it arrives.
+    pub fn abandon(&mut self, id: FetchId) {
+        if self.done.remove(&id).is_none() {
+            self.abandoned.insert(id);
+        }
     }
 }
 
@@ -228,28 +267,27 @@ pub fn ordered(
     cids: Vec<Cid>,
     estimate: u64,
 ) -> BoxStream<'static, Result<(Cid, Bytes), BlockError>> {
-    let queue: VecDeque<(Cid, Option<AheadFetch>)> = cids.into_iter().map(|c| (c, None)).collect();
-    stream::try_unfold(queue, move |mut queue| {
-        let (blocks, budget) = (blocks.clone(), budget.clone());
-        async move {
+    let queue: VecDeque<(Cid, Option<FetchId>)> = cids.into_iter().map(|c| (c, None)).collect();
+    let prefetcher = Prefetcher::new(blocks, budget);
+    stream::try_unfold(
+        (queue, prefetcher),
+        move |(mut queue, mut prefetcher)| async move {
             let Some((cid, fetch)) = queue.pop_front() else {
                 return Ok(None);
             };
+            let id = fetch.unwrap_or_else(|| prefetcher.start_needed(cid));
             for (next, slot) in queue.iter_mut().take(ORDERED_AHEAD) {
                 if slot.is_none() {
-                    match budget.fetch_ahead(&blocks, *next, estimate) {
+                    match prefetcher.start(*next, estimate) {
                         Some(started) => *slot = Some(started),
                         None => break,
                     }
                 }
             }
-            let block = match fetch {
-                Some(fetch) => fetch.take_or_fetch(&blocks, &cid).await?,
-                None => blocks.get(&cid).await?,
-            };
-            Ok(Some(((cid, block), queue)))
-        }
-    })
+            let block = prefetcher.take(id, &cid).await?;
+            Ok(Some(((cid, block), (queue, prefetcher))))
+        },
+    )
     .boxed()
 }
 

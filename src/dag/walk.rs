@@ -12,7 +12,7 @@ use cid::Cid;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use super::{links_of, DagError, Node, ResolvedPath};
-use crate::blocks::read_ahead::{self, AheadFetch, ReadAheadBudget};
+use crate::blocks::read_ahead::{self, FetchId, Prefetcher, ReadAheadBudget};
 use crate::blocks::{BlockError, BlockService, MAX_BLOCK_SIZE};
 use crate::unixfs::{file_size, file_stream, hamt_list, Repeats, UnixfsNode};
 
@@ -150,8 +150,7 @@ fn scope_blocks(
 }
 
 struct DepthFirst {
-    blocks: BlockService,
-    budget: ReadAheadBudget,
+    prefetcher: Prefetcher,
     /// The largest block met so far: what the next unknown one is expected to take.
     largest: u64,
     /// Next CIDs to visit with their depth; the top is the end.
@@ -159,9 +158,8 @@ struct DepthFirst {
     seen: HashSet<Cid>,
     duplicates: bool,
     first: Option<(Cid, Bytes)>,
-    /// Fetches started for CIDs near the top of the stack, in the session
-    /// (aborted when dropped).
-    ahead: HashMap<Cid, AheadFetch>,
+    /// Fetches started for CIDs near the top of the stack.
+    ahead: HashMap<Cid, FetchId>,
 }
 
 impl DepthFirst {
@@ -179,20 +177,23 @@ impl DepthFirst {
             if self.ahead.contains_key(cid) || (!self.duplicates && self.seen.contains(cid)) {
                 continue;
             }
-            match self.budget.fetch_ahead(&self.blocks, *cid, estimate) {
-                Some(fetch) => self.ahead.insert(*cid, fetch),
+            match self.prefetcher.start(*cid, estimate) {
+                Some(id) => self.ahead.insert(*cid, id),
                 None => break,
             };
         }
     }
 
-    /// The block fetched ahead, or (the one the writer needs, whatever the
-    /// budget) fetched now.
+    /// The block the walk visits next: asked for before the ones after it
+    /// (if not already), whatever the budget says, then the walk's next
+    /// blocks are fetched ahead.
     async fn get(&mut self, cid: &Cid) -> Result<Bytes, BlockError> {
-        let block = match self.ahead.remove(cid) {
-            Some(fetch) => fetch.take_or_fetch(&self.blocks, cid).await?,
-            None => self.blocks.get(cid).await?,
+        let id = match self.ahead.remove(cid) {
+            Some(id) => id,
+            None => self.prefetcher.start_needed(*cid),
         };
+        self.fetch_ahead();
+        let block = self.prefetcher.take(id, cid).await?;
         self.largest = self.largest.max(block.len() as u64);
         Ok(block)
     }
@@ -206,8 +207,7 @@ fn depth_first(
     duplicates: bool,
 ) -> BoxStream<'static, Result<(Cid, Bytes), DagError>> {
     let state = DepthFirst {
-        blocks,
-        budget,
+        prefetcher: Prefetcher::new(blocks, budget),
         largest: 0,
         stack: Vec::new(),
         seen: HashSet::new(),
@@ -220,12 +220,13 @@ fn depth_first(
             let (cid, block, depth) = if let Some((cid, block)) = state.first.take() {
                 (cid, block, 0)
             } else {
-                state.fetch_ahead();
                 let Some((cid, depth)) = state.stack.pop() else {
                     return Ok(None);
                 };
                 if !state.duplicates && state.seen.contains(&cid) {
-                    state.ahead.remove(&cid);
+                    if let Some(id) = state.ahead.remove(&cid) {
+                        state.prefetcher.abandon(id);
+                    }
                     continue;
                 }
                 (cid, state.get(&cid).await?, depth)

@@ -12,7 +12,7 @@ use cid::Cid;
 use futures::stream::{self, BoxStream, StreamExt};
 
 use super::UnixfsNode;
-use crate::blocks::read_ahead::{AheadFetch, ReadAheadBudget};
+use crate::blocks::read_ahead::{FetchId, Prefetcher, ReadAheadBudget};
 use crate::blocks::{BlockService, MAX_BLOCK_SIZE};
 use crate::dag::{codec, DagError, Node};
 
@@ -125,8 +125,7 @@ pub fn file_stream(
     repeats: Repeats,
 ) -> BoxStream<'static, Result<FileBlock, DagError>> {
     let reader = FileReader {
-        blocks,
-        budget,
+        prefetcher: Prefetcher::new(blocks, budget),
         range,
         repeats,
         sent_whole: HashSet::new(),
@@ -156,7 +155,7 @@ struct Child {
     cid: Cid,
     start: u64,
     size: u64,
-    fetch: Option<AheadFetch>,
+    fetch: Option<FetchId>,
 }
 
 impl Child {
@@ -176,8 +175,7 @@ impl Child {
 /// A depth-first walk of a file's DAG: one queue of children per level of
 /// the node being read, the deepest last.
 struct FileReader {
-    blocks: BlockService,
-    budget: ReadAheadBudget,
+    prefetcher: Prefetcher,
     range: (u64, u64),
     repeats: Repeats,
     /// Nodes whose whole subtree lies in the range and was (or is being)
@@ -205,14 +203,18 @@ impl FileReader {
                 continue;
             };
             if self.skipped(&child.cid) {
+                if let Some(id) = child.fetch {
+                    self.prefetcher.abandon(id);
+                }
                 continue;
             }
+            // The block the writer needs is asked for before the ones
+            // after it, and whatever the budget says.
+            let id = child
+                .fetch
+                .unwrap_or_else(|| self.prefetcher.start_needed(child.cid));
             self.fetch_ahead();
-            let block = match child.fetch {
-                Some(fetch) => fetch.take_or_fetch(&self.blocks, &child.cid).await?,
-                // The block the writer needs: fetched whatever the budget.
-                None => self.blocks.get(&child.cid).await?,
-            };
+            let block = self.prefetcher.take(id, &child.cid).await?;
             return self
                 .visit(child.cid, block, child.start, Some(child.size))
                 .map(Some);
@@ -231,11 +233,8 @@ impl FileReader {
                 {
                     continue;
                 }
-                match self
-                    .budget
-                    .fetch_ahead(&self.blocks, child.cid, child.estimate())
-                {
-                    Some(fetch) => child.fetch = Some(fetch),
+                match self.prefetcher.start(child.cid, child.estimate()) {
+                    Some(id) => child.fetch = Some(id),
                     None => return,
                 }
             }
