@@ -35,7 +35,8 @@ pub struct Config {
 pub struct HintsConfig {
     /// Most provider hints one request may carry; more is a 400.
     pub max_per_request: usize,
-    /// Dial hinted private, loopback and link-local addresses (tests, LANs).
+    /// Dial private and special-purpose addresses named by hints, routing
+    /// answers and peers (tests, LANs); see `dial::AddressPolicy`.
     pub allow_private: bool,
 }
 

@@ -2,6 +2,9 @@
 //!
 //! # Layout
 //!
+//! - [`dial`]: where sluice may connect — the address policy every
+//!   outbound connection passes on the address actually dialled, and the
+//!   HTTP client that applies it.
 //! - [`config`]: the TOML configuration, its embedded defaults and the
 //!   `SLUICE_*` environment overrides.
 //! - [`session`]: implicit per-request sessions in task-local state
@@ -42,6 +45,7 @@ pub mod car;
 pub mod config;
 pub mod control;
 pub mod dag;
+pub mod dial;
 pub mod fetch;
 pub mod gateway;
 pub mod metrics;

@@ -62,6 +62,15 @@ pub struct SourceLabel {
     pub source: BlockOrigin,
 }
 
+/// Labels of `sluice_dials_refused`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DialRefusedLabels {
+    /// What wanted the connection: `http` (providers), `routing`, `libp2p`.
+    pub client: String,
+    /// Why the address policy refused it (`dial::Refusal::label`).
+    pub reason: String,
+}
+
 pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub request_duration: Family<RequestLabels, Histogram>,
@@ -77,6 +86,8 @@ pub struct Metrics {
     pub cache_misses: Counter,
     /// Streams peers opened that were dropped because their reader lagged.
     pub inbound_streams_dropped: Counter,
+    /// Dials refused by the address policy.
+    pub dials_refused: Family<DialRefusedLabels, Counter>,
     /// Read at scrape time.
     pub live_sessions: Gauge,
     pub peers_connected: Gauge,
@@ -110,6 +121,7 @@ impl Metrics {
             cache_hits: Counter::default(),
             cache_misses: Counter::default(),
             inbound_streams_dropped: Counter::default(),
+            dials_refused: Family::default(),
             live_sessions: Gauge::default(),
             peers_connected: Gauge::default(),
             cache_bytes: Gauge::default(),
@@ -166,6 +178,11 @@ impl Metrics {
             "inbound_streams_dropped",
             "Streams peers opened that were dropped because their reader lagged",
             m.inbound_streams_dropped.clone(),
+        );
+        registry.register(
+            "dials_refused",
+            "Outbound connections refused by the address policy, by client and reason",
+            m.dials_refused.clone(),
         );
         registry.register("sessions_live", "Sessions alive", m.live_sessions.clone());
         registry.register(

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::blocks::{BlockService, BlockStore, CarFileStore, FlatFsStore};
 use crate::config::Config;
+use crate::dial::AddressPolicy;
 use crate::fetch::{BlockFetcher, NetworkFetcher};
 use crate::gateway::{router, Gateway};
 use crate::p2p::{load_or_create_identity, Node, P2pError};
@@ -78,15 +79,24 @@ impl Server {
             path: data_dir.clone(),
             source,
         })?;
+        // One policy for every outbound connection; it learns this
+        // process's listening addresses as they are bound.
+        let policy = AddressPolicy::new(config.hints.allow_private);
         let node = Node::start(
             &config.p2p,
             load_or_create_identity(&data_dir)?,
             &crate::fetch::bitswap::protocol::PROTOCOLS,
+            policy.clone(),
         )
         .await?;
         tracing::info!(peer_id = %node.peer_id(), "libp2p node started");
-        let routing = Routing::new(config.routing.clone(), config.hints.allow_private);
-        let fetcher = NetworkFetcher::start(node.clone(), routing, config.retrieval.clone());
+        let routing = Routing::new(config.routing.clone(), policy.clone());
+        let fetcher = NetworkFetcher::start(
+            node.clone(),
+            routing,
+            config.retrieval.clone(),
+            policy.clone(),
+        );
         let blocks = block_service(config, Some(Arc::new(fetcher)))?;
         let control_listener =
             TcpListener::bind(config.metrics.listen)
@@ -99,16 +109,25 @@ impl Server {
             blocks: blocks.clone(),
             node: node.clone(),
         });
-        let app = router(Gateway::new(
-            blocks,
-            config.gateway.clone(),
-            config.hints.clone(),
-            config.limits.clone(),
-        ));
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Listen { addr, source })?;
+        for bound in [listener.local_addr(), control_listener.local_addr()]
+            .into_iter()
+            .flatten()
+        {
+            policy.add_own_listener(bound);
+        }
+        let app = router(
+            Gateway::new(
+                blocks,
+                config.gateway.clone(),
+                config.hints.clone(),
+                config.limits.clone(),
+            )
+            .with_address_policy(policy),
+        );
         Ok(Server {
             listener,
             app,

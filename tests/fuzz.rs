@@ -175,6 +175,6 @@ proptest! {
 
     #[test]
     fn hint_parsing_never_panics(values in proptest::collection::vec(header_value(), 0..12), allow in any::<bool>()) {
-        let _ = sluice::routing::parse_hints(values.iter().map(String::as_str), 8, allow);
+        let _ = sluice::routing::parse_hints(values.iter().map(String::as_str), 8, &sluice::dial::AddressPolicy::new(allow));
     }
 }

@@ -140,7 +140,8 @@ async fn content_is_found_with_no_hint_and_lookups_are_coalesced() {
         endpoints: vec![endpoint_again],
         ..Default::default()
     };
-    let routing = sluice::routing::Routing::new(config, true).unwrap();
+    let routing =
+        sluice::routing::Routing::new(config, sluice::dial::AddressPolicy::new(true)).unwrap();
     let before = table.requests.load(Ordering::SeqCst);
     for _ in 0..3 {
         assert_eq!(routing.find_providers(&root).await.len(), 1);
@@ -381,4 +382,36 @@ async fn a_session_mixes_a_helia_peer_and_an_http_gateway() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_block_timeout_holds_while_a_provider_is_silent_and_routing_hangs() {
+    // A silent hinted peer and a router that never answers within the
+    // block timeout: the 504 comes at `block_timeout_secs`, not after the
+    // lookups the fetch waited on (they used to add 5 s each).
+    let (root, _, _) = file(1000, 9);
+    let silent = TestPeer::start(HashMap::new(), Behaviour::Silent).await;
+    let endpoint = routing_server(RoutingTable {
+        hang: true,
+        ..Default::default()
+    })
+    .await;
+    let gw = TestGateway::start_with(Vec::new(), |c| {
+        c.routing.endpoints = vec![endpoint];
+        c.routing.lookup_timeout_ms = 10_000;
+        c.retrieval.routing_delay_ms = 100;
+        c.retrieval.block_timeout_secs = 3;
+    })
+    .await;
+    let started = Instant::now();
+    let response = gw
+        .get_hinted(&format!("/ipfs/{root}"), &silent.hint())
+        .await;
+    let took = started.elapsed();
+    assert_eq!(response.status(), 504);
+    // 10% over the documented timeout, plus scheduling slack on a busy machine.
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_millis(3300 + 700),
+        "504 after {took:?} with block_timeout_secs = 3"
+    );
 }

@@ -25,6 +25,8 @@ use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
 use super::bitswap::protocol::WantType;
 use crate::blocks::MAX_BLOCK_SIZE;
+use crate::dial::http::HttpClient;
+use crate::dial::AddressPolicy;
 use crate::fetch::LinkProgress;
 use crate::session::ProviderId;
 
@@ -91,21 +93,20 @@ impl Link {
 
 #[derive(Clone)]
 pub struct HttpProviders {
-    client: reqwest::Client,
+    client: HttpClient,
     links: Arc<Mutex<HashMap<String, Arc<Link>>>>,
 }
 
 impl HttpProviders {
-    pub fn new(request_timeout: Duration) -> HttpProviders {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(request_timeout)
-            .pool_max_idle_per_host(32)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("an HTTP client with default settings builds");
+    /// Providers reached through `policy` (they are named by hints and
+    /// routing answers: untrusted, none of them exempt).
+    pub fn new(request_timeout: Duration, policy: AddressPolicy) -> HttpProviders {
+        let client = HttpClient::new("http", policy, &[], |builder| {
+            builder
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(request_timeout)
+                .pool_max_idle_per_host(32)
+        });
         HttpProviders {
             client,
             links: Arc::default(),
@@ -159,10 +160,10 @@ impl HttpProviders {
     /// would. A gateway that is only busy (429, 5xx) passes.
     pub async fn probe(&self, base: &str) -> bool {
         let url = format!("{base}/ipfs/bafkqaaa?format=raw");
-        let request = self
-            .client
-            .head(&url)
-            .header(reqwest::header::ACCEPT, "application/vnd.ipld.raw");
+        let Ok(request) = self.client.head(&url) else {
+            return false;
+        };
+        let request = request.header(reqwest::header::ACCEPT, "application/vnd.ipld.raw");
         match request.send().await {
             Ok(r) => {
                 let status = r.status();
@@ -195,7 +196,7 @@ fn take_turn(
 }
 
 async fn transfer(
-    client: &reqwest::Client,
+    client: &HttpClient,
     link: &Link,
     base: &str,
     cid: &Cid,
@@ -208,8 +209,11 @@ async fn transfer(
     let request = match want {
         WantType::Block => client.get(&url),
         WantType::Have => client.head(&url),
-    }
-    .header(reqwest::header::ACCEPT, "application/vnd.ipld.raw");
+    };
+    let request = match request {
+        Ok(request) => request.header(reqwest::header::ACCEPT, "application/vnd.ipld.raw"),
+        Err(e) => return HttpAnswer::Failed(e.to_string()),
+    };
     let mut response = match request.send().await {
         Ok(response) => response,
         Err(e) => return HttpAnswer::Failed(e.to_string()),

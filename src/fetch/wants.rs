@@ -30,6 +30,7 @@ use super::bitswap::protocol::{want_entry, WantType};
 use super::http::{HttpAnswer, HttpProviders};
 use super::{BlockFetcher, FetchError, LinkProgress, SessionMode};
 use crate::blocks::verify_block;
+use crate::dial::AddressPolicy;
 use crate::metrics::{BlockOrigin, Metrics, SourceLabel};
 use crate::p2p::Node;
 use crate::routing::{ProviderHint, Routing};
@@ -185,11 +186,15 @@ impl NetworkFetcher {
         node: Node,
         routing: Option<Arc<Routing>>,
         config: RetrievalConfig,
+        policy: AddressPolicy,
     ) -> NetworkFetcher {
         let (tx, rx) = mpsc::unbounded_channel();
         let progress = LinkProgress::default();
         accept_inbound(&node, tx.clone(), progress.clone());
-        let http = HttpProviders::new(Duration::from_secs(config.block_timeout_secs.max(1)));
+        let http = HttpProviders::new(
+            Duration::from_secs(config.block_timeout_secs.max(1)),
+            policy,
+        );
         let inner = Arc::new(Inner {
             outbound: Outbound::new(node.clone(), tx),
             node,
@@ -400,7 +405,22 @@ impl NetworkFetcher {
         cid: Cid,
     ) -> Result<(Bytes, ProviderId), FetchError> {
         let mut state = WantState::default();
-        let result = self.fetch_with(&session, cid, &mut state).await;
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(self.inner.config.block_timeout_secs);
+        // Every wait inside (a want slot, routing lookups, connections)
+        // ends at the deadline: `block_timeout_secs` is what the client
+        // waits, not a minimum.
+        let fetched = tokio::time::timeout_at(
+            deadline,
+            self.fetch_with(&session, cid, &mut state, started, deadline),
+        )
+        .await;
+        let result = fetched.unwrap_or_else(|_| {
+            Err(FetchError::Timeout {
+                cid,
+                after: started.elapsed(),
+            })
+        });
         // Wants that lost the race are over too: they no longer load their provider.
         let winner = result.as_ref().ok().map(|(_, provider)| provider);
         for provider in state.block_targets.iter().filter(|p| Some(*p) != winner) {
@@ -414,11 +434,11 @@ impl NetworkFetcher {
         session: &Session,
         cid: Cid,
         state: &mut WantState,
+        started: Instant,
+        deadline: Instant,
     ) -> Result<(Bytes, ProviderId), FetchError> {
         let session = session.clone();
         let config = &self.inner.config;
-        let started = Instant::now();
-        let deadline = started + Duration::from_secs(config.block_timeout_secs);
         let (mut events, _guard) = self.register(cid, deadline).await?;
         let mut widened = false;
         // Routing runs beside the hints when they are slow to answer, and

@@ -38,6 +38,7 @@ use crate::blocks::read_ahead::ReadAheadPool;
 use crate::blocks::BlockService;
 use crate::config::{GatewayConfig, HintsConfig};
 use crate::dag::{resolve_path, Node};
+use crate::dial::AddressPolicy;
 use crate::metrics::{Metrics, RequestLabels, ResponseType};
 use crate::routing::parse_hints;
 use crate::session::{self, Session, SessionBody};
@@ -52,6 +53,8 @@ pub struct Gateway {
     pub limits: LimitsConfig,
     /// Bytes all responses hold fetched ahead of their writers.
     pub read_ahead: ReadAheadPool,
+    /// Hints are checked against it as they are parsed.
+    pub address_policy: AddressPolicy,
     concurrency: Arc<tokio::sync::Semaphore>,
 }
 
@@ -68,11 +71,19 @@ impl Gateway {
         Gateway {
             blocks,
             config,
+            address_policy: AddressPolicy::new(hints.allow_private),
             hints,
             read_ahead: ReadAheadPool::new(limits.read_ahead()),
             limits,
             concurrency,
         }
+    }
+
+    /// Checks hints against `policy` (the process's, which knows its own
+    /// listening addresses) instead of a policy of its own.
+    pub fn with_address_policy(mut self, policy: AddressPolicy) -> Gateway {
+        self.address_policy = policy;
+        self
     }
 }
 
@@ -266,16 +277,25 @@ async fn serve(
     http: &axum::http::request::Parts,
 ) -> Result<Response, GatewayError> {
     let request = request::parse(&http.uri, &http.headers, gateway.config.max_url_bytes)?;
-    let hint_values = http
+    let header_hints = http
         .headers
         .get_all("x-ipfs-provider")
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        .map(|v| {
+            v.to_str().map_err(|_| {
+                GatewayError::BadRequest(
+                    "X-Ipfs-Provider holds bytes that are not visible ASCII".into(),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let hint_values = header_hints
+        .into_iter()
         .chain(request.provider_hints.iter().map(String::as_str));
     let hints = parse_hints(
         hint_values,
         gateway.hints.max_per_request,
-        gateway.hints.allow_private,
+        &gateway.address_policy,
     )?;
     gateway.blocks.seed_hints(&hints);
     let blocks = if request.only_if_cached {

@@ -14,13 +14,19 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::connection_limits::{self, ConnectionLimits};
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::Boxed;
+use libp2p::core::{upgrade, Transport};
 use libp2p::identity::Keypair;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
+use libp2p::{dns, identify, noise, ping, quic, tcp, yamux, Multiaddr, PeerId, Swarm};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::dial::AddressPolicy;
+
+mod guard;
 pub mod inbound;
 
 pub use inbound::InboundStream;
@@ -89,6 +95,36 @@ enum Command {
 /// guaranteed 256 KiB of it: with 4093 streams allowed, 768 KiB are left to
 /// grow into, so one stream (a peer sends its Bitswap messages on one) can
 /// reach 1 MiB by doubling and none can pass it.
+/// TCP (Noise, Yamux) and QUIC under the address policy, with DNS names
+/// resolved above it, so the policy sees the addresses actually dialled.
+fn transport(
+    key: &Keypair,
+    policy: AddressPolicy,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, P2pError> {
+    let guarded = || -> Result<guard::Guarded<Boxed<(PeerId, StreamMuxerBox)>>, P2pError> {
+        let noise = noise::Config::new(key).map_err(|e| P2pError::Transport(e.to_string()))?;
+        let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+            .upgrade(upgrade::Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux_config())
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+        let quic = quic::tokio::Transport::new(quic::Config::new(key))
+            .map(|(peer, connection), _| (peer, StreamMuxerBox::new(connection)));
+        let ip = quic
+            .or_transport(tcp)
+            .map(|either, _| either.into_inner())
+            .boxed();
+        Ok(guard::Guarded::new(ip, policy.clone()))
+    };
+    Ok(match dns::tokio::Transport::system(guarded()?) {
+        Ok(dns) => dns.boxed(),
+        Err(e) => {
+            tracing::warn!(error = %e, "no system DNS configuration: /dns multiaddrs cannot be dialled");
+            guarded()?.boxed()
+        }
+    })
+}
+
 fn yamux_config() -> yamux::Config {
     let mut config = yamux::Config::default();
     config.set_max_num_streams(4093);
@@ -166,10 +202,13 @@ fn peer_of(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
 impl Node {
     /// Starts the swarm in a background task, listening for streams of
     /// `inbound_protocols` (read them with [`Node::take_inbound_streams`]).
+    /// Every dial passes `policy`; the node's own listening addresses are
+    /// added to it as they come up.
     pub async fn start(
         config: &P2pConfig,
         key: Keypair,
         inbound_protocols: &[libp2p::StreamProtocol],
+        policy: AddressPolicy,
     ) -> Result<Node, P2pError> {
         // libp2p links two rustls crypto providers; QUIC needs one chosen.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -178,30 +217,24 @@ impl Node {
             .with_max_established_per_peer(Some(config.max_connections_per_peer));
         let (inbound_behaviour, inbound_streams) =
             inbound::Behaviour::new(inbound_protocols.to_vec());
-        let mut swarm: Swarm<Behaviour> = libp2p::SwarmBuilder::with_existing_identity(key)
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux_config,
-            )
-            .map_err(|e| P2pError::Transport(e.to_string()))?
-            .with_quic()
-            .with_behaviour(|key| Behaviour {
-                inbound: inbound_behaviour,
-                limits: connection_limits::Behaviour::new(limits),
-                identify: identify::Behaviour::new(
-                    identify::Config::new("/ipfs/0.1.0".into(), key.public())
-                        .with_agent_version(format!("sluice/{}", env!("CARGO_PKG_VERSION"))),
-                ),
-                ping: ping::Behaviour::default(),
-                stream: libp2p_stream::Behaviour::new(),
-            })
-            .map_err(|e| P2pError::Transport(e.to_string()))?
-            .with_swarm_config(|c| {
-                c.with_idle_connection_timeout(Duration::from_secs(config.idle_timeout_secs))
-            })
-            .build();
+        let transport = transport(&key, policy.clone())?;
+        let behaviour = Behaviour {
+            inbound: inbound_behaviour,
+            limits: connection_limits::Behaviour::new(limits),
+            identify: identify::Behaviour::new(
+                identify::Config::new("/ipfs/0.1.0".into(), key.public())
+                    .with_agent_version(format!("sluice/{}", env!("CARGO_PKG_VERSION"))),
+            ),
+            ping: ping::Behaviour::default(),
+            stream: libp2p_stream::Behaviour::new(),
+        };
+        let mut swarm = Swarm::new(
+            transport,
+            behaviour,
+            key.public().to_peer_id(),
+            libp2p::swarm::Config::with_tokio_executor()
+                .with_idle_connection_timeout(Duration::from_secs(config.idle_timeout_secs)),
+        );
         for addr in &config.listen {
             let parsed = parse_addr(addr)?;
             swarm.listen_on(parsed).map_err(|e| P2pError::Listen {
@@ -216,6 +249,10 @@ impl Node {
                 addr: addr.clone(),
                 reason: "a static peer must end in /p2p/<peer-id>".into(),
             })?;
+            // The operator named it: it may be private.
+            if let Some(socket) = crate::dial::multiaddr_socket(&addr) {
+                policy.trust(socket);
+            }
             static_peers.push((peer, addr));
         }
         let peer_id = *swarm.local_peer_id();
@@ -255,6 +292,11 @@ impl Node {
         });
         // Wait (briefly) until listeners are up so callers can advertise them.
         let _ = tokio::time::timeout(Duration::from_secs(5), ready_rx).await;
+        for addr in node.listening.read().expect("poisoned").iter() {
+            if let Some(socket) = crate::dial::multiaddr_socket(addr) {
+                policy.add_own_listener(socket);
+            }
+        }
         Ok(node)
     }
 

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use super::hints::http_url_of;
-use super::{is_private_multiaddr, ProviderHint};
+use super::ProviderHint;
+use crate::dial::http::HttpClient;
+use crate::dial::{count_refusal, AddressPolicy};
 
 /// `[routing]` in the config file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -57,8 +59,8 @@ type Lookup = Shared<BoxFuture<'static, Found>>;
 
 pub struct Routing {
     config: RoutingConfig,
-    allow_private: bool,
-    client: reqwest::Client,
+    policy: AddressPolicy,
+    client: HttpClient,
     limit: Arc<Semaphore>,
     in_flight: Mutex<HashMap<Cid, Lookup>>,
     /// Answers and when they expire.
@@ -85,20 +87,21 @@ struct Record {
 }
 
 impl Routing {
-    pub fn new(config: RoutingConfig, allow_private: bool) -> Option<Arc<Routing>> {
+    /// A client of `config.endpoints` (trusted: the operator named them,
+    /// so they may be private; redirects are never followed), whose
+    /// answers' addresses pass `policy`.
+    pub fn new(config: RoutingConfig, policy: AddressPolicy) -> Option<Arc<Routing>> {
         if config.endpoints.is_empty() {
             return None;
         }
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_millis(config.lookup_timeout_ms))
-            .build()
-            .expect("an HTTP client with default settings builds");
+        let connect_timeout = Duration::from_millis(config.lookup_timeout_ms);
+        let client = HttpClient::new("routing", policy.clone(), &config.endpoints, |builder| {
+            builder.connect_timeout(connect_timeout)
+        });
         Some(Arc::new(Routing {
             limit: Arc::new(Semaphore::new(config.max_concurrent_lookups.max(1))),
             config,
-            allow_private,
+            policy,
             client,
             in_flight: Mutex::default(),
             cache: Mutex::default(),
@@ -186,6 +189,7 @@ impl Routing {
         let mut response = self
             .client
             .get(&url)
+            .map_err(|e| e.to_string())?
             .header(
                 reqwest::header::ACCEPT,
                 "application/x-ndjson, application/json",
@@ -197,6 +201,12 @@ impl Routing {
             .unwrap_or(Duration::from_secs(self.config.default_cache_secs));
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok((Vec::new(), max_age));
+        }
+        if response.status().is_redirection() {
+            return Err(format!(
+                "status {} (redirects from routers are not followed)",
+                response.status()
+            ));
         }
         if !response.status().is_success() {
             return Err(format!("status {}", response.status()));
@@ -245,7 +255,13 @@ impl Routing {
             .iter()
             .flatten()
             .filter_map(|a| a.parse().ok())
-            .filter(|a| self.allow_private || !is_private_multiaddr(a))
+            .filter(|a| match self.policy.check_multiaddr(a) {
+                Ok(()) => true,
+                Err((socket, refusal)) => {
+                    count_refusal("routing", socket, refusal);
+                    false
+                }
+            })
             .collect();
         let mut hints = Vec::new();
         if protocols.iter().any(|p| p == "transport-ipfs-gateway-http") {

@@ -2,12 +2,12 @@
 //! (repeatable, comma-separated), parsed and checked against the address
 //! policy. Hints seed a request's session; they never restrict it.
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 
-use super::{is_private_ip, is_private_multiaddr};
+use crate::dial::{count_refusal, AddressPolicy, Refusal};
 
 /// One provider named by a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +22,12 @@ pub enum ProviderHint {
 pub enum HintError {
     #[error("invalid provider hint {value:?}: {reason}")]
     Invalid { value: String, reason: String },
-    #[error("provider hint {value:?} names a private, loopback or link-local address, which this gateway does not dial")]
-    Private { value: String },
+    #[error("provider hint {value:?} names {addr}, a {reason}: this gateway does not dial private or special-purpose addresses, nor itself")]
+    Refused {
+        value: String,
+        addr: SocketAddr,
+        reason: Refusal,
+    },
     #[error("too many provider hints: {count} given, at most {max} per request")]
     TooMany { count: usize, max: usize },
 }
@@ -32,11 +36,13 @@ pub enum HintError {
 const MAX_HINT_LEN: usize = 512;
 
 /// Parses every hint of a request. `values` are the raw header and query
-/// values; each may hold several hints separated by commas.
+/// values; each may hold several hints separated by commas. A hint whose
+/// address `policy` refuses is an error; one that names a host is
+/// checked again on what the host resolves to, when it is dialled.
 pub fn parse_hints<'a>(
     values: impl IntoIterator<Item = &'a str>,
     max: usize,
-    allow_private: bool,
+    policy: &AddressPolicy,
 ) -> Result<Vec<ProviderHint>, HintError> {
     let items: Vec<&str> = values
         .into_iter()
@@ -52,7 +58,7 @@ pub fn parse_hints<'a>(
     }
     let mut hints: Vec<ProviderHint> = Vec::new();
     for item in items {
-        let hint = parse_one(item, allow_private)?;
+        let hint = parse_one(item, policy)?;
         // The same peer named twice (say, by TCP and QUIC) is one provider.
         match (&hint, hints.iter_mut().find(|h| same_provider(h, &hint))) {
             (ProviderHint::Peer { addrs, .. }, Some(ProviderHint::Peer { addrs: known, .. })) => {
@@ -80,27 +86,30 @@ fn invalid(value: &str, reason: impl Into<String>) -> HintError {
     }
 }
 
-fn parse_one(value: &str, allow_private: bool) -> Result<ProviderHint, HintError> {
+fn parse_one(value: &str, policy: &AddressPolicy) -> Result<ProviderHint, HintError> {
     if value.len() > MAX_HINT_LEN {
         return Err(invalid(value, format!("longer than {MAX_HINT_LEN} bytes")));
     }
-    let private = || HintError::Private {
-        value: value.to_string(),
+    let refused = |(addr, reason): (SocketAddr, Refusal)| {
+        count_refusal("hint", addr, reason);
+        HintError::Refused {
+            value: value.to_string(),
+            addr,
+            reason,
+        }
     };
     if value.starts_with("http://") || value.starts_with("https://") {
         let url = parse_http_url(value)?;
-        if !allow_private && url_is_private(&url) {
-            return Err(private());
-        }
-        return Ok(ProviderHint::Http { url });
+        policy.check_url(&url).map_err(refused)?;
+        return Ok(ProviderHint::Http {
+            url: base_url(&url),
+        });
     }
     if value.starts_with('/') {
         let addr: Multiaddr = value
             .parse()
             .map_err(|e| invalid(value, format!("not a multiaddr: {e}")))?;
-        if !allow_private && is_private_multiaddr(&addr) {
-            return Err(private());
-        }
+        policy.check_multiaddr(&addr).map_err(refused)?;
         return multiaddr_hint(value, addr);
     }
     let peer: PeerId = value.parse().map_err(|_| {
@@ -167,37 +176,33 @@ pub(crate) fn http_url_of(addr: &Multiaddr) -> Option<String> {
     })
 }
 
-/// Normalises `http(s)://host[:port][/]` to `scheme://host[:port]`.
-fn parse_http_url(value: &str) -> Result<String, HintError> {
-    let (scheme, rest) = value.split_once("://").expect("caller checked the scheme");
-    let authority = rest.strip_suffix('/').unwrap_or(rest);
-    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+/// Parses `http(s)://host[:port][/]` the way the HTTP client will (the
+/// WHATWG rules: `127.1`, `0x7f000001`, `%31%32%37.0.0.1` and full-width
+/// digits all become 127.0.0.1), refusing paths, queries and credentials.
+fn parse_http_url(value: &str) -> Result<url::Url, HintError> {
+    let url = url::Url::parse(value).map_err(|e| invalid(value, format!("not a URL: {e}")))?;
+    if url.host().is_none()
+        || url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return Err(invalid(
             value,
             "expected http(s)://host[:port] with no path, query or credentials",
         ));
     }
-    if let Some((_, port)) = authority
-        .rsplit_once(':')
-        .filter(|(h, _)| !h.ends_with(']') || authority.starts_with('['))
-    {
-        if !authority.ends_with(']') && port.parse::<u16>().is_err() {
-            return Err(invalid(value, format!("bad port {port:?}")));
-        }
-    }
-    Ok(format!("{scheme}://{}", authority.to_ascii_lowercase()))
+    Ok(url)
 }
 
-fn url_is_private(url: &str) -> bool {
-    let authority = url.split_once("://").map_or(url, |(_, a)| a);
-    let host = if let Some(rest) = authority.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-    };
-    match host.parse::<IpAddr>() {
-        Ok(ip) => is_private_ip(ip),
-        Err(_) => host == "localhost" || host.ends_with(".localhost"),
+/// `scheme://host[:port]` of a parsed URL, in its canonical form (the
+/// form the session knows the provider by).
+fn base_url(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or_default().trim_end_matches('.');
+    match url.port() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
     }
 }
 
@@ -214,7 +219,12 @@ mod tests {
             "https://Trustless.Example.org/".to_string(),
             PEER.to_string(),
         ];
-        let hints = parse_hints(values.iter().map(String::as_str), 8, false).unwrap();
+        let hints = parse_hints(
+            values.iter().map(String::as_str),
+            8,
+            &AddressPolicy::new(false),
+        )
+        .unwrap();
         assert_eq!(hints.len(), 3, "{hints:?}");
         assert_eq!(
             hints[0],
@@ -242,13 +252,18 @@ mod tests {
         let values = [format!(
             "/ip4/1.2.3.4/tcp/4001/p2p/{PEER},/ip4/1.2.3.4/udp/4001/quic-v1/p2p/{PEER}"
         )];
-        let hints = parse_hints(values.iter().map(String::as_str), 8, false).unwrap();
+        let hints = parse_hints(
+            values.iter().map(String::as_str),
+            8,
+            &AddressPolicy::new(false),
+        )
+        .unwrap();
         assert!(matches!(&hints[..], [ProviderHint::Peer { addrs, .. }] if addrs.len() == 2));
     }
 
     #[test]
     fn rejects_bad_and_private_hints() {
-        let bad = |v: &str| parse_hints([v], 8, false).unwrap_err();
+        let bad = |v: &str| parse_hints([v], 8, &AddressPolicy::new(false)).unwrap_err();
         assert!(matches!(bad("not-a-hint"), HintError::Invalid { .. }));
         assert!(matches!(
             bad("/ip4/1.2.3.4/tcp/4001"),
@@ -261,25 +276,25 @@ mod tests {
         assert!(matches!(bad("http://host/path"), HintError::Invalid { .. }));
         assert!(matches!(
             bad(&format!("/ip4/127.0.0.1/tcp/4001/p2p/{PEER}")),
-            HintError::Private { .. }
+            HintError::Refused { .. }
         ));
         assert!(matches!(
             bad("http://192.168.1.1:8080"),
-            HintError::Private { .. }
+            HintError::Refused { .. }
         ));
         assert!(matches!(
             bad("http://[::1]:8080"),
-            HintError::Private { .. }
+            HintError::Refused { .. }
         ));
         assert!(parse_hints(
             [format!("/ip4/127.0.0.1/tcp/4001/p2p/{PEER}").as_str()],
             8,
-            true
+            &AddressPolicy::new(true)
         )
         .is_ok());
         let many = vec![PEER; 9];
         assert_eq!(
-            parse_hints(many, 8, false).unwrap_err(),
+            parse_hints(many, 8, &AddressPolicy::new(false)).unwrap_err(),
             HintError::TooMany { count: 9, max: 8 }
         );
     }

@@ -58,9 +58,14 @@ impl TestPeer {
             listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
             ..P2pConfig::default()
         };
-        let node = Node::start(&config, libp2p::identity::Keypair::generate_ed25519(), &[])
-            .await
-            .unwrap();
+        let node = Node::start(
+            &config,
+            libp2p::identity::Keypair::generate_ed25519(),
+            &[],
+            sluice::dial::AddressPolicy::new(true),
+        )
+        .await
+        .unwrap();
         let addr = node.listen_addrs().into_iter().next().expect("listening");
         let seen = Arc::new(Mutex::new(Seen::default()));
         let blocks_sent = Arc::new(AtomicUsize::new(0));

@@ -155,6 +155,19 @@ impl TestGateway {
         self.get_with(path, &[("x-ipfs-provider", hints)]).await
     }
 
+    /// The sum of a metric's samples on the control address whose line
+    /// contains every one of `labels` (`name` is the sample name, e.g.
+    /// `sluice_blocks_total`).
+    pub async fn metric_sum(&self, name: &str, labels: &[&str]) -> f64 {
+        let text = self
+            .text(&format!("{}/debug/metrics/prometheus", self.control))
+            .await;
+        text.lines()
+            .filter(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     pub async fn head_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
         let mut request = self.client.head(self.url(path));
         for (k, v) in headers {
