@@ -24,6 +24,7 @@ use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, FuturesUnordered, StreamExt};
 
 use super::{BlockError, BlockService};
+use crate::metrics::Metrics;
 
 /// What a budget allows: bytes held ahead by one response and by all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +81,10 @@ struct Response {
 #[derive(Clone)]
 pub struct ReadAheadBudget(Arc<Response>);
 
+fn gauge(bytes: u64) -> i64 {
+    bytes.try_into().unwrap_or(i64::MAX)
+}
+
 /// The counters are plain numbers updated under the lock: a poisoned lock
 /// still holds a consistent one.
 fn lock(counter: &Mutex<u64>) -> std::sync::MutexGuard<'_, u64> {
@@ -117,6 +122,7 @@ impl ReadAheadBudget {
         }
         *response += bytes;
         *total += bytes;
+        Metrics::global().read_ahead_bytes.inc_by(gauge(bytes));
         true
     }
 
@@ -125,6 +131,7 @@ impl ReadAheadBudget {
         let mut total = lock(&self.0.pool.used);
         *response = response.saturating_sub(bytes);
         *total = total.saturating_sub(bytes);
+        Metrics::global().read_ahead_bytes.dec_by(gauge(bytes));
     }
 }
 

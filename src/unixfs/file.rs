@@ -299,3 +299,35 @@ impl FileReader {
         Ok(FileBlock { cid, block, data })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use multihash_codetable::{Code, MultihashDigest};
+
+    fn child(codec: u64, size: u64) -> Child {
+        Child {
+            cid: Cid::new_v1(codec, Code::Sha2_256.digest(b"x")),
+            start: 0,
+            size,
+            fetch: None,
+        }
+    }
+
+    #[test]
+    fn estimates_follow_what_the_parent_declares() {
+        // A raw leaf holds exactly its bytes.
+        assert_eq!(child(codec::RAW, 1 << 20).estimate(), 1 << 20);
+        // A dag-pb child may be a leaf with framing, never over a block.
+        assert_eq!(child(codec::DAG_PB, 1000).estimate(), 1000 + LEAF_FRAMING);
+        assert_eq!(
+            child(codec::DAG_PB, MAX_BLOCK_SIZE as u64).estimate(),
+            MAX_BLOCK_SIZE as u64
+        );
+        // More bytes than a block holds: an inner node, whatever it claims.
+        assert_eq!(
+            child(codec::DAG_PB, u64::MAX).estimate(),
+            INNER_NODE_ESTIMATE
+        );
+    }
+}
