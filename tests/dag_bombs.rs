@@ -266,11 +266,12 @@ async fn bomb_with_duplicates_ends_at_the_block_cap() {
         while let Ok(Some(_)) = reader.next_section() {
             sections += 1;
         }
-        // hyper drops what it had not yet written when a body fails, so
-        // how many repeats arrive varies; never more than the cap.
+        eprintln!("{path}: {sections} whole sections before the end");
+        // The cap counts the blocks read ahead and not yet sent too (a few
+        // dozen here); 1,000 is a wide margin for them.
         assert!(
-            sections > LEVELS as u64 && sections <= BLOCK_CAP,
-            "{path}: {sections} sections (the distinct ones, then repeats up to the cap of {BLOCK_CAP})"
+            sections > BLOCK_CAP - 1_000 && sections <= BLOCK_CAP,
+            "{path}: {sections} sections (repeats are sent, up to the cap of {BLOCK_CAP})"
         );
     }
 }

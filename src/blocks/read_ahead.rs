@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 use bytes::Bytes;
 use cid::Cid;
@@ -25,6 +26,7 @@ use futures::stream::{self, BoxStream, FuturesUnordered, StreamExt};
 
 use super::{BlockError, BlockService};
 use crate::metrics::Metrics;
+use crate::session;
 
 /// What a budget allows: bytes held ahead by one response and by all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,15 +177,26 @@ pub struct FetchId(u64);
 /// or the fetch's error.
 type FetchOutcome = Result<Option<(Bytes, Option<Reservation>)>, BlockError>;
 
-/// The fetches one walk has started ahead of its writer. They run inside
-/// the walk's own task, polled whenever it waits for a block, and are first
-/// polled in the order they were started: providers serve wants in the
-/// order they arrive, so wants out of order would hold up the in-order
-/// body (spawned tasks would start in no set order). Dropping it drops
-/// every fetch and what it holds.
+/// Where a [`Prefetcher`]'s fetches run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchTasks {
+    /// Inside the walk's own task, polled whenever it waits for a block,
+    /// and first polled in the order they were started: providers serve
+    /// wants in the order they arrive, so wants out of order would hold up
+    /// the in-order body.
+    InOrder,
+    /// Each in a task of its own (carrying the session), so hashing the
+    /// blocks read from a store uses every core; they start in no set order
+    /// (tokio runs the newest spawned task first).
+    Spawned,
+}
+
+/// The fetches one walk has started ahead of its writer. Dropping it
+/// drops (or aborts) every fetch and what it holds.
 pub struct Prefetcher {
     blocks: BlockService,
     budget: ReadAheadBudget,
+    tasks: FetchTasks,
     running: FuturesUnordered<BoxFuture<'static, (FetchId, FetchOutcome)>>,
     done: HashMap<FetchId, FetchOutcome>,
     abandoned: HashSet<FetchId>,
@@ -191,10 +204,11 @@ pub struct Prefetcher {
 }
 
 impl Prefetcher {
-    pub fn new(blocks: BlockService, budget: ReadAheadBudget) -> Prefetcher {
+    pub fn new(blocks: BlockService, budget: ReadAheadBudget, tasks: FetchTasks) -> Prefetcher {
         Prefetcher {
             blocks,
             budget,
+            tasks,
             running: FuturesUnordered::new(),
             done: HashMap::new(),
             abandoned: HashSet::new(),
@@ -219,21 +233,34 @@ impl Prefetcher {
         let id = FetchId(self.next_id);
         self.next_id += 1;
         let blocks = self.blocks.clone();
-        self.running.push(Box::pin(async move {
-            let outcome = blocks.get(&cid).await.map(|block| match held {
+        let fetch = async move {
+            blocks.get(&cid).await.map(|block| match held {
                 None => Some((block, None)),
                 // Dropped now rather than held over the budget: the writer
                 // fetches it again (a cache hit if it came from the network).
                 Some(mut held) => held.fit(block.len() as u64).then_some((block, Some(held))),
-            });
-            (id, outcome)
-        }));
+            })
+        };
+        match self.tasks {
+            FetchTasks::InOrder => self
+                .running
+                .push(Box::pin(async move { (id, fetch.await) })),
+            FetchTasks::Spawned => {
+                let task = AbortOnDrop(session::spawn(fetch));
+                self.running.push(Box::pin(async move {
+                    // A task that ended without its block (the session
+                    // ended, or it panicked) is fetched again if needed.
+                    (id, task.await.ok().flatten().unwrap_or(Ok(None)))
+                }))
+            }
+        }
         id
     }
 
     /// The block of fetch `id` (fetched again if it was dropped); its bytes
     /// leave the budget, as they are the writer's now.
     pub async fn take(&mut self, id: FetchId, cid: &Cid) -> Result<Bytes, BlockError> {
+        self.poll_running().await;
         let outcome = match self.done.remove(&id) {
             Some(outcome) => Some(outcome),
             None => loop {
@@ -255,11 +282,46 @@ impl Prefetcher {
         }
     }
 
+    /// Polls every fetch once without waiting, so the ones just started
+    /// begin now (their requests go out) even when the block asked for is
+    /// already here.
+    async fn poll_running(&mut self) {
+        std::future::poll_fn(|cx| {
+            while let Poll::Ready(Some((got, outcome))) = self.running.poll_next_unpin(cx) {
+                if !self.abandoned.remove(&got) {
+                    self.done.insert(got, outcome);
+                }
+            }
+            Poll::Ready(())
+        })
+        .await
+    }
+
     /// Forgets fetch `id`: what it brings is dropped when it arrives.
     pub fn abandon(&mut self, id: FetchId) {
         if self.done.remove(&id).is_none() {
             self.abandoned.insert(id);
         }
+    }
+}
+
+/// A spawned fetch, aborted when dropped with the walk.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -275,7 +337,7 @@ pub fn ordered(
     estimate: u64,
 ) -> BoxStream<'static, Result<(Cid, Bytes), BlockError>> {
     let queue: VecDeque<(Cid, Option<FetchId>)> = cids.into_iter().map(|c| (c, None)).collect();
-    let prefetcher = Prefetcher::new(blocks, budget);
+    let prefetcher = Prefetcher::new(blocks, budget, FetchTasks::InOrder);
     stream::try_unfold(
         (queue, prefetcher),
         move |(mut queue, mut prefetcher)| async move {

@@ -12,7 +12,7 @@ use cid::Cid;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use super::{links_of, DagError, Node, ResolvedPath};
-use crate::blocks::read_ahead::{self, FetchId, Prefetcher, ReadAheadBudget};
+use crate::blocks::read_ahead::{self, FetchId, FetchTasks, Prefetcher, ReadAheadBudget};
 use crate::blocks::{BlockError, BlockService, MAX_BLOCK_SIZE};
 use crate::unixfs::{file_size, file_stream, hamt_list, Repeats, UnixfsNode};
 
@@ -207,7 +207,9 @@ fn depth_first(
     duplicates: bool,
 ) -> BoxStream<'static, Result<(Cid, Bytes), DagError>> {
     let state = DepthFirst {
-        prefetcher: Prefetcher::new(blocks, budget),
+        // Spawned, as this walk always was: blocks read from a store are
+        // hashed on every core.
+        prefetcher: Prefetcher::new(blocks, budget, FetchTasks::Spawned),
         largest: 0,
         stack: Vec::new(),
         seen: HashSet::new(),

@@ -12,7 +12,7 @@ use cid::Cid;
 use futures::stream::{self, BoxStream, StreamExt};
 
 use super::UnixfsNode;
-use crate::blocks::read_ahead::{FetchId, Prefetcher, ReadAheadBudget};
+use crate::blocks::read_ahead::{FetchId, FetchTasks, Prefetcher, ReadAheadBudget};
 use crate::blocks::{BlockService, MAX_BLOCK_SIZE};
 use crate::dag::{codec, DagError, Node};
 
@@ -125,7 +125,8 @@ pub fn file_stream(
     repeats: Repeats,
 ) -> BoxStream<'static, Result<FileBlock, DagError>> {
     let reader = FileReader {
-        prefetcher: Prefetcher::new(blocks, budget),
+        // In order: the file path's wants must reach providers in file order.
+        prefetcher: Prefetcher::new(blocks, budget, FetchTasks::InOrder),
         range,
         repeats,
         sent_whole: HashSet::new(),
