@@ -371,3 +371,132 @@ async fn hamt_bomb_lists_and_walks_each_shard_once() {
     assert_eq!(response.status(), 200, "{path}");
     assert_eq!(response.text().await.unwrap(), "hello from the bottom\n");
 }
+
+/// dag-cbor nodes in a chain, each also linking `width` distinct identity
+/// CIDs (inline data, nothing to fetch), the next node first: a walk holds
+/// every node's other links while it goes down the chain.
+fn wide_chain(nodes: usize, width: usize) -> Bomb {
+    let mut blocks = Vec::new();
+    let mut next: Option<Cid> = None;
+    for level in 0..nodes {
+        let mut links: Vec<Ipld> = next.map(Ipld::Link).into_iter().collect();
+        links.extend((0..width).map(|i| {
+            let digest = [level as u8, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+            let hash = cid::multihash::Multihash::<64>::wrap(0x00, &digest).unwrap();
+            Ipld::Link(Cid::new_v1(0x55, hash))
+        }));
+        let bytes = serde_ipld_dagcbor::to_vec(&Ipld::List(links)).unwrap();
+        let cid = cid_of(0x71, &bytes);
+        blocks.push((cid, Bytes::from(bytes)));
+        next = Some(cid);
+    }
+    blocks.reverse();
+    Bomb {
+        root: blocks[0].0,
+        blocks,
+    }
+}
+
+/// The links a walk holds to visit later are bounded (2^18): a chain of
+/// wide nodes that piles up more ends the CAR, one that stays under it is
+/// walked whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn wide_walks_are_bounded() {
+    let (under, over) = (wide_chain(5, 40_000), wide_chain(7, 40_000));
+    let dir = tempfile::tempdir().unwrap();
+    let cars = vec![
+        under.write_car(&dir.path().join("under.car")),
+        over.write_car(&dir.path().join("over.car")),
+    ];
+    let gw = TestGateway::start(cars).await;
+
+    let path = format!("/ipfs/{}?format=car&dag-scope=all", under.root);
+    let (status, body, complete) = get_car(&gw, &path).await;
+    assert_eq!(status, 200, "{path}");
+    // Identity blocks are left out of CARs: the chain's nodes are all.
+    let expected: Vec<Cid> = under.blocks.iter().map(|(cid, _)| *cid).collect();
+    assert_car_holds(&body, complete, under.root, &expected, &path);
+
+    let path = format!("/ipfs/{}?format=car&dag-scope=all", over.root);
+    let (status, _, complete) = get_car(&gw, &path).await;
+    assert_eq!(status, 200, "{path}");
+    assert!(!complete, "{path}: 280,000 pending links must end the walk");
+}
+
+/// A file whose every inner node lists the next inner node first, then
+/// `width` copies of a 1-byte leaf: a read holds every level's children
+/// while it goes down to the first leaf.
+fn wide_file(levels: usize, width: usize) -> Bomb {
+    let leaf = Bytes::from_static(b"w");
+    let leaf_cid = cid_of(0x55, &leaf);
+    let mut blocks = vec![(leaf_cid, leaf)];
+    let (mut child, mut size) = (leaf_cid, 1u64);
+    for _ in 0..levels {
+        let mut sizes = vec![size];
+        sizes.extend(std::iter::repeat_n(1, width));
+        let total = sizes.iter().sum();
+        let mut links = vec![PbLink {
+            cid: child,
+            name: None,
+            size: Some(size),
+        }];
+        links.extend(std::iter::repeat_n(
+            PbLink {
+                cid: leaf_cid,
+                name: None,
+                size: Some(1),
+            },
+            width,
+        ));
+        let node = PbNode {
+            links,
+            data: Some(Bytes::from(encode_data(
+                DataType::File,
+                None,
+                Some(total),
+                sizes,
+            ))),
+        }
+        .into_bytes();
+        assert!(node.len() <= 2 << 20, "a block of {} bytes", node.len());
+        child = cid_of(0x70, &node);
+        size = total;
+        blocks.push((child, Bytes::from(node)));
+    }
+    blocks.reverse();
+    Bomb {
+        root: child,
+        blocks,
+    }
+}
+
+/// The children a file read holds queued are bounded (2^18) too: over it
+/// the GET is refused before its status, with the reason; under it the
+/// file is served whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn wide_files_are_bounded() {
+    let (under, over) = (wide_file(2, 40_000), wide_file(7, 40_000));
+    let dir = tempfile::tempdir().unwrap();
+    let cars = vec![
+        under.write_car(&dir.path().join("under.car")),
+        over.write_car(&dir.path().join("over.car")),
+    ];
+    let gw = TestGateway::start(cars).await;
+
+    let response = tokio::time::timeout(HANG_GUARD, gw.get(&format!("/ipfs/{}", under.root)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await.unwrap();
+    assert_eq!(body.len(), 1 + 2 * 40_000);
+    assert!(body.iter().all(|b| *b == b'w'));
+
+    let response = tokio::time::timeout(HANG_GUARD, gw.get(&format!("/ipfs/{}", over.root)))
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let mut text = response.text().await.unwrap();
+    text.truncate(300);
+    assert_eq!(status, 502, "{text}");
+    assert!(text.contains("links not yet visited"), "{text}");
+}

@@ -18,6 +18,11 @@ use crate::unixfs::{file_size, file_stream, hamt_list, Repeats, UnixfsNode};
 
 /// Bound on the depth of a depth-first walk.
 const MAX_WALK_DEPTH: usize = 4096;
+/// Bound on the links a depth-first walk holds to visit later (about
+/// 27 MiB of state): far more than the widest real DAGs need (a 2 MiB
+/// directory block has about 50,000 links), far less than nested blocks
+/// of 50,000 links each would pile up.
+const MAX_WALK_PENDING: usize = 1 << 18;
 
 /// Most blocks a depth-first walk fetches ahead of the one it is emitting
 /// (the bytes they hold are the budget's to bound). Every one is on the
@@ -237,7 +242,18 @@ fn depth_first(
                 return Err(DagError::TooDeep(MAX_WALK_DEPTH));
             }
             state.seen.insert(cid);
-            let links = links_of(&cid, &block)?;
+            let mut links = links_of(&cid, &block)?;
+            if !state.duplicates {
+                links.retain(|l| !state.seen.contains(l));
+            }
+            if state.stack.len() + links.len() > MAX_WALK_PENDING {
+                return Err(DagError::Inconsistent {
+                    cid,
+                    reason: format!(
+                        "the walk would hold more than {MAX_WALK_PENDING} links not yet visited"
+                    ),
+                });
+            }
             state
                 .stack
                 .extend(links.into_iter().rev().map(|l| (l, depth + 1)));

@@ -29,6 +29,10 @@ const LEAF_FRAMING: u64 = 1024;
 /// No sane file DAG is deeper than this (a 174-wide balanced tree of depth
 /// 8 already holds exabytes).
 const MAX_FILE_DEPTH: usize = 32;
+/// Bound on the children a file read holds queued over all levels (about
+/// 33 MiB of state): real files have at most a few thousand (1024 links
+/// a level, a handful of levels).
+const MAX_FILE_PENDING: usize = 1 << 18;
 
 /// A node visited while reading a file range: the block itself (for CAR
 /// responses) and the part of the file's bytes it holds that falls inside
@@ -293,6 +297,15 @@ impl FileReader {
                             })
                     })
                     .collect();
+                let pending: usize = self.levels.iter().map(VecDeque::len).sum();
+                if pending + wanted.len() > MAX_FILE_PENDING {
+                    return Err(DagError::Inconsistent {
+                        cid,
+                        reason: format!(
+                            "reading it would hold more than {MAX_FILE_PENDING} links not yet visited"
+                        ),
+                    });
+                }
                 self.levels.push(wanted);
                 own
             }
