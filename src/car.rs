@@ -283,6 +283,8 @@ pub fn import_car(path: &Path, store: &FlatFsStore) -> Result<ImportSummary, Car
     };
     let mut verify = open()?;
     while verify.next_section()?.is_some() {}
+    // Left by an import that was killed mid-write.
+    store.remove_stale_temp_files().map_err(CarError::Io)?;
 
     let mut reader = open()?;
     let roots = reader.roots().to_vec();

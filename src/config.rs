@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::control::MetricsConfig;
+use crate::fetch::bitswap::BitswapConfig;
 use crate::fetch::RetrievalConfig;
 use crate::gateway::limits::LimitsConfig;
 use crate::p2p::P2pConfig;
@@ -24,6 +25,7 @@ pub struct Config {
     pub hints: HintsConfig,
     pub p2p: P2pConfig,
     pub retrieval: RetrievalConfig,
+    pub bitswap: BitswapConfig,
     pub routing: RoutingConfig,
     pub limits: LimitsConfig,
     pub metrics: MetricsConfig,
@@ -54,6 +56,22 @@ impl Default for HintsConfig {
 pub struct ServerConfig {
     /// Address the HTTP gateway listens on.
     pub listen: SocketAddr,
+    /// Seconds from connecting (or from the first byte of a later HTTP/1
+    /// request) until a request header must be complete.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection with no request in flight stays open.
+    pub idle_timeout_secs: u64,
+    /// Seconds a write to a client may make no progress before the
+    /// connection is closed (a client that stops reading).
+    pub write_timeout_secs: u64,
+    /// Open client connections; past it, new ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Seconds between HTTP/2 keep-alive pings (0: none).
+    pub http2_keepalive_interval_secs: u64,
+    /// Seconds an HTTP/2 keep-alive ping may go unanswered.
+    pub http2_keepalive_timeout_secs: u64,
+    /// Requests in flight at once on one HTTP/2 connection.
+    pub http2_max_concurrent_streams: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -89,6 +107,13 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: "127.0.0.1:8080".parse().expect("valid address"),
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            write_timeout_secs: 60,
+            max_connections: 10_000,
+            http2_keepalive_interval_secs: 30,
+            http2_keepalive_timeout_secs: 20,
+            http2_max_concurrent_streams: 100,
         }
     }
 }

@@ -13,8 +13,9 @@
 //! - [`routing`]: provider hints, the delegated routing client, and the
 //!   private-address policy.
 //! - [`fetch`]: getting blocks that are not local, inside the current
-//!   session — the want logic (`fetch::wants`), the Bitswap wire format and
-//!   streams (`fetch::bitswap`), trustless HTTP gateways (`fetch::http`).
+//!   session — the want logic (`fetch::wants`), the Bitswap wire format,
+//!   streams and inbound byte budget (`fetch::bitswap`), trustless HTTP
+//!   gateways (`fetch::http`).
 //! - [`p2p`]: the libp2p node (TCP, QUIC, Noise, Yamux, Identify, Ping) and
 //!   its inbound protocol streams.
 //! - [`blocks`]: the block service — verification of every block against
@@ -35,6 +36,9 @@
 //! - [`metrics`]: the process-wide Prometheus registry.
 //! - [`server`]: wiring a [`config::Config`] into stores, the node, the
 //!   fetcher, the block service and the listening servers.
+//!   The gateway port's accept loop (connection cap, accept back-off) is
+//!   there too, and its per-connection header, idle and write timeouts in
+//!   `server::conn`; panics become 500s in `gateway::panics`.
 
 // Errors carry the CID they are about (96 bytes inline), which makes them
 // larger than clippy likes; they are built only on failure paths.

@@ -86,7 +86,28 @@ fn init_tracing(config: &Config) {
     }
 }
 
+/// Raises the open-file soft limit to the hard limit: every client
+/// connection, block file and peer needs a descriptor, and the usual soft
+/// limit (1024) is far below `[server] max_connections`.
+fn raise_open_file_limit(config: &Config) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            tracing::info!(limit, "open-file limit in force");
+            let wanted = config.server.max_connections as u64;
+            if limit < wanted.saturating_add(64) {
+                tracing::warn!(
+                    limit,
+                    max_connections = wanted,
+                    "the open-file limit is below [server] max_connections plus room for the store and peers: past it, accepts fail and back off until connections close"
+                );
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot read or raise the open-file limit"),
+    }
+}
+
 fn serve(config: Config) -> Result<(), String> {
+    raise_open_file_limit(&config);
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start runtime: {e}"))?;
     runtime.block_on(async {

@@ -71,6 +71,19 @@ pub struct DialRefusedLabels {
     pub reason: String,
 }
 
+/// Why the server closed a client connection.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum CloseReason {
+    HeaderTimeout,
+    IdleTimeout,
+    WriteTimeout,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloseLabel {
+    pub reason: CloseReason,
+}
+
 pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub request_duration: Family<RequestLabels, Histogram>,
@@ -86,8 +99,22 @@ pub struct Metrics {
     pub cache_misses: Counter,
     /// Streams peers opened that were dropped because their reader lagged.
     pub inbound_streams_dropped: Counter,
+    /// Streams refused: too many from the peer, or the peer over its budget.
+    pub inbound_streams_refused: Counter,
+    /// Peers that went over their inbound Bitswap budget (streams reset).
+    pub inbound_budget_exceeded: Counter,
+    /// Bytes of inbound Bitswap messages buffered, not yet handed on.
+    pub inbound_bytes_buffered: Gauge,
     /// Dials refused by the address policy.
     pub dials_refused: Family<DialRefusedLabels, Counter>,
+    /// Client connections to the gateway port open now.
+    pub open_connections: Gauge,
+    /// Client connections the server closed, by why.
+    pub connections_closed: Family<CloseLabel, Counter>,
+    /// Failed accepts (e.g. out of file descriptors).
+    pub accept_errors: Counter,
+    /// Panics caught in request handling (each a 500 or an ended body).
+    pub panics: Counter,
     /// Read at scrape time.
     pub live_sessions: Gauge,
     pub peers_connected: Gauge,
@@ -123,7 +150,14 @@ impl Metrics {
             cache_hits: Counter::default(),
             cache_misses: Counter::default(),
             inbound_streams_dropped: Counter::default(),
+            inbound_streams_refused: Counter::default(),
+            inbound_budget_exceeded: Counter::default(),
+            inbound_bytes_buffered: Gauge::default(),
             dials_refused: Family::default(),
+            open_connections: Gauge::default(),
+            connections_closed: Family::default(),
+            accept_errors: Counter::default(),
+            panics: Counter::default(),
             live_sessions: Gauge::default(),
             peers_connected: Gauge::default(),
             cache_bytes: Gauge::default(),
@@ -183,9 +217,44 @@ impl Metrics {
             m.inbound_streams_dropped.clone(),
         );
         registry.register(
+            "inbound_streams_refused",
+            "Bitswap streams peers opened that were refused: too many from the peer, or the peer over its inbound budget",
+            m.inbound_streams_refused.clone(),
+        );
+        registry.register(
+            "inbound_budget_exceeded",
+            "Bitswap peers that went over their inbound byte budget (their streams were reset)",
+            m.inbound_budget_exceeded.clone(),
+        );
+        registry.register(
+            "inbound_buffered_bytes",
+            "Bytes of inbound Bitswap messages buffered and not yet verified",
+            m.inbound_bytes_buffered.clone(),
+        );
+        registry.register(
             "dials_refused",
             "Outbound connections refused by the address policy, by client and reason",
             m.dials_refused.clone(),
+        );
+        registry.register(
+            "http_open_connections",
+            "Client connections to the gateway port open now",
+            m.open_connections.clone(),
+        );
+        registry.register(
+            "http_connections_closed",
+            "Client connections closed by the server, by reason",
+            m.connections_closed.clone(),
+        );
+        registry.register(
+            "http_accept_errors",
+            "Failed accepts on the gateway port (e.g. out of file descriptors)",
+            m.accept_errors.clone(),
+        );
+        registry.register(
+            "panics",
+            "Panics caught while answering requests",
+            m.panics.clone(),
         );
         registry.register("sessions_live", "Sessions alive", m.live_sessions.clone());
         registry.register(

@@ -1,17 +1,30 @@
 //! Assembling and running the gateway from a [`Config`]: the block stores,
 //! the libp2p node and Bitswap client, the block service, the HTTP listener
 //! and graceful shutdown.
+//!
+//! The gateway port is served by its own accept loop (hyper-util's `auto`
+//! builder, HTTP/1 and h2c) so each connection can be bounded: a cap on
+//! open connections with back-pressure on accept, accept errors that back
+//! off instead of spinning, and per-connection header, idle and write
+//! timeouts (`server/conn.rs`).
+
+mod conn;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::blocks::{BlockService, BlockStore, CarFileStore, FlatFsStore};
-use crate::config::Config;
+use crate::config::{Config, ServerConfig};
 use crate::dial::AddressPolicy;
 use crate::fetch::{BlockFetcher, NetworkFetcher};
 use crate::gateway::{router, Gateway};
+use crate::metrics::Metrics;
 use crate::p2p::{load_or_create_identity, Node, P2pError};
 use crate::routing::Routing;
 
@@ -59,6 +72,15 @@ pub fn block_service(
         path: data_dir,
         source,
     })?;
+    let sweeping = flatfs.clone();
+    std::thread::spawn(move || match sweeping.remove_stale_temp_files() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            files = n,
+            "removed temporary files left by interrupted writes"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not sweep the store's temporary files"),
+    });
     stores.push(Arc::new(flatfs));
     Ok(BlockService::new(config.store.cache_bytes, stores, fetcher))
 }
@@ -69,7 +91,8 @@ pub struct Server {
     app: axum::Router,
     control_listener: TcpListener,
     control: axum::Router,
-    shutdown_grace: std::time::Duration,
+    config: ServerConfig,
+    shutdown_grace: Duration,
 }
 
 impl Server {
@@ -96,6 +119,7 @@ impl Server {
             routing,
             config.retrieval.clone(),
             policy.clone(),
+            &config.bitswap,
         );
         let blocks = block_service(config, Some(Arc::new(fetcher)))?;
         let control_listener =
@@ -133,7 +157,8 @@ impl Server {
             app,
             control_listener,
             control,
-            shutdown_grace: std::time::Duration::from_secs(config.limits.shutdown_grace_secs),
+            config: config.server.clone(),
+            shutdown_grace: Duration::from_secs(config.limits.shutdown_grace_secs),
         })
     }
 
@@ -156,32 +181,206 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         // The control server stops with the gateway: it shares the signal.
+        // It listens on a private address, so axum's plain server does.
         let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
         let control =
             axum::serve(self.control_listener, self.control).with_graceful_shutdown(async {
                 let _ = control_stopped.await;
             });
         let control = tokio::spawn(std::future::IntoFuture::into_future(control));
-        // After the signal, responses in flight get `grace` to finish.
-        let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
-        let graceful = axum::serve(self.listener, self.app).with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = signalled.send(true);
-        });
+
+        let graceful = GracefulShutdown::new();
+        // Connections still open when the grace period ends are dropped.
+        let cancel = tokio_util::sync::CancellationToken::new();
+        accept_loop(
+            self.listener,
+            self.app,
+            &self.config,
+            &graceful,
+            &cancel,
+            shutdown,
+        )
+        .await;
+        // The listener is closed now: new connections are refused.
         let grace = self.shutdown_grace;
-        let deadline = async move {
-            let _ = on_signal.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
-        };
-        let served = tokio::select! {
-            served = graceful => served,
-            _ = deadline => {
-                tracing::warn!(?grace, "shutdown deadline reached; closing responses still in flight");
-                Ok(())
-            }
-        };
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?grace,
+                "shutdown deadline reached; closing responses still in flight"
+            );
+            cancel.cancel();
+        }
         let _ = stop_control.send(());
         let _ = control.await;
-        served
+        Ok(())
+    }
+}
+
+/// hyper's connection settings from `[server]`: HTTP/1 and h2c on one port.
+fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Header and idle time are kept by the connection's clock (see `conn`):
+    // hyper's header timer would also cut keep-alive connections short.
+    builder.http1().header_read_timeout(None).keep_alive(true);
+    let interval = config.http2_keepalive_interval_secs;
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(config.http2_max_concurrent_streams)
+        .keep_alive_interval((interval > 0).then(|| Duration::from_secs(interval)))
+        .keep_alive_timeout(Duration::from_secs(
+            config.http2_keepalive_timeout_secs.max(1),
+        ));
+    builder
+}
+
+/// Accepts connections until `shutdown`, at most `max_connections` open
+/// at once, each served in its own task.
+async fn accept_loop(
+    listener: TcpListener,
+    app: axum::Router,
+    config: &ServerConfig,
+    graceful: &GracefulShutdown,
+    cancel: &tokio_util::sync::CancellationToken,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let builder = Arc::new(http_builder(config));
+    let limits = conn::ConnLimits {
+        header_read: Duration::from_secs(config.header_read_timeout_secs.max(1)),
+        idle: Duration::from_secs(config.idle_timeout_secs.max(1)),
+        write_stall: Duration::from_secs(config.write_timeout_secs.max(1)),
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
+    let mut errors = AcceptErrorLog::default();
+    let shutdown = std::pin::pin!(shutdown);
+    let mut shutdown = shutdown;
+    loop {
+        // Past the cap nothing is accepted: clients wait in the backlog.
+        let permit = tokio::select! {
+            biased;
+            () = &mut shutdown => return,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return, // never closed
+            },
+        };
+        let accepted = tokio::select! {
+            biased;
+            () = &mut shutdown => return,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(error) => {
+                Metrics::global().accept_errors.inc();
+                errors.record(&error);
+                if let Some(pause) = accept_backoff(&error) {
+                    tokio::select! {
+                        () = &mut shutdown => return,
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                }
+                continue;
+            }
+        };
+        // Small responses (errors, redirects) go out at once.
+        let _ = stream.set_nodelay(true);
+        let clock = conn::Clock::new(limits);
+        let io = TokioIo::new(conn::TimedIo::new(stream, clock.clone()));
+        let service = conn::TrackedService {
+            router: app.clone(),
+            clock,
+        };
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let _open = OpenConnection::new(permit);
+            let connection = watcher.watch(builder.serve_connection(io, service));
+            tokio::select! {
+                served = connection => {
+                    if let Err(error) = served {
+                        tracing::debug!(%error, "client connection ended with an error");
+                    }
+                }
+                () = cancel.cancelled() => {}
+            }
+        });
+    }
+}
+
+/// Holds a connection's slot and counts it in the open-connections gauge.
+struct OpenConnection {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl OpenConnection {
+    fn new(permit: tokio::sync::OwnedSemaphorePermit) -> OpenConnection {
+        Metrics::global().open_connections.inc();
+        OpenConnection { _permit: permit }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        Metrics::global().open_connections.dec();
+    }
+}
+
+/// How long the accept loop pauses after `error`. Running out of file
+/// descriptors or memory lasts until connections close, and the listener
+/// stays readable meanwhile, so accepting again at once would spin; an
+/// error that belongs to one connection (reset or aborted before it was
+/// accepted) says nothing about the next.
+pub fn accept_backoff(error: &std::io::Error) -> Option<Duration> {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::ConnectionAborted
+        | ErrorKind::ConnectionReset
+        | ErrorKind::Interrupted
+        | ErrorKind::WouldBlock => None,
+        // EMFILE, ENFILE, ENOBUFS, ENOMEM and anything unforeseen.
+        _ => Some(Duration::from_millis(100)),
+    }
+}
+
+/// Logs accept errors at most once a second, with how many were not logged.
+#[derive(Default)]
+struct AcceptErrorLog {
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl AcceptErrorLog {
+    fn record(&mut self, error: &std::io::Error) {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < Duration::from_secs(1))
+        {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::warn!(%error, suppressed = self.suppressed, "cannot accept a connection; pausing before the next");
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptor_exhaustion_backs_off_and_a_lost_connection_does_not() {
+        let emfile = std::io::Error::from_raw_os_error(24);
+        let enfile = std::io::Error::from_raw_os_error(23);
+        assert!(accept_backoff(&emfile).is_some());
+        assert!(accept_backoff(&enfile).is_some());
+        let aborted = std::io::Error::from(std::io::ErrorKind::ConnectionAborted);
+        assert_eq!(accept_backoff(&aborted), None);
     }
 }

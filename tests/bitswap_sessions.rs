@@ -407,3 +407,56 @@ async fn a_block_can_be_fetched_again_from_a_peer_that_keeps_answered_wants() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_stored_block_is_fetched_from_a_provider_and_repaired_on_disk() {
+    let (root, data, blocks) = file(600_000, 21);
+    let peer = TestPeer::start(blocks.clone(), Behaviour::Honest).await;
+    // Every block imported into the gateway's store, then one leaf's file
+    // damaged on disk.
+    let (leaf, good) = blocks
+        .iter()
+        .find(|(cid, b)| **cid != root && b.len() == 64 * 1024)
+        .map(|(c, b)| (*c, b.clone()))
+        .unwrap();
+    let mut damaged = None;
+    let gw = TestGateway::start_with(Vec::new(), |c| {
+        c.retrieval.block_timeout_secs = 10;
+        let store = sluice::blocks::FlatFsStore::open(&c.store.data_dir).unwrap();
+        for (cid, bytes) in &blocks {
+            store.put_blocking(cid, bytes).unwrap();
+        }
+        let mut stack = vec![c.store.data_dir.join("blocks")];
+        while let Some(dir) = stack.pop() {
+            for path in std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()) {
+                if path.is_dir() {
+                    stack.push(path);
+                } else if std::fs::read(&path).unwrap() == good[..] {
+                    damaged = Some(path);
+                }
+            }
+        }
+        let path = damaged.as_ref().expect("the leaf's file");
+        let mut bytes = good.to_vec();
+        bytes[7] ^= 0x01;
+        std::fs::write(path, bytes).unwrap();
+    })
+    .await;
+    let damaged = damaged.unwrap();
+    let response = gw.get_hinted(&format!("/ipfs/{root}"), &peer.hint()).await;
+    assert_body(response, &data).await;
+    // The provider's copy went out to the client and over the bad file.
+    let mut repaired = false;
+    for _ in 0..50 {
+        if std::fs::read(&damaged).unwrap() == good[..] {
+            repaired = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(repaired, "the damaged copy of {leaf} is still on disk");
+    let bad = gw
+        .metric_sum("sluice_bad_blocks_total", &["source=\"Store\""])
+        .await;
+    assert!(bad >= 1.0, "the damaged stored block was counted: {bad}");
+}

@@ -1,4 +1,4 @@
-# loadtest/k6/lib.sh — shared by run_k6.sh and soak.sh (source it, do not run it).
+# loadtest/k6/lib.sh — shared by run_k6.sh, soak.sh and soak_hostile.sh (source it, do not run it).
 #
 # Installs k6 and matplotlib into loadtest/.venv, installs the Helia test
 # peers, builds (or takes) the sluice binary, generates the content, starts
@@ -119,19 +119,25 @@ start_helia() {
   HELIA_MA=$(jget "$HELIA_JSON" multiaddrs.0)
 }
 
-# start_gateway NAME P2P_PEERS_TOML [serve args] -> GW_PID GW_URL CTL_URL GW_LOG
+# start_gateway NAME P2P_PEERS_TOML [serve args] -> GW_PID GW_URL GW_PORT CTL_URL GW_LOG
+# Optional (set for one call, e.g. `GW_CONFIG=f start_gateway ...`):
+# GW_CONFIG (a --config file; the variables below win over it),
+# GW_P2P_LISTEN (TOML list of libp2p listen addresses; default none).
 start_gateway() {
   local name=$1 peers=$2; shift 2
   local port ctl
   port=$(free_port); ctl=$(free_port)
   GW_LOG="$WORK/sluice-$name.log"
-  SLUICE_HINTS_ALLOW_PRIVATE=true SLUICE_P2P_LISTEN='[]' SLUICE_ROUTING_ENDPOINTS='[]' \
+  local config=()
+  [[ -n "${GW_CONFIG:-}" ]] && config=(--config "$GW_CONFIG")
+  SLUICE_HINTS_ALLOW_PRIVATE=true SLUICE_P2P_LISTEN="${GW_P2P_LISTEN:-[]}" SLUICE_ROUTING_ENDPOINTS='[]' \
     SLUICE_P2P_PEERS="$peers" SLUICE_METRICS_LISTEN="127.0.0.1:$ctl" \
     SLUICE_STORE_CACHE_BYTES="$CACHE_BYTES" RUST_LOG="${GW_RUST_LOG:-warn}" \
-    "$WORK/sluice" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-$name" "$@" >>"$GW_LOG" 2>&1 &
+    "$WORK/sluice" "${config[@]}" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-$name" "$@" >>"$GW_LOG" 2>&1 &
   GW_PID=$!
   PIDS+=("$GW_PID")
   GW_URL="http://127.0.0.1:$port"
+  GW_PORT=$port
   CTL_URL="http://127.0.0.1:$ctl"
   local i
   for ((i = 0; i < 300; i++)); do
@@ -199,4 +205,62 @@ log_summary() {
   echo "- gateway log: $n WARN/ERROR lines (RUST_LOG=${GW_RUST_LOG:-warn})"
   grep -E ' (ERROR|WARN) ' <<<"$plain" | sed -E 's/^[^ ]+ +//; s/12D3KooW[A-Za-z0-9]+/<peer>/g; s/baf[a-z0-9]{20,}/<cid>/g' \
     | cut -c1-180 | sort | uniq -c | sort -rn | head -10 | sed 's/^/    /' || true
+}
+
+# ------------------------------------------------------------- soak helpers
+# The soak's three providers (see soak.sh): A stable, B restarted with the
+# same identity and port, C corrupt (--corrupt-blocks, reached only through
+# hints); then the manifest with soak.sh's hint sets. Sets A_MA, B_MA,
+# B_PORT, B_PID, C_MA, MANIFEST (HELIA_JSON = A's).
+start_soak_providers() {
+  local a_json
+  start_helia a k6-soak-a 0
+  a_json=$HELIA_JSON; A_MA=$HELIA_MA
+  B_PORT=$(free_port)
+  start_helia b k6-soak-b "$B_PORT"
+  B_PID=$HELIA_PID; B_MA=$HELIA_MA
+  start_helia c k6-soak-corrupt 0 --corrupt-blocks
+  C_MA=$HELIA_MA
+  HELIA_JSON=$a_json
+  log "provider A $A_MA; B $B_MA (restarted every ${RESTART_SECS:-60} s); C (corrupt) $C_MA"
+  make_manifest "$A_MA" "[[\"$A_MA\"], [\"$B_MA\"], [\"$B_MA\", \"$A_MA\"], [\"$C_MA\"], [\"$C_MA\", \"$A_MA\"], [\"$C_MA\", \"$B_MA\", \"$A_MA\"], [\"$A_MA\", \"$C_MA\"]]"
+}
+
+# restart_b_if_due T: restarts provider B when T has reached NEXT_RESTART
+# (and the load has more than 10 s to go); logs it to $EVENTS, counts RESTARTS.
+restart_b_if_due() {
+  local t=$1 r0 down_ms
+  (( t >= NEXT_RESTART && t < SOAK_SECS - 10 )) || return 0
+  r0=$(date +%s%N)
+  stop_pid "$B_PID"
+  start_helia b k6-soak-b "$B_PORT"
+  B_PID=$HELIA_PID
+  RESTARTS=$((RESTARTS + 1))
+  down_ms=$(( ($(date +%s%N) - r0) / 1000000 ))
+  printf '%s\trestart B (%s ms down)\n' "$t" "$down_ms" >>"$EVENTS"
+  [[ "$HELIA_MA" == "$B_MA" ]] || log "WARN: B came back as $HELIA_MA"
+  NEXT_RESTART=$((NEXT_RESTART + RESTART_SECS))
+}
+
+# start_k6_mixed NAME DURATION: the soak's mixed load (browser, curl,
+# trustless at once) in the background into $OUT-NAME.*; sets K6_PID.
+start_k6_mixed() {
+  local name=$1 dur=$2
+  MANIFEST="$MANIFEST" BASE_URL="$GW_URL" SCENARIOS=browser,curl,trustless DURATION="$dur" \
+    "$K6" run --no-usage-report --quiet --no-color \
+    --summary-export "$OUT-$name.summary.json" --out "json=$OUT-$name.json.gz" \
+    "$LT/k6/gateway.js" >"$WORK/k6-$name.out" 2>"$WORK/k6-$name.err" &
+  K6_PID=$!
+  PIDS+=("$K6_PID")
+}
+
+# tcp_established PORT: TCP connections to PORT on loopback the server holds (ESTABLISHED)
+tcp_established() { ss -Htn state established "( sport = :$1 )" 2>/dev/null | wc -l; }
+
+# gateway_peer_id: the gateway's libp2p peer ID, from its log (needs
+# GW_RUST_LOG to let sluice::server's info line through)
+gateway_peer_id() {
+  local line
+  line=$(wait_line "$GW_LOG" 'libp2p node started' 30) || return 1
+  sed 's/\x1b\[[0-9;]*m//g' <<<"$line" | sed -n 's/.*peer_id=\([A-Za-z0-9]*\).*/\1/p'
 }

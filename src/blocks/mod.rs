@@ -225,6 +225,9 @@ impl BlockService {
             }
             return Ok((cached.data, BlockSource::Cache));
         }
+        // Stores whose copy failed verification, and why: repaired when a
+        // good copy turns up, reported when none does.
+        let mut damaged: Vec<(&Arc<dyn BlockStore>, VerifyError)> = Vec::new();
         for store in &self.inner.stores {
             let found = store
                 .get(cid)
@@ -234,30 +237,69 @@ impl BlockService {
                 // Stores are only trusted as far as the hash: a flipped bit on
                 // disk must not reach a client or the cache.
                 if !store.verified_at_open() {
-                    verify_block(cid, &data)
-                        .map_err(|source| BlockError::Invalid { cid: *cid, source })?;
+                    if let Err(source) = verify_block(cid, &data) {
+                        tracing::warn!(%cid, error = %source, "stored block failed verification");
+                        crate::metrics::Metrics::global()
+                            .bad_blocks
+                            .get_or_create(&crate::metrics::SourceLabel {
+                                source: crate::metrics::BlockOrigin::Store,
+                            })
+                            .inc();
+                        damaged.push((store, source));
+                        continue;
+                    }
                 }
                 if data.len() <= MAX_CACHED_LOCAL_BLOCK {
                     self.insert(cid, data.clone(), None);
                 }
+                self.repair(cid, &data, &damaged);
                 return Ok((data, BlockSource::Store));
             }
         }
+        let invalid = |damaged: Vec<(&Arc<dyn BlockStore>, VerifyError)>| {
+            damaged
+                .into_iter()
+                .next()
+                .map(|(_, source)| BlockError::Invalid { cid: *cid, source })
+        };
         if self.local_only {
-            return Err(BlockError::NotCached(*cid));
+            return Err(invalid(damaged).unwrap_or(BlockError::NotCached(*cid)));
         }
         let Some(fetcher) = &self.inner.fetcher else {
-            return Err(BlockError::NotFound(*cid));
+            return Err(invalid(damaged).unwrap_or(BlockError::NotFound(*cid)));
         };
-        let (data, provider) = fetcher.fetch(cid).await.map_err(|e| match e {
-            FetchError::NoProviders(cid) => BlockError::NotFound(cid),
-            timeout @ FetchError::Timeout { .. } => BlockError::Timeout(timeout),
-        })?;
+        let (data, provider) = match fetcher.fetch(cid).await {
+            Ok(found) => found,
+            Err(e) => {
+                return Err(invalid(damaged).unwrap_or(match e {
+                    FetchError::NoProviders(cid) => BlockError::NotFound(cid),
+                    timeout @ FetchError::Timeout { .. } => BlockError::Timeout(timeout),
+                }))
+            }
+        };
         // Verified by the fetcher where the bytes came off the wire (see
         // `BlockFetcher::fetch`); hashing again here would double the cost.
         debug_assert!(verify_block(cid, &data).is_ok());
         self.insert(cid, data.clone(), Some(provider.clone()));
+        self.repair(cid, &data, &damaged);
         Ok((data, BlockSource::Network(provider)))
+    }
+
+    /// Writes the verified `data` over each damaged copy, in the background.
+    fn repair(&self, cid: &Cid, data: &Bytes, damaged: &[(&Arc<dyn BlockStore>, VerifyError)]) {
+        for (store, _) in damaged {
+            let (repairing, cid) = (store.repair(*cid, data.clone()), *cid);
+            tokio::spawn(async move {
+                match repairing.await {
+                    Ok(()) => {
+                        tracing::info!(%cid, "damaged stored block replaced by a verified copy")
+                    }
+                    Err(e) => {
+                        tracing::warn!(%cid, error = %e, "could not replace a damaged stored block")
+                    }
+                }
+            });
+        }
     }
 
     fn insert(&self, cid: &Cid, data: Bytes, provider: Option<ProviderId>) {

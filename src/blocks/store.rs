@@ -12,7 +12,7 @@ use bytes::Bytes;
 use cid::Cid;
 use futures::future::BoxFuture;
 
-use super::MAX_BLOCK_SIZE;
+use super::{verify_block, MAX_BLOCK_SIZE};
 use crate::car::{CarError, CarReader};
 
 /// A place blocks are kept. Object-safe so the block service can hold a list.
@@ -23,6 +23,13 @@ pub trait BlockStore: Send + Sync + 'static {
     /// store cannot change underneath (then reads need not be re-hashed).
     fn verified_at_open(&self) -> bool {
         false
+    }
+
+    /// Replaces a copy of `cid` that failed verification with `data`, a
+    /// verified copy from elsewhere. Stores that cannot be written keep
+    /// what they have.
+    fn repair(&self, _cid: Cid, _data: Bytes) -> BoxFuture<'static, io::Result<()>> {
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
@@ -121,15 +128,46 @@ impl BlockStore for CarFileStore {
 /// multihash and spread over 2-character shard directories (the layout of
 /// Kubo's flatfs). Writes go to a temporary file and are renamed into place,
 /// so a crash never leaves a half-written block under a real name.
+#[derive(Clone)]
 pub struct FlatFsStore {
     root: PathBuf,
 }
+
+/// Temporary files start with this, then the writer's process id.
+const TEMP_PREFIX: &str = ".tmp-";
 
 impl FlatFsStore {
     pub fn open(data_dir: &Path) -> io::Result<Self> {
         let root = data_dir.join("blocks");
         std::fs::create_dir_all(&root)?;
         Ok(FlatFsStore { root })
+    }
+
+    /// Removes temporary files left by writers that died mid-write (a
+    /// killed import); those of live processes (an import running beside
+    /// the server) are left alone. Returns how many were removed.
+    pub fn remove_stale_temp_files(&self) -> io::Result<usize> {
+        let mut removed = 0;
+        for shard in std::fs::read_dir(&self.root)? {
+            let shard = shard?.path();
+            if !shard.is_dir() {
+                continue;
+            }
+            for entry in std::fs::read_dir(&shard)? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let Some(writer) = name.to_str().and_then(temp_file_writer) else {
+                    continue;
+                };
+                let alive = writer == std::process::id()
+                    || Path::new("/proc").join(writer.to_string()).exists();
+                if !alive {
+                    std::fs::remove_file(entry.path())?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     fn path_for(&self, cid: &Cid) -> PathBuf {
@@ -141,14 +179,27 @@ impl FlatFsStore {
         self.root.join(shard).join(format!("{name}.data"))
     }
 
-    /// Stores an already verified block.
+    /// Stores an already verified block. A file already there is kept only
+    /// if it still verifies: a copy damaged on disk is replaced.
     pub fn put_blocking(&self, cid: &Cid, data: &[u8]) -> io::Result<()> {
-        use std::io::Write;
+        use std::io::{Read, Write};
         let path = self.path_for(cid);
-        if path.exists() {
-            return Ok(());
+        match std::fs::File::open(&path) {
+            Ok(file) => {
+                let mut existing = Vec::new();
+                file.take(MAX_BLOCK_SIZE as u64 + 1)
+                    .read_to_end(&mut existing)?;
+                if verify_block(cid, &existing).is_ok() {
+                    return Ok(());
+                }
+                tracing::warn!(%cid, path = %path.display(), "stored block failed verification; replacing it");
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
-        let dir = path.parent().expect("block path has a shard directory");
+        let Some(dir) = path.parent() else {
+            return Err(io::Error::other("block path has no shard directory"));
+        };
         std::fs::create_dir_all(dir)?;
         let mut tmp = tempfile_in(dir)?;
         tmp.1.write_all(data)?;
@@ -168,7 +219,7 @@ fn tempfile_in(dir: &Path) -> io::Result<(PathBuf, std::fs::File)> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let path = dir.join(format!(".tmp-{}-{n}", std::process::id()));
+    let path = dir.join(format!("{TEMP_PREFIX}{}-{n}", std::process::id()));
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -176,7 +227,25 @@ fn tempfile_in(dir: &Path) -> io::Result<(PathBuf, std::fs::File)> {
     Ok((path, file))
 }
 
+/// The process id in a temporary file's name (`.tmp-<pid>-<n>`).
+fn temp_file_writer(name: &str) -> Option<u32> {
+    name.strip_prefix(TEMP_PREFIX)?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
+}
+
 impl BlockStore for FlatFsStore {
+    fn repair(&self, cid: Cid, data: Bytes) -> BoxFuture<'static, io::Result<()>> {
+        let store = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || store.put_blocking(&cid, &data))
+                .await
+                .map_err(io::Error::other)?
+        })
+    }
+
     fn get<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<Option<Bytes>>> {
         // The open is done here, not on the blocking pool: most lookups are
         // misses for blocks about to be fetched, and a miss answered at once
@@ -235,5 +304,44 @@ mod tests {
         std::fs::write(store.path_for(&grown), vec![0u8; MAX_BLOCK_SIZE + 10]).unwrap();
         let error = store.get(&grown).await.unwrap_err();
         assert!(error.to_string().contains("over the"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_damaged_block_is_replaced_and_a_good_one_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FlatFsStore::open(dir.path()).unwrap();
+        let cid = Cid::new_v1(0x55, Code::Sha2_256.digest(b"block"));
+        store.put_blocking(&cid, b"block").unwrap();
+        std::fs::write(store.path_for(&cid), b"blocc").unwrap();
+        store.put_blocking(&cid, b"block").unwrap();
+        assert_eq!(std::fs::read(store.path_for(&cid)).unwrap(), b"block");
+        // A good copy is not rewritten (its modification time stays).
+        let before = std::fs::metadata(store.path_for(&cid))
+            .unwrap()
+            .modified()
+            .unwrap();
+        store.put_blocking(&cid, b"block").unwrap();
+        let after = std::fs::metadata(store.path_for(&cid))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(before, after);
+    }
+
+    #[test]
+    fn stale_temp_files_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FlatFsStore::open(dir.path()).unwrap();
+        let shard = store.root.join("AB");
+        std::fs::create_dir_all(&shard).unwrap();
+        // No process has pid 4194304 + 1 (above Linux's pid_max).
+        let dead = shard.join(format!("{TEMP_PREFIX}4194305-0"));
+        let live = shard.join(format!("{TEMP_PREFIX}{}-7", std::process::id()));
+        let block = shard.join("CIQXYZAB.data");
+        for f in [&dead, &live, &block] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        assert_eq!(store.remove_stale_temp_files().unwrap(), 1);
+        assert!(!dead.exists() && live.exists() && block.exists());
     }
 }

@@ -25,6 +25,7 @@ use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use super::bitswap::budget::{BitswapConfig, InboundBudget};
 use super::bitswap::peer::{accept_inbound, Inbound, Outbound};
 use super::bitswap::protocol::{want_entry, WantType};
 use super::http::{HttpAnswer, HttpProviders};
@@ -187,10 +188,16 @@ impl NetworkFetcher {
         routing: Option<Arc<Routing>>,
         config: RetrievalConfig,
         policy: AddressPolicy,
+        bitswap: &BitswapConfig,
     ) -> NetworkFetcher {
         let (tx, rx) = mpsc::unbounded_channel();
         let progress = LinkProgress::default();
-        accept_inbound(&node, tx.clone(), progress.clone());
+        accept_inbound(
+            &node,
+            tx.clone(),
+            progress.clone(),
+            InboundBudget::new(bitswap),
+        );
         let http = HttpProviders::new(
             Duration::from_secs(config.block_timeout_secs.max(1)),
             policy,

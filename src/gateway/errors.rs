@@ -39,6 +39,9 @@ pub enum GatewayError {
     /// The request would read more than a request may (`[limits]`).
     #[error("{0}")]
     OverBudget(String),
+    /// A bug (a panic caught while answering); never expected.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl GatewayError {
@@ -58,6 +61,7 @@ impl GatewayError {
             GatewayError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             // Not retryable as is: the client must ask for less.
             GatewayError::OverBudget(_) => StatusCode::FORBIDDEN,
+            GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -74,9 +74,28 @@ pub fn header_bytes(headers: &HeaderMap) -> usize {
         .sum()
 }
 
+/// Counts a request in flight for as long as it lives: also when a panic
+/// unwinds through the handler before the response (and its
+/// [`RequestGuard`]) exists.
+pub struct InFlight(());
+
+impl InFlight {
+    pub fn enter() -> InFlight {
+        Metrics::global().in_flight.inc();
+        InFlight(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        Metrics::global().in_flight.dec();
+    }
+}
+
 /// Held for the life of a response: releases its concurrency slot and
 /// records its metrics when the body is done or dropped.
 pub struct RequestGuard {
+    pub in_flight: InFlight,
     pub permit: OwnedSemaphorePermit,
     pub started: Instant,
     pub labels: RequestLabels,
@@ -100,7 +119,6 @@ impl Drop for RequestGuard {
             "request finished"
         );
         let metrics = Metrics::global();
-        metrics.in_flight.dec();
         metrics.requests.get_or_create(&self.labels).inc();
         metrics
             .request_duration

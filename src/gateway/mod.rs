@@ -16,6 +16,7 @@ mod handler_dir;
 mod handler_file;
 mod headers;
 pub mod limits;
+mod panics;
 mod ranges;
 mod request;
 mod sniff;
@@ -28,6 +29,7 @@ use axum::http::{header, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
@@ -43,7 +45,7 @@ use crate::metrics::{Metrics, RequestLabels, ResponseType};
 use crate::routing::parse_hints;
 use crate::session::{self, Session, SessionBody};
 use crate::unixfs::UnixfsNode;
-use limits::{header_bytes, tag, LimitedBody, LimitsConfig, RequestGuard};
+use limits::{header_bytes, tag, InFlight, LimitedBody, LimitsConfig, RequestGuard};
 
 /// What every handler needs.
 pub struct Gateway {
@@ -89,15 +91,25 @@ impl Gateway {
 
 /// The gateway's HTTP routes, with CORS and request tracing.
 pub fn router(gateway: Gateway) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/ipfs/{*path}", get(content))
         .route("/ipfs", get(content))
         .route("/ipfs/", get(content))
         .route("/healthz", get(crate::control::healthz))
         .fallback(not_found)
-        .with_state(Arc::new(gateway))
+        .with_state(Arc::new(gateway));
+    harden(routes)
+}
+
+/// The layers around the routes: a panic in a handler is a 500 (still
+/// with CORS headers), one in a response body ends that body; both are
+/// logged and counted, and the connection lives on.
+fn harden(routes: Router) -> Router {
+    routes
+        .layer(CatchPanicLayer::custom(panics::response_for_panic))
         .layer(axum::middleware::from_fn(cors))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(panics::panic_safe_bodies))
 }
 
 /// Content is public: any origin may read it, and the `X-Ipfs-*` headers.
@@ -176,7 +188,7 @@ async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
         .into_response_for(wants_html);
     }
     let metrics = Metrics::global();
-    metrics.in_flight.inc();
+    let in_flight = InFlight::enter();
     let started = std::time::Instant::now();
     let session = Session::new();
     session.set_budget(session::Budget {
@@ -235,6 +247,7 @@ async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
             .insert(header::HeaderName::from_static("server-timing"), timing);
     }
     let guard = RequestGuard {
+        in_flight,
         permit,
         started,
         labels: RequestLabels {

@@ -7,9 +7,16 @@
 //! arrive in one turn of the swarm task, and the answers on the dropped ones
 //! were lost (the want then waited for a hedge or a re-send). This behaviour
 //! only listens; outbound streams still go through `libp2p-stream`.
+//!
+//! The queue is shared by every connection, and a stream waiting in it is
+//! not read (its yamux window fills): each connection may have only so
+//! many streams queued, so one peer opening thousands at once cannot take
+//! every slot and have other peers' streams dropped.
 
 use std::convert::Infallible;
 use std::future::{ready, Ready};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use libp2p::core::transport::PortUse;
@@ -27,20 +34,57 @@ use tokio::sync::mpsc;
 /// streams (yamux), this caps what one slow reader lets pile up.
 const QUEUE: usize = 1024;
 
-/// A stream a peer opened to us, with the protocol it negotiated.
-pub type InboundStream = (PeerId, StreamProtocol, Stream);
+/// A stream a peer opened to us, with the protocol it negotiated. It holds
+/// its connection's place in the queue until dropped.
+pub struct InboundStream {
+    pub peer: PeerId,
+    pub protocol: StreamProtocol,
+    pub stream: Stream,
+    _queued: QueueSlot,
+}
+
+/// One of a connection's places in the queue; given back when dropped.
+struct QueueSlot(Arc<AtomicUsize>);
+
+impl QueueSlot {
+    /// Takes a place if fewer than `max` are taken.
+    fn take(queued: &Arc<AtomicUsize>, max: usize) -> Option<QueueSlot> {
+        queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| QueueSlot(queued.clone()))
+    }
+}
+
+impl Drop for QueueSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// Listens for `protocols` on every connection.
 pub struct Behaviour {
     protocols: Vec<StreamProtocol>,
     streams: mpsc::Sender<InboundStream>,
+    queued_per_connection: usize,
 }
 
 impl Behaviour {
-    /// The behaviour and the receiving end of its stream queue.
-    pub fn new(protocols: Vec<StreamProtocol>) -> (Behaviour, mpsc::Receiver<InboundStream>) {
+    /// The behaviour and the receiving end of its stream queue; each
+    /// connection may have `queued_per_connection` streams in it.
+    pub fn new(
+        protocols: Vec<StreamProtocol>,
+        queued_per_connection: usize,
+    ) -> (Behaviour, mpsc::Receiver<InboundStream>) {
         let (streams, receiver) = mpsc::channel(QUEUE);
-        (Behaviour { protocols, streams }, receiver)
+        let behaviour = Behaviour {
+            protocols,
+            streams,
+            queued_per_connection: queued_per_connection.max(1),
+        };
+        (behaviour, receiver)
     }
 
     fn handler(&self, peer: PeerId) -> Handler {
@@ -48,6 +92,8 @@ impl Behaviour {
             peer,
             protocols: self.protocols.clone(),
             streams: self.streams.clone(),
+            queued: Arc::default(),
+            max_queued: self.queued_per_connection,
         }
     }
 }
@@ -97,6 +143,9 @@ pub struct Handler {
     peer: PeerId,
     protocols: Vec<StreamProtocol>,
     streams: mpsc::Sender<InboundStream>,
+    /// This connection's streams in the queue.
+    queued: Arc<AtomicUsize>,
+    max_queued: usize,
 }
 
 impl ConnectionHandler for Handler {
@@ -131,11 +180,20 @@ impl ConnectionHandler for Handler {
             ..
         }) = event
         {
-            if self
-                .streams
-                .try_send((self.peer, protocol, stream))
-                .is_err()
-            {
+            let Some(slot) = QueueSlot::take(&self.queued, self.max_queued) else {
+                tracing::debug!(peer = %self.peer, "inbound stream dropped: the connection has its share of the reader queue");
+                crate::metrics::Metrics::global()
+                    .inbound_streams_dropped
+                    .inc();
+                return;
+            };
+            let queued = InboundStream {
+                peer: self.peer,
+                protocol,
+                stream,
+                _queued: slot,
+            };
+            if self.streams.try_send(queued).is_err() {
                 tracing::debug!(peer = %self.peer, "inbound stream dropped: reader queue full or gone");
                 crate::metrics::Metrics::global()
                     .inbound_streams_dropped
@@ -166,5 +224,23 @@ impl InboundUpgrade<Stream> for Listen {
 
     fn upgrade_inbound(self, stream: Stream, protocol: StreamProtocol) -> Self::Future {
         ready(Ok((stream, protocol)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_takes_at_most_its_share_of_the_queue() {
+        let queued = Arc::default();
+        let first = QueueSlot::take(&queued, 2).unwrap();
+        let _second = QueueSlot::take(&queued, 2).unwrap();
+        assert!(QueueSlot::take(&queued, 2).is_none());
+        drop(first);
+        assert!(
+            QueueSlot::take(&queued, 2).is_some(),
+            "a place is given back"
+        );
     }
 }

@@ -43,8 +43,13 @@ pub struct P2pConfig {
     pub max_connections: u32,
     /// Most connections to one peer.
     pub max_connections_per_peer: u32,
+    /// Most connections being dialled, and most being accepted, at once
+    /// (each request may name several peers to dial).
+    pub max_pending_connections: u32,
     /// Seconds a connection with no open stream stays up.
     pub idle_timeout_secs: u64,
+    /// Streams one connection may have waiting for their reader; more are dropped.
+    pub max_queued_inbound_streams_per_connection: usize,
 }
 
 impl Default for P2pConfig {
@@ -57,7 +62,9 @@ impl Default for P2pConfig {
             peers: Vec::new(),
             max_connections: 512,
             max_connections_per_peer: 2,
+            max_pending_connections: 128,
             idle_timeout_secs: 60,
+            max_queued_inbound_streams_per_connection: 128,
         }
     }
 }
@@ -214,9 +221,13 @@ impl Node {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let limits = ConnectionLimits::default()
             .with_max_established(Some(config.max_connections))
-            .with_max_established_per_peer(Some(config.max_connections_per_peer));
-        let (inbound_behaviour, inbound_streams) =
-            inbound::Behaviour::new(inbound_protocols.to_vec());
+            .with_max_established_per_peer(Some(config.max_connections_per_peer))
+            .with_max_pending_outgoing(Some(config.max_pending_connections))
+            .with_max_pending_incoming(Some(config.max_pending_connections));
+        let (inbound_behaviour, inbound_streams) = inbound::Behaviour::new(
+            inbound_protocols.to_vec(),
+            config.max_queued_inbound_streams_per_connection,
+        );
         let transport = transport(&key, policy.clone())?;
         let behaviour = Behaviour {
             inbound: inbound_behaviour,

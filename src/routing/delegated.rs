@@ -39,7 +39,9 @@ pub struct RoutingConfig {
 impl Default for RoutingConfig {
     fn default() -> Self {
         RoutingConfig {
-            endpoints: vec!["https://delegated-ipfs.dev".into()],
+            // The public router the defaults named (delegated-ipfs.dev) was
+            // shut down on 2026-09-30; no default names a single operator.
+            endpoints: Vec::new(),
             lookup_timeout_ms: 5000,
             max_concurrent_lookups: 16,
             max_providers_per_lookup: 32,

@@ -1,6 +1,7 @@
 //! The process-wide peer book: what earlier sessions learned about each
 //! provider, decayed over time, used to seed the ranking of new sessions;
-//! and the list of providers banned for sending bad blocks.
+//! and the list of providers banned for sending bad blocks (or, for a
+//! shorter while, for sending more than their inbound budget).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -129,6 +130,20 @@ impl PeerBook {
         entry.banned_until = Some(now + BAN);
     }
 
+    /// Bans `provider` for `duration` (a peer that went over its inbound
+    /// budget), unless it is banned for longer already.
+    pub fn penalise_for(&self, provider: &ProviderId, duration: Duration) {
+        let now = Instant::now();
+        let until = now + duration;
+        let mut entries = self.entries.lock().expect("poisoned");
+        let entry = entries
+            .entry(provider.clone())
+            .or_insert_with(|| Entry::new(now));
+        if entry.banned_until.is_none_or(|banned| banned < until) {
+            entry.banned_until = Some(until);
+        }
+    }
+
     /// Blocks `provider` delivered in every finished session of this process.
     pub fn blocks_delivered(&self, provider: &ProviderId) -> u64 {
         let entries = self.entries.lock().expect("poisoned");
@@ -179,5 +194,26 @@ mod tests {
         assert!(!book.is_banned(&bad));
         book.penalise(&bad);
         assert!(book.is_banned(&bad));
+    }
+
+    #[test]
+    fn a_penalty_for_a_while_does_not_shorten_a_ban() {
+        let book = PeerBook::default();
+        let greedy = ProviderId::Http("http://greedy".into());
+        book.penalise_for(&greedy, Duration::from_secs(60));
+        assert!(book.is_banned(&greedy));
+        book.penalise_for(&greedy, Duration::ZERO);
+        assert!(
+            book.is_banned(&greedy),
+            "a shorter penalty keeps the longer one"
+        );
+        let bad = ProviderId::Http("http://bad".into());
+        book.penalise(&bad);
+        book.penalise_for(&bad, Duration::from_secs(1));
+        let until = book.entries.lock().unwrap()[&bad].banned_until.unwrap();
+        assert!(until > Instant::now() + Duration::from_secs(3000));
+        let brief = ProviderId::Http("http://brief".into());
+        book.penalise_for(&brief, Duration::ZERO);
+        assert!(!book.is_banned(&brief), "a penalty ends");
     }
 }

@@ -86,22 +86,29 @@ pub async fn hamt_lookup(
             });
         };
         let prefix = format!("{slot:0width$X}");
-        let link = shard
-            .links
-            .iter()
-            .find(|l| l.name.as_deref().is_some_and(|n| n.starts_with(&prefix)));
-        let Some(link) = link else {
+        // Names are untrusted: only the ASCII prefix is matched, and what
+        // follows it is compared as a whole, never sliced at a guess.
+        let mut child = None;
+        for link in &shard.links {
+            let Some(rest) = link.name.as_deref().and_then(|n| n.strip_prefix(&prefix)) else {
+                continue;
+            };
+            if rest.is_empty() {
+                child.get_or_insert(link.cid);
+            } else if rest == name {
+                return Ok(HamtLookup {
+                    found: Some(link.cid),
+                    shards,
+                });
+            }
+        }
+        let Some(child) = child else {
             return Ok(HamtLookup {
                 found: None,
                 shards,
             });
         };
-        let link_name = link.name.as_deref().unwrap_or_default();
-        if link_name.len() > width {
-            let found = (&link_name[width..] == name).then_some(link.cid);
-            return Ok(HamtLookup { found, shards });
-        }
-        shard_cid = link.cid;
+        shard_cid = child;
         let block = blocks.get(&shard_cid).await?;
         let node = Node::decode(&shard_cid, block)?;
         let (child, child_fanout) = shard_fanout(&shard_cid, &node)?;
@@ -114,6 +121,24 @@ pub async fn hamt_lookup(
         shards.push(shard_cid);
         shard = child;
     }
+}
+
+/// What follows the slot prefix of a shard link's name: empty for a link
+/// to a child shard, else the entry's name. The prefix must be `width`
+/// hex digits naming a slot below `fanout`.
+fn entry_name(name: &str, width: usize, fanout: u64) -> Result<&str, String> {
+    let Some(prefix) = name
+        .get(..width)
+        .filter(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
+    else {
+        return Err(format!("it does not start with a {width}-digit hex slot"));
+    };
+    match u64::from_str_radix(prefix, 16) {
+        Ok(slot) if slot < fanout => {}
+        _ => return Err(format!("slot {prefix} is outside a fanout of {fanout}")),
+    }
+    // The prefix is ASCII, so `width` is a character boundary.
+    Ok(name.get(width..).unwrap_or_default())
 }
 
 /// Lists every entry of a sharded directory (in shard order), and the CIDs
@@ -130,15 +155,20 @@ pub async fn hamt_list(
     let mut entries = Vec::new();
     let mut shards = vec![*root];
     let mut walked = std::collections::HashSet::from([*root]);
-    // Depth-first, in link order: a stack of link lists being walked.
-    let mut stack = vec![root_pb.links.into_iter()];
-    while let Some(links) = stack.last_mut() {
+    // Depth-first, in link order: a stack of (shard, links being walked).
+    let mut stack = vec![(*root, root_pb.links.into_iter())];
+    while let Some((shard_cid, links)) = stack.last_mut() {
+        let shard_cid = *shard_cid;
         let Some(link) = links.next() else {
             stack.pop();
             continue;
         };
         let name = link.name.unwrap_or_default();
-        if name.len() > width {
+        let rest = entry_name(&name, width, fanout).map_err(|reason| DagError::Inconsistent {
+            cid: *root,
+            reason: format!("shard {shard_cid} has a link named {name:?}: {reason}"),
+        })?;
+        if !rest.is_empty() {
             if entries.len() >= MAX_HAMT_ENTRIES {
                 return Err(DagError::Inconsistent {
                     cid: *root,
@@ -146,19 +176,33 @@ pub async fn hamt_list(
                 });
             }
             entries.push(DirEntry {
-                name: name[width..].to_string(),
+                name: rest.to_string(),
                 cid: link.cid,
                 size: link.size,
             });
         } else if walked.insert(link.cid) {
-            let block = blocks.get(&link.cid).await?;
-            let node = Node::decode(&link.cid, block)?;
-            let (child, _) = shard_fanout(&link.cid, &node)?;
-            shards.push(link.cid);
+            // Each shard is read once however often it is linked, and
+            // distinct shards are bounded too.
+            if shards.len() >= MAX_HAMT_ENTRIES {
+                return Err(DagError::Inconsistent {
+                    cid: *root,
+                    reason: format!("directory has more than {MAX_HAMT_ENTRIES} shard nodes"),
+                });
+            }
             if stack.len() > 64 {
                 return Err(DagError::TooDeep(64));
             }
-            stack.push(child.links.into_iter());
+            let block = blocks.get(&link.cid).await?;
+            let node = Node::decode(&link.cid, block)?;
+            let (child, child_fanout) = shard_fanout(&link.cid, &node)?;
+            if child_fanout != fanout {
+                return Err(DagError::Inconsistent {
+                    cid: *root,
+                    reason: format!("shard {} has a different fanout from its parent", link.cid),
+                });
+            }
+            shards.push(link.cid);
+            stack.push((link.cid, child.links.into_iter()));
         }
     }
     Ok((entries, shards))
@@ -173,6 +217,23 @@ mod tests {
         assert_eq!(slot_width(256), 2);
         assert_eq!(slot_width(16), 1);
         assert_eq!(slot_width(1024), 3);
+    }
+
+    #[test]
+    fn entry_names_are_split_after_an_ascii_hex_prefix() {
+        assert_eq!(entry_name("0Aéx", 2, 256), Ok("éx"));
+        assert_eq!(entry_name("FF", 2, 256), Ok(""));
+        assert_eq!(entry_name("3", 1, 16), Ok(""));
+        // A multi-byte character inside the prefix, a short or empty name,
+        // a non-hex prefix, a slot past the fanout.
+        assert!(entry_name("0éx", 2, 256).is_err());
+        assert!(entry_name("é", 2, 256).is_err());
+        assert!(entry_name("", 2, 256).is_err());
+        assert!(entry_name("0", 2, 256).is_err());
+        assert!(entry_name("ZZname", 2, 256).is_err());
+        assert!(entry_name("+1name", 2, 256).is_err());
+        assert!(entry_name("1Fname", 2, 16).is_err());
+        assert!(entry_name("Fname", 1, 8).is_err());
     }
 
     #[test]

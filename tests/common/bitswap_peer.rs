@@ -12,8 +12,8 @@ use cid::Cid;
 use futures::StreamExt;
 use libp2p::{Multiaddr, PeerId, Stream};
 use sluice::fetch::bitswap::protocol::{
-    cid_prefix, read_message, write_message, Block, BlockPresence, Message, PresenceType, WantType,
-    BITSWAP_120,
+    cid_prefix, read_message, write_message, Block, BlockPresence, Entry, Message, PresenceType,
+    WantType, Wantlist, BITSWAP_120,
 };
 use sluice::p2p::{Node, P2pConfig};
 
@@ -34,6 +34,9 @@ pub enum Behaviour {
     /// Keeps a want it answered until it is cancelled and ignores it when
     /// it comes again meanwhile, as Helia's ledger does.
     KeepsAnsweredWants,
+    /// Answers honestly, padding each message with a wantlist entry of this
+    /// many bytes (ignored by the receiver, but part of the message body).
+    Padded(usize),
 }
 
 /// What the peer saw, for assertions.
@@ -205,6 +208,15 @@ async fn serve(
                 });
             }
             continue;
+        }
+        if let Behaviour::Padded(bytes) = behaviour {
+            reply.wantlist = Some(Wantlist {
+                entries: vec![Entry {
+                    block: Bytes::from(vec![0; bytes]),
+                    ..Default::default()
+                }],
+                full: false,
+            });
         }
         let count = reply.payload.len();
         if write_message(stream, &reply).await.is_err() {

@@ -1,7 +1,11 @@
 //! The Bitswap transport, split like rust-libp2p's protocol crates:
 //! [`protocol`] is the wire format only, [`peer`] owns the streams to and
 //! from each peer. The want logic that decides what to send lives in
-//! [`crate::fetch`] and knows nothing of bytes on the wire.
+//! [`crate::fetch`] and knows nothing of bytes on the wire. [`budget`]
+//! bounds the bytes peers make us buffer.
 
+pub mod budget;
 pub mod peer;
 pub mod protocol;
+
+pub use budget::BitswapConfig;

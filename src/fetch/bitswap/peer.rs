@@ -1,7 +1,9 @@
 //! Bitswap streams: one outbound queue per peer (batching entries into
 //! messages on a long-lived stream, reopened when it breaks, falling back
 //! from 1.2.0 to 1.1.0 and 1.0.0), and readers for the streams peers open
-//! to us (Go and JS peers send many length-prefixed messages on one stream).
+//! to us (Go and JS peers send many length-prefixed messages on one stream),
+//! each message charged to the peer's inbound budget (see [`super::budget`])
+//! as it arrives.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,21 +14,24 @@ use cid::Cid;
 use libp2p::{PeerId, Stream, StreamProtocol};
 use tokio::sync::mpsc;
 
+use super::budget::{InboundBudget, Reservation, StreamTicket};
 use super::protocol::{
-    cid_of_block, cid_of_v0_block, decode_message, read_frame, write_message, Entry, Message,
-    PresenceType, WantType, Wantlist, BITSWAP_100, PROTOCOLS,
+    cid_of_block, cid_of_v0_block, decode_message, read_body, read_length, write_message, Entry,
+    Message, PresenceType, WantType, Wantlist, BITSWAP_100, PROTOCOLS,
 };
 use crate::blocks::MAX_BLOCK_SIZE;
 use crate::fetch::progress::ProgressReader;
 use crate::fetch::LinkProgress;
-use crate::p2p::Node;
+use crate::metrics::Metrics;
+use crate::p2p::{InboundStream, Node};
 use crate::session::ProviderId;
 
 /// An outbound queue with nothing to send closes its stream after this.
 const IDLE: Duration = Duration::from_secs(30);
 /// Most entries in one message.
 const MAX_ENTRIES_PER_MESSAGE: usize = 512;
-/// Messages read from a peer's stream ahead of the one being verified.
+/// Messages read from a peer's stream ahead of the one being verified (each
+/// holds its share of the peer's inbound budget until verified).
 const FRAMES_AHEAD: usize = 2;
 /// Time allowed to open a stream (including dialling).
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -196,20 +201,43 @@ async fn peer_queue(
 }
 
 /// Reads every message on the streams peers open to us (the node must have
-/// been started with the Bitswap [`PROTOCOLS`]).
+/// been started with the Bitswap [`PROTOCOLS`]), within `budget`.
 pub fn accept_inbound(
     node: &Node,
     inbound: mpsc::UnboundedSender<Inbound>,
     progress: LinkProgress,
+    budget: Arc<InboundBudget>,
 ) {
     let Some(mut incoming) = node.take_inbound_streams() else {
         tracing::warn!("bitswap inbound streams already taken");
         return;
     };
     tokio::spawn(async move {
-        while let Some((peer, protocol, stream)) = incoming.recv().await {
+        while let Some(queued) = incoming.recv().await {
+            let InboundStream {
+                peer,
+                protocol,
+                stream,
+                ..
+            } = queued;
+            let ticket = match budget.admit(peer) {
+                Ok(ticket) => ticket,
+                Err(refusal) => {
+                    // Dropping the stream resets it.
+                    tracing::debug!(%peer, ?refusal, "inbound bitswap stream refused");
+                    Metrics::global().inbound_streams_refused.inc();
+                    continue;
+                }
+            };
             let stream = progress.reader(ProviderId::Peer(peer), stream);
-            tokio::spawn(read_stream(peer, stream, protocol, inbound.clone()));
+            tokio::spawn(read_stream(
+                peer,
+                stream,
+                protocol,
+                inbound.clone(),
+                ticket,
+                budget.message_timeout(),
+            ));
         }
     });
 }
@@ -217,16 +245,20 @@ pub fn accept_inbound(
 /// Reading and interpreting (which hashes every block) run as two tasks, so
 /// the stream is read, and its flow-control window reopened, while the
 /// previous message is verified; the sender would otherwise stall on the
-/// window for as long as each message takes to hash.
+/// window for as long as each message takes to hash. Each message holds
+/// its reservation until it has been interpreted and handed on.
 async fn read_stream(
     peer: PeerId,
     mut stream: ProgressReader<Stream>,
     protocol: StreamProtocol,
     inbound: mpsc::UnboundedSender<Inbound>,
+    ticket: StreamTicket,
+    message_timeout: Duration,
 ) {
-    let (frames, mut to_interpret) = mpsc::channel::<Bytes>(FRAMES_AHEAD);
+    let (frames, mut to_interpret) = mpsc::channel::<(Bytes, Reservation)>(FRAMES_AHEAD);
     let interpreter = tokio::spawn(async move {
-        while let Some(body) = to_interpret.recv().await {
+        while let Some((body, reservation)) = to_interpret.recv().await {
+            let body_len = body.len();
             let message = match decode_message(body) {
                 Ok(message) => message,
                 Err(e) => {
@@ -234,34 +266,73 @@ async fn read_stream(
                     return;
                 }
             };
-            for event in interpret(peer, &protocol, message) {
+            for event in interpret(peer, &protocol, message, body_len) {
                 if inbound.send(event).is_err() {
                     return;
                 }
             }
+            drop(reservation);
         }
     });
-    loop {
-        match read_frame(&mut stream).await {
-            Ok(Some(body)) => {
-                if frames.send(body).await.is_err() {
-                    break;
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "bitswap stream closed");
+    let reading = async {
+        // Waiting for the next message is not timed (Go peers keep one
+        // stream open between messages); a message once started is.
+        while let Some(len) = read_length(&mut stream).await? {
+            let mut reservation = ticket.reservation();
+            let body = tokio::time::timeout(
+                message_timeout,
+                read_body(&mut stream, len, &mut reservation),
+            )
+            .await
+            .map_err(|_| {
+                std::io::Error::other(format!(
+                    "message of {len} bytes incomplete after {message_timeout:?}"
+                ))
+            })??;
+            if frames.send((body, reservation)).await.is_err() {
                 break;
             }
         }
+        Ok::<(), std::io::Error>(())
+    };
+    let read = tokio::select! {
+        read = reading => Some(read),
+        () = ticket.reset().cancelled() => None,
+    };
+    match read {
+        Some(read) => {
+            if let Err(e) = read {
+                tracing::debug!(%peer, error = %e, "bitswap stream closed");
+            }
+            drop(stream);
+            drop(frames);
+            let _ = interpreter.await;
+        }
+        // Over budget: what this stream holds is dropped unverified, and
+        // dropping the stream resets it.
+        None => interpreter.abort(),
     }
-    drop(frames);
-    let _ = interpreter.await;
 }
 
-/// Turns a message into events. Wantlists from peers are ignored: this
-/// node fetches, it does not serve.
-fn interpret(peer: PeerId, protocol: &StreamProtocol, message: Message) -> Vec<Inbound> {
+/// Turns a message of `body_len` bytes into events. Wantlists from peers
+/// are ignored: this node fetches, it does not serve.
+fn interpret(
+    peer: PeerId,
+    protocol: &StreamProtocol,
+    message: Message,
+    body_len: usize,
+) -> Vec<Inbound> {
+    // Blocks share the message body's memory, and the cache weighs a block
+    // by its own length: a small block would keep a large message alive
+    // (a peer could pad each answer to 4 MB). One under half its message is
+    // copied out, so what a block holds is at most twice what it weighs.
+    let own = |data: Bytes| {
+        if data.len() * 2 < body_len {
+            Bytes::copy_from_slice(&data)
+        } else {
+            data
+        }
+    };
     let mut events = Vec::new();
     let malformed = |reason: String| Inbound::Malformed { peer, reason };
     for block in message.payload {
@@ -273,7 +344,7 @@ fn interpret(peer: PeerId, protocol: &StreamProtocol, message: Message) -> Vec<I
             Ok(cid) => events.push(Inbound::Block {
                 peer,
                 cid,
-                data: block.data,
+                data: own(block.data),
             }),
             Err(reason) => events.push(malformed(reason)),
         }
@@ -287,7 +358,7 @@ fn interpret(peer: PeerId, protocol: &StreamProtocol, message: Message) -> Vec<I
             events.push(Inbound::Block {
                 peer,
                 cid: cid_of_v0_block(&data),
-                data,
+                data: own(data),
             });
         }
     }
@@ -302,4 +373,65 @@ fn interpret(peer: PeerId, protocol: &StreamProtocol, message: Message) -> Vec<I
         }
     }
     events
+}
+
+#[cfg(test)]
+mod tests {
+    use multihash_codetable::{Code, MultihashDigest};
+    use prost::Message as _;
+
+    use super::super::protocol::{cid_prefix, Block, BITSWAP_120};
+    use super::*;
+
+    fn shares(body: &Bytes, data: &Bytes) -> bool {
+        let range = body.as_ptr_range();
+        range.contains(&data.as_ptr())
+    }
+
+    /// The blocks of `message`, decoded from its encoding as read off the wire.
+    fn blocks_of(message: &Message) -> (Bytes, Vec<Bytes>) {
+        let body = Bytes::from(message.encode_to_vec());
+        let decoded = decode_message(body.clone()).unwrap();
+        let events = interpret(PeerId::random(), &BITSWAP_120, decoded, body.len());
+        let blocks = events
+            .into_iter()
+            .filter_map(|e| match e {
+                Inbound::Block { data, .. } => Some(data),
+                _ => None,
+            })
+            .collect();
+        (body, blocks)
+    }
+
+    fn block(data: Vec<u8>) -> Block {
+        let cid = Cid::new_v1(0x55, Code::Sha2_256.digest(&data));
+        Block {
+            prefix: cid_prefix(&cid),
+            data: Bytes::from(data),
+        }
+    }
+
+    #[test]
+    fn a_small_block_does_not_keep_a_padded_message_alive() {
+        // One wanted 100-byte block beside 2 MB of padding.
+        let message = Message {
+            payload: vec![block(vec![1; 100]), block(vec![0; 2_000_000])],
+            ..Default::default()
+        };
+        let (body, blocks) = blocks_of(&message);
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(&blocks[0][..], &[1; 100][..]);
+        assert!(!shares(&body, &blocks[0]), "the small block is copied out");
+        assert!(
+            shares(&body, &blocks[1]),
+            "most of the message is not copied"
+        );
+
+        // A message of one block is not copied either.
+        let (body, blocks) = blocks_of(&Message {
+            payload: vec![block(vec![2; 300_000])],
+            ..Default::default()
+        });
+        assert!(shares(&body, &blocks[0]));
+    }
 }

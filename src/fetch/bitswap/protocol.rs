@@ -170,9 +170,37 @@ pub fn decode_message(body: Bytes) -> std::io::Result<Message> {
     Message::decode(body).map_err(std::io::Error::other)
 }
 
+/// Room for a message body, asked for as its bytes arrive: the reader
+/// calls [`FrameBudget::reserve`] before it buffers each step of a body, and
+/// an error ends the read. The policy behind it is not the wire format's.
+pub trait FrameBudget {
+    fn reserve(
+        &mut self,
+        bytes: usize,
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+}
+
+/// No budget beyond [`MAX_MESSAGE_SIZE`] (for peers the test suite runs).
+pub struct Unbudgeted;
+
+impl FrameBudget for Unbudgeted {
+    async fn reserve(&mut self, _bytes: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Reads one length-prefixed message body without decoding it; `None` at a
 /// clean end of stream.
 pub async fn read_frame(io: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<Bytes>> {
+    match read_length(io).await? {
+        Some(len) => read_body(io, len, &mut Unbudgeted).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Reads the length prefix of the next message; `None` at a clean end of
+/// stream, an error past [`MAX_MESSAGE_SIZE`].
+pub async fn read_length(io: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<usize>> {
     let mut len: usize = 0;
     for i in 0..10 {
         let mut byte = [0u8; 1];
@@ -196,14 +224,25 @@ pub async fn read_frame(io: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Op
             "message of {len} bytes exceeds {MAX_MESSAGE_SIZE}"
         )));
     }
+    Ok(Some(len))
+}
+
+/// Reads a message body of `len` bytes (from [`read_length`]), taking room
+/// from `budget` for each step before buffering it.
+pub async fn read_body(
+    io: &mut (impl AsyncRead + Unpin),
+    len: usize,
+    budget: &mut impl FrameBudget,
+) -> std::io::Result<Bytes> {
     // Filled as the bytes arrive: the capacity is only reserved, so a peer
-    // that announces 4 MiB on each of many streams and sends little holds
-    // little memory (zeroing the whole buffer up front committed it all).
+    // that announces 4 MiB and sends little holds (and is charged) little.
     let mut body = Vec::with_capacity(len);
     let mut filled = 0;
     while filled < len {
         if filled == body.len() {
-            body.resize((filled + READ_STEP).min(len), 0);
+            let step = READ_STEP.min(len - filled);
+            budget.reserve(step).await?;
+            body.resize(filled + step, 0);
         }
         let read = io.read(&mut body[filled..]).await?;
         if read == 0 {
@@ -211,7 +250,7 @@ pub async fn read_frame(io: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Op
         }
         filled += read;
     }
-    Ok(Some(Bytes::from(body)))
+    Ok(Bytes::from(body))
 }
 
 /// Most bytes of a message body read (and zeroed first) at a time.
@@ -283,5 +322,61 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(&body[..], &long[long.len() - 200_000..]);
+    }
+
+    /// Grants room up to a cap, recording each request.
+    struct Capped {
+        cap: usize,
+        asked: Vec<usize>,
+    }
+
+    impl FrameBudget for Capped {
+        async fn reserve(&mut self, bytes: usize) -> std::io::Result<()> {
+            self.asked.push(bytes);
+            if self.asked.iter().sum::<usize>() > self.cap {
+                return Err(std::io::Error::other("over budget"));
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn room_is_asked_for_as_the_body_arrives_not_as_announced() {
+        let mut buf = unsigned_varint::encode::usize_buffer();
+        // Announces 4,000,000 bytes, sends 100,000: two steps are charged.
+        let mut partial = Vec::new();
+        partial.extend_from_slice(unsigned_varint::encode::usize(4_000_000, &mut buf));
+        partial.extend_from_slice(&[7u8; 100_000]);
+        let mut io = futures::io::Cursor::new(partial);
+        let len = read_length(&mut io).await.unwrap().unwrap();
+        let mut budget = Capped {
+            cap: usize::MAX,
+            asked: Vec::new(),
+        };
+        let error = read_body(&mut io, len, &mut budget).await.unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(budget.asked, vec![READ_STEP, READ_STEP]);
+
+        // A whole body is charged exactly its length; a refusal ends the read.
+        let mut whole = Vec::new();
+        whole.extend_from_slice(unsigned_varint::encode::usize(150_000, &mut buf));
+        whole.extend_from_slice(&[7u8; 150_000]);
+        let mut io = futures::io::Cursor::new(whole.clone());
+        let len = read_length(&mut io).await.unwrap().unwrap();
+        let mut budget = Capped {
+            cap: usize::MAX,
+            asked: Vec::new(),
+        };
+        let body = read_body(&mut io, len, &mut budget).await.unwrap();
+        assert_eq!(body.len(), 150_000);
+        assert_eq!(budget.asked.iter().sum::<usize>(), 150_000);
+        let mut io = futures::io::Cursor::new(whole);
+        let len = read_length(&mut io).await.unwrap().unwrap();
+        let mut budget = Capped {
+            cap: 100_000,
+            asked: Vec::new(),
+        };
+        let error = read_body(&mut io, len, &mut budget).await.unwrap_err();
+        assert_eq!(error.to_string(), "over budget");
     }
 }
