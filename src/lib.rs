@@ -20,7 +20,9 @@
 //!   its inbound protocol streams.
 //! - [`blocks`]: the block service — verification of every block against
 //!   its CID, the byte-weighted cache, the local stores (CAR files served
-//!   in place, the on-disk store in the data directory), then the fetcher.
+//!   in place, the on-disk store in the data directory), then the fetcher;
+//!   and the read-ahead budgets walks fetch ahead within
+//!   (`blocks::read_ahead`).
 //! - [`car`]: reading (v1 and v2), writing and importing CAR files.
 //! - [`dag`]: decoding blocks of every codec, content path resolution, and
 //!   depth-first walks for CAR responses.

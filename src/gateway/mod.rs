@@ -36,6 +36,7 @@ use tracing::Instrument;
 pub use errors::GatewayError;
 pub use request::{ContentRequest, Format};
 
+use crate::blocks::read_ahead::ReadAheadPool;
 use crate::blocks::BlockService;
 use crate::config::{GatewayConfig, HintsConfig};
 use crate::dag::{resolve_path, Node};
@@ -52,6 +53,8 @@ pub struct Gateway {
     pub config: GatewayConfig,
     pub hints: HintsConfig,
     pub limits: LimitsConfig,
+    /// Bytes all responses hold fetched ahead of their writers.
+    pub read_ahead: ReadAheadPool,
     /// Hints are checked against it as they are parsed.
     pub address_policy: AddressPolicy,
     concurrency: Arc<tokio::sync::Semaphore>,
@@ -72,6 +75,7 @@ impl Gateway {
             config,
             address_policy: AddressPolicy::new(hints.allow_private),
             hints,
+            read_ahead: ReadAheadPool::new(limits.read_ahead()),
             limits,
             concurrency,
         }
