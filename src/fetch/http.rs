@@ -23,7 +23,7 @@ use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
-use super::bitswap::protocol::WantType;
+use super::WantKind;
 use crate::blocks::MAX_BLOCK_SIZE;
 use crate::dial::http::HttpClient;
 use crate::dial::AddressPolicy;
@@ -134,7 +134,7 @@ impl HttpProviders {
         &self,
         base: &str,
         cid: &Cid,
-        want: WantType,
+        want: WantKind,
         progress: &LinkProgress,
     ) -> impl Future<Output = HttpAnswer> + Send + 'static {
         let link = self.link(base);
@@ -181,9 +181,9 @@ impl HttpProviders {
 /// in the semaphore's first-come queue.
 fn take_turn(
     link: &Arc<Link>,
-    want: WantType,
+    want: WantKind,
 ) -> BoxFuture<'static, Result<Option<OwnedSemaphorePermit>, AcquireError>> {
-    if want == WantType::Have {
+    if want == WantKind::Have {
         return Box::pin(std::future::ready(Ok(None)));
     }
     let kib = link.expected_kib().clamp(1, BYTES_IN_FLIGHT_KIB);
@@ -200,15 +200,15 @@ async fn transfer(
     link: &Link,
     base: &str,
     cid: &Cid,
-    want: WantType,
+    want: WantKind,
     progress: &LinkProgress,
 ) -> HttpAnswer {
     let provider = ProviderId::Http(base.to_string());
     let mut noted = None;
     let url = format!("{base}/ipfs/{cid}?format=raw");
     let request = match want {
-        WantType::Block => client.get(&url),
-        WantType::Have => client.head(&url),
+        WantKind::Block => client.get(&url),
+        WantKind::Have => client.head(&url),
     };
     let request = match request {
         Ok(request) => request.header(reqwest::header::ACCEPT, "application/vnd.ipld.raw"),
@@ -220,7 +220,7 @@ async fn transfer(
     };
     let status = response.status();
     match status {
-        StatusCode::OK if want == WantType::Have => HttpAnswer::Have,
+        StatusCode::OK if want == WantKind::Have => HttpAnswer::Have,
         StatusCode::OK => {
             if response
                 .content_length()

@@ -23,6 +23,17 @@ use futures::future::BoxFuture;
 use crate::routing::ProviderHint;
 use crate::session::ProviderId;
 
+/// What a provider is asked for one block, whatever carries the ask:
+/// Bitswap turns it into a wantlist entry, a trustless gateway into `GET`
+/// or `HEAD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WantKind {
+    /// The block itself (WANT_BLOCK, `GET`).
+    Block,
+    /// Only whether the provider has it (WANT_HAVE, `HEAD`).
+    Have,
+}
+
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum FetchError {
     /// Every provider the session knows, and a broadcast, came up empty.

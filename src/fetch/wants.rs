@@ -27,9 +27,8 @@ use tokio::time::Instant;
 
 use super::bitswap::budget::{BitswapConfig, InboundBudget};
 use super::bitswap::peer::{accept_inbound, Inbound, Outbound};
-use super::bitswap::protocol::{want_entry, WantType};
 use super::http::{HttpAnswer, HttpProviders};
-use super::{BlockFetcher, FetchError, LinkProgress, SessionMode};
+use super::{BlockFetcher, FetchError, LinkProgress, SessionMode, WantKind};
 use crate::blocks::verify_block;
 use crate::dial::AddressPolicy;
 use crate::metrics::{BlockOrigin, Metrics, SourceLabel};
@@ -87,7 +86,7 @@ struct WantEntry {
     /// Live waiters (sessions) on this CID.
     waiters: usize,
     /// What each provider has been asked, so none is asked twice.
-    asked: HashMap<ProviderId, WantType>,
+    asked: HashMap<ProviderId, WantKind>,
     /// HTTP requests in flight for this CID.
     http_requests: Vec<AbortHandle>,
     /// This want's share of `max_pending_wants`, released with the entry.
@@ -166,11 +165,9 @@ impl Drop for WantGuard {
         for request in entry.http_requests {
             request.abort();
         }
-        for (provider, want_type) in entry.asked {
+        for (provider, kind) in entry.asked {
             if let ProviderId::Peer(peer) = provider {
-                self.inner
-                    .outbound
-                    .send(peer, want_entry(&self.cid, want_type, true));
+                self.inner.outbound.cancel(peer, &self.cid, kind);
             }
         }
     }
@@ -271,23 +268,21 @@ impl NetworkFetcher {
     }
 
     /// Sends a want unless the provider was already asked at least as much.
-    fn want(&self, provider: &ProviderId, cid: &Cid, want_type: WantType) {
+    fn want(&self, provider: &ProviderId, cid: &Cid, kind: WantKind) {
         let mut wants = self.inner.wants.lock().expect("poisoned");
         let Some(entry) = wants.get_mut(cid) else {
             return;
         };
         match entry.asked.get(provider) {
-            Some(WantType::Block) => return,
-            Some(WantType::Have) if want_type == WantType::Have => return,
+            Some(WantKind::Block) => return,
+            Some(WantKind::Have) if kind == WantKind::Have => return,
             _ => {}
         }
-        entry.asked.insert(provider.clone(), want_type);
+        entry.asked.insert(provider.clone(), kind);
         match provider {
             ProviderId::Peer(peer) => {
                 drop(wants);
-                self.inner
-                    .outbound
-                    .send(*peer, want_entry(cid, want_type, false));
+                self.inner.outbound.want(*peer, cid, kind);
             }
             ProviderId::Http(base) => {
                 let (http, base, cid, events, progress) = (
@@ -298,7 +293,7 @@ impl NetworkFetcher {
                     self.inner.progress.clone(),
                 );
                 let provider = provider.clone();
-                let request = http.request(&base, &cid, want_type, &progress);
+                let request = http.request(&base, &cid, kind, &progress);
                 let task = tokio::spawn(async move {
                     let event = match request.await {
                         HttpAnswer::Block(data) if verify_block(&cid, &data).is_ok() => {
@@ -337,7 +332,7 @@ impl NetworkFetcher {
             entry.asked.remove(provider);
         }
         tracing::debug!(%provider, %cid, "re-sending an unanswered want");
-        self.want(provider, cid, WantType::Block);
+        self.want(provider, cid, WantKind::Block);
     }
 
     /// Adds connected peers the session does not know yet, as broadcast
@@ -352,7 +347,7 @@ impl NetworkFetcher {
             if session.stats_of(&provider).is_none()
                 && session.add_provider(provider.clone(), ProviderSource::Broadcast)
             {
-                self.want(&provider, cid, WantType::Have);
+                self.want(&provider, cid, WantKind::Have);
                 state.have_asked.insert(provider);
                 asked += 1;
             }
@@ -654,7 +649,7 @@ impl NetworkFetcher {
             {
                 continue;
             }
-            self.want(provider, cid, WantType::Block);
+            self.want(provider, cid, WantKind::Block);
             session.record(provider, Outcome::WantSent);
             state.block_targets.insert(provider.clone());
             state.sent_at.insert(provider.clone(), Instant::now());
@@ -695,7 +690,7 @@ impl NetworkFetcher {
                     .collect::<Vec<_>>(),
             );
             for provider in haves {
-                self.want(&provider, cid, WantType::Have);
+                self.want(&provider, cid, WantKind::Have);
                 state.have_sent.insert(provider.clone());
                 state.have_sent_at.insert(provider.clone(), Instant::now());
                 state.have_asked.insert(provider);
@@ -852,7 +847,7 @@ async fn dispatch(inner: Weak<Inner>, mut inbound: mpsc::UnboundedReceiver<Inbou
                 {
                     let asked_for_blocks: Vec<&WantEntry> = wants
                         .values()
-                        .filter(|e| e.asked.get(&provider) == Some(&WantType::Block))
+                        .filter(|e| e.asked.get(&provider) == Some(&WantKind::Block))
                         .collect();
                     // A block nobody wanted, from a peer asked for blocks: it
                     // sent bytes that do not hash to what it was asked for.
