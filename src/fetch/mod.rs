@@ -20,6 +20,7 @@ use bytes::Bytes;
 use cid::Cid;
 use futures::future::BoxFuture;
 
+use crate::metrics::{BlockOrigin, Metrics, SourceLabel};
 use crate::routing::ProviderHint;
 use crate::session::ProviderId;
 
@@ -32,6 +33,33 @@ pub enum WantKind {
     Block,
     /// Only whether the provider has it (WANT_HAVE, `HEAD`).
     Have,
+}
+
+/// What a provider answered about a want, whatever carried it: both
+/// transports turn what they hear into these, and the want logic reads
+/// nothing else.
+#[derive(Debug, Clone)]
+enum WantEvent {
+    /// A block that hashes to the wanted CID.
+    Block {
+        provider: ProviderId,
+        data: Bytes,
+    },
+    Presence {
+        provider: ProviderId,
+        have: bool,
+    },
+    Unreachable(ProviderId),
+    BackOff(ProviderId, Duration),
+    /// Bytes that do not hash to what the provider was asked for.
+    BadBlock(ProviderId),
+}
+
+fn count_bad_block(source: BlockOrigin) {
+    Metrics::global()
+        .bad_blocks
+        .get_or_create(&SourceLabel { source })
+        .inc();
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

@@ -27,11 +27,12 @@ use tokio::time::Instant;
 
 use super::bitswap::budget::{BitswapConfig, InboundBudget};
 use super::bitswap::peer::{accept_inbound, Inbound, Outbound};
-use super::http::{HttpAnswer, HttpProviders};
-use super::{BlockFetcher, FetchError, LinkProgress, SessionMode, WantKind};
-use crate::blocks::verify_block;
+use super::http::HttpProviders;
+use super::{
+    count_bad_block, BlockFetcher, FetchError, LinkProgress, SessionMode, WantEvent, WantKind,
+};
 use crate::dial::AddressPolicy;
-use crate::metrics::{BlockOrigin, Metrics, SourceLabel};
+use crate::metrics::BlockOrigin;
 use crate::p2p::Node;
 use crate::routing::{ProviderHint, Routing};
 use crate::session::{self, Outcome, PeerBook, ProviderId, ProviderSource, Session};
@@ -70,15 +71,6 @@ impl Default for RetrievalConfig {
             max_pending_wants: 16_384,
         }
     }
-}
-
-#[derive(Debug, Clone)]
-enum WantEvent {
-    Block { provider: ProviderId, data: Bytes },
-    Presence { provider: ProviderId, have: bool },
-    Unreachable(ProviderId),
-    BackOff(ProviderId, Duration),
-    BadBlock(ProviderId),
 }
 
 struct WantEntry {
@@ -285,41 +277,10 @@ impl NetworkFetcher {
                 self.inner.outbound.want(*peer, cid, kind);
             }
             ProviderId::Http(base) => {
-                let (http, base, cid, events, progress) = (
-                    self.inner.http.clone(),
-                    base.clone(),
-                    *cid,
-                    entry.events.clone(),
-                    self.inner.progress.clone(),
-                );
-                let provider = provider.clone();
-                let request = http.request(&base, &cid, kind, &progress);
+                let (http, events) = (&self.inner.http, entry.events.clone());
+                let request = http.want(base, cid, kind, &self.inner.progress);
                 let task = tokio::spawn(async move {
-                    let event = match request.await {
-                        HttpAnswer::Block(data) if verify_block(&cid, &data).is_ok() => {
-                            WantEvent::Block { provider, data }
-                        }
-                        HttpAnswer::Block(_) => {
-                            tracing::warn!(%base, %cid, "HTTP provider sent bytes that do not match the CID");
-                            PeerBook::global().penalise(&provider);
-                            count_bad_block(BlockOrigin::Http);
-                            WantEvent::BadBlock(provider)
-                        }
-                        HttpAnswer::Have => WantEvent::Presence {
-                            provider,
-                            have: true,
-                        },
-                        HttpAnswer::DontHave => WantEvent::Presence {
-                            provider,
-                            have: false,
-                        },
-                        HttpAnswer::BackOff(after) => WantEvent::BackOff(provider, after),
-                        HttpAnswer::Failed(reason) => {
-                            tracing::debug!(%base, %cid, %reason, "HTTP provider failed");
-                            WantEvent::Unreachable(provider)
-                        }
-                    };
-                    let _ = events.send(event);
+                    let _ = events.send(request.await);
                 });
                 entry.http_requests.push(task.abort_handle());
             }
@@ -817,13 +778,6 @@ impl WantState {
             .find(|p| self.due_at(session, progress, p).is_some_and(|t| t <= now))
             .cloned()
     }
-}
-
-fn count_bad_block(source: BlockOrigin) {
-    Metrics::global()
-        .bad_blocks
-        .get_or_create(&SourceLabel { source })
-        .inc();
 }
 
 /// Routes what Bitswap peers send to the wants waiting for it.
