@@ -13,8 +13,8 @@
 //! its session ended), CANCEL goes to every peer that was asked and HTTP
 //! requests in flight are aborted.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, Weak};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,20 +22,22 @@ use cid::Cid;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
-use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+mod core;
+mod table;
+
+use self::core::WantState;
+use table::{dispatch, RecentCids, WantEntry, WantGuard};
+
 use super::bitswap::budget::{BitswapConfig, InboundBudget};
-use super::bitswap::peer::{accept_inbound, Inbound, Outbound};
+use super::bitswap::peer::{accept_inbound, Outbound};
 use super::http::HttpProviders;
-use super::{
-    count_bad_block, BlockFetcher, FetchError, LinkProgress, SessionMode, WantEvent, WantKind,
-};
+use super::{BlockFetcher, FetchError, LinkProgress, SessionMode, WantEvent, WantKind};
 use crate::dial::AddressPolicy;
-use crate::metrics::BlockOrigin;
 use crate::p2p::Node;
 use crate::routing::{ProviderHint, Routing};
-use crate::session::{self, Outcome, PeerBook, ProviderId, ProviderSource, Session};
+use crate::session::{self, Outcome, ProviderId, ProviderSource, Session};
 
 /// Retrieval settings (`[retrieval]` in the config file).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -73,18 +75,6 @@ impl Default for RetrievalConfig {
     }
 }
 
-struct WantEntry {
-    events: broadcast::Sender<WantEvent>,
-    /// Live waiters (sessions) on this CID.
-    waiters: usize,
-    /// What each provider has been asked, so none is asked twice.
-    asked: HashMap<ProviderId, WantKind>,
-    /// HTTP requests in flight for this CID.
-    http_requests: Vec<AbortHandle>,
-    /// This want's share of `max_pending_wants`, released with the entry.
-    _slot: OwnedSemaphorePermit,
-}
-
 struct Inner {
     node: Node,
     outbound: Arc<Outbound>,
@@ -100,69 +90,10 @@ struct Inner {
     config: RetrievalConfig,
 }
 
-/// A bounded set of the most recently finished wants.
-#[derive(Default)]
-struct RecentCids {
-    order: VecDeque<Cid>,
-    set: HashSet<Cid>,
-}
-
-impl RecentCids {
-    const CAPACITY: usize = 16_384;
-
-    fn insert(&mut self, cid: Cid) {
-        if self.set.insert(cid) {
-            self.order.push_back(cid);
-            if self.order.len() > Self::CAPACITY {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
-                }
-            }
-        }
-    }
-
-    fn contains(&self, cid: &Cid) -> bool {
-        self.set.contains(cid)
-    }
-}
-
 /// Gets blocks from Bitswap peers and trustless HTTP gateways. Cheap to clone.
 #[derive(Clone)]
 pub struct NetworkFetcher {
     inner: Arc<Inner>,
-}
-
-/// Removes a waiter when dropped; the last one cancels the want everywhere.
-struct WantGuard {
-    inner: Arc<Inner>,
-    cid: Cid,
-}
-
-impl Drop for WantGuard {
-    fn drop(&mut self) {
-        let mut wants = self.inner.wants.lock().expect("poisoned");
-        let Some(entry) = wants.get_mut(&self.cid) else {
-            return;
-        };
-        entry.waiters -= 1;
-        if entry.waiters > 0 {
-            return;
-        }
-        let entry = wants.remove(&self.cid).expect("present");
-        self.inner
-            .recently_wanted
-            .lock()
-            .expect("poisoned")
-            .insert(self.cid);
-        for request in entry.http_requests {
-            request.abort();
-        }
-        for (provider, kind) in entry.asked {
-            if let ProviderId::Peer(peer) = provider {
-                self.inner.outbound.cancel(peer, &self.cid, kind);
-            }
-        }
-    }
 }
 
 /// Most unmeasured providers sent WANT_HAVE for one block, to learn their latency.
@@ -660,185 +591,6 @@ impl NetworkFetcher {
     }
 }
 
-/// What one fetch has asked so far.
-#[derive(Default)]
-struct WantState {
-    block_targets: HashSet<ProviderId>,
-    sent_at: HashMap<ProviderId, Instant>,
-    hedged: HashSet<ProviderId>,
-    said_have: HashSet<ProviderId>,
-    have_sent: HashSet<ProviderId>,
-    /// WANT_HAVE sent, no answer yet.
-    have_asked: HashSet<ProviderId>,
-    /// When each WANT_HAVE went out (for a first round-trip estimate).
-    have_sent_at: HashMap<ProviderId, Instant>,
-    excluded: HashSet<ProviderId>,
-    /// Wants the provider already had in flight when this one was sent.
-    queued_behind: HashMap<ProviderId, u32>,
-    /// How often a want was sent again to a provider: each doubles its wait.
-    resends: HashMap<ProviderId, u32>,
-    /// How often sending to a provider failed.
-    unreachable: HashMap<ProviderId, u32>,
-    /// Providers that asked us to back off, and when to ask again.
-    retry_at: HashMap<ProviderId, Instant>,
-}
-
-impl WantState {
-    fn exclude(&mut self, provider: &ProviderId) {
-        self.excluded.insert(provider.clone());
-        self.block_targets.remove(provider);
-        self.said_have.remove(provider);
-        self.have_asked.remove(provider);
-        self.retry_at.remove(provider);
-    }
-
-    fn nothing_pending(&self) -> bool {
-        self.block_targets.is_empty() && self.have_asked.is_empty() && self.retry_at.is_empty()
-    }
-
-    /// When the want at `provider` becomes overdue. A provider works
-    /// through its wants in order, so one that keeps sending bytes is not
-    /// hedged however long its queue: the want is overdue when the provider
-    /// has sent nothing for a hedge delay (it stalled), or — a backstop for
-    /// a want it lost — when the want is twice as old as its place in the
-    /// queue explains.
-    fn due_at(
-        &self,
-        session: &Session,
-        progress: &LinkProgress,
-        provider: &ProviderId,
-    ) -> Option<Instant> {
-        let sent = *self.sent_at.get(provider)?;
-        let backoff = 1u32 << self.resends.get(provider).copied().unwrap_or(0).min(5);
-        let delay = session.hedge_delay(provider) * backoff;
-        let last_block = session.stats_of(provider).and_then(|s| s.last_block_at());
-        let last_bytes = progress.last(provider);
-        let last_progress = [last_block, last_bytes]
-            .into_iter()
-            .flatten()
-            .map(Instant::from_std)
-            .fold(sent, Instant::max);
-        let queue = 1 + self
-            .queued_behind
-            .get(provider)
-            .copied()
-            .unwrap_or(0)
-            .min(64);
-        Some((last_progress + delay).min(sent + delay * queue * 2))
-    }
-
-    /// True if every provider asked for the block is an HTTP gateway with so
-    /// many requests queued ahead of this one that `other` (which says it
-    /// has the block) would deliver it in under half the time left. A burst
-    /// of wants sent before a second provider was measured all sits at the
-    /// first one: this moves the far end of that queue. Only a gateway's
-    /// queue is moved: a request still waiting for its link is aborted
-    /// before it starts when the block arrives from `other`, while a
-    /// Bitswap peer (Helia) takes every want it holds into its next send,
-    /// so a want moved away from one mostly arrives twice (23.8% duplicate
-    /// bytes between two equal Helia providers when it did).
-    fn queued_far_behind(&self, session: &Session, other: &ProviderId) -> bool {
-        let Some(cost) = session.cost_of(other) else {
-            return false;
-        };
-        let other_done = Duration::from_secs_f64(cost / 1000.0);
-        let now = Instant::now();
-        self.block_targets
-            .iter()
-            .filter(|t| !self.hedged.contains(*t))
-            .all(|target| {
-                if !matches!(target, ProviderId::Http(_)) {
-                    return false;
-                }
-                let ahead = self.queued_behind.get(target).copied().unwrap_or(0);
-                let (Some(sent), Some(takes)) = (
-                    self.sent_at.get(target),
-                    session.completion_behind(target, ahead.min(64)),
-                ) else {
-                    return false;
-                };
-                (*sent + takes).saturating_duration_since(now) > other_done * 2
-            })
-    }
-
-    /// When the next outstanding, not yet hedged want becomes overdue.
-    fn next_hedge(&self, session: &Session, progress: &LinkProgress) -> Option<Instant> {
-        self.block_targets
-            .iter()
-            .filter(|p| !self.hedged.contains(*p))
-            .filter_map(|p| self.due_at(session, progress, p))
-            .min()
-    }
-
-    fn overdue(&self, session: &Session, progress: &LinkProgress) -> Option<ProviderId> {
-        let now = Instant::now();
-        self.block_targets
-            .iter()
-            .filter(|p| !self.hedged.contains(*p))
-            .find(|p| self.due_at(session, progress, p).is_some_and(|t| t <= now))
-            .cloned()
-    }
-}
-
-/// Routes what Bitswap peers send to the wants waiting for it.
-async fn dispatch(inner: Weak<Inner>, mut inbound: mpsc::UnboundedReceiver<Inbound>) {
-    while let Some(event) = inbound.recv().await {
-        let Some(inner) = inner.upgrade() else { return };
-        let wants = inner.wants.lock().expect("poisoned");
-        match event {
-            Inbound::Block { peer, cid, data } => {
-                let provider = ProviderId::Peer(peer);
-                if let Some(entry) = wants.get(&cid) {
-                    // `cid` was computed by hashing these bytes as they came
-                    // off the wire (`protocol::block_cid`): a want under the
-                    // exact same CID is answered by them, no second hash needed.
-                    let _ = entry.events.send(WantEvent::Block { provider, data });
-                } else if !inner
-                    .recently_wanted
-                    .lock()
-                    .expect("poisoned")
-                    .contains(&cid)
-                {
-                    let asked_for_blocks: Vec<&WantEntry> = wants
-                        .values()
-                        .filter(|e| e.asked.get(&provider) == Some(&WantKind::Block))
-                        .collect();
-                    // A block nobody wanted, from a peer asked for blocks: it
-                    // sent bytes that do not hash to what it was asked for.
-                    if !asked_for_blocks.is_empty() {
-                        tracing::warn!(%peer, %cid, "peer sent a block that matches no wanted CID; dropping it");
-                        PeerBook::global().penalise(&provider);
-                        count_bad_block(BlockOrigin::Bitswap);
-                        for entry in asked_for_blocks {
-                            let _ = entry.events.send(WantEvent::BadBlock(provider.clone()));
-                        }
-                    }
-                }
-            }
-            Inbound::Presence { peer, cid, have } => {
-                if let Some(entry) = wants.get(&cid) {
-                    let _ = entry.events.send(WantEvent::Presence {
-                        provider: ProviderId::Peer(peer),
-                        have,
-                    });
-                }
-            }
-            Inbound::Unreachable { peer, cids } => {
-                for cid in cids {
-                    if let Some(entry) = wants.get(&cid) {
-                        let _ = entry
-                            .events
-                            .send(WantEvent::Unreachable(ProviderId::Peer(peer)));
-                    }
-                }
-            }
-            Inbound::Malformed { peer, reason } => {
-                tracing::debug!(%peer, %reason, "malformed bitswap message");
-            }
-        }
-    }
-}
-
 impl BlockFetcher for NetworkFetcher {
     fn fetch<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, Result<(Bytes, ProviderId), FetchError>> {
         Box::pin(async move {
@@ -863,42 +615,5 @@ impl BlockFetcher for NetworkFetcher {
         for hint in hints {
             self.add_hint(&session, hint, ProviderSource::Hint);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn only_a_deep_gateway_queue_is_moved_to_a_provider_that_has_the_block() {
-        let session = Session::new();
-        let gateway = ProviderId::Http("http://gateway.example".into());
-        let peer = ProviderId::Peer(libp2p::PeerId::random());
-        for provider in [&gateway, &peer] {
-            session.add_provider(provider.clone(), ProviderSource::Hint);
-            session.record(
-                provider,
-                Outcome::Answered {
-                    rtt: Duration::from_millis(20),
-                },
-            );
-        }
-        let asked = |target: &ProviderId, ahead: u32| {
-            let mut state = WantState::default();
-            state.block_targets.insert(target.clone());
-            state.sent_at.insert(target.clone(), Instant::now());
-            state.queued_behind.insert(target.clone(), ahead);
-            state
-        };
-        assert!(asked(&gateway, 15).queued_far_behind(&session, &peer));
-        assert!(
-            !asked(&gateway, 0).queued_far_behind(&session, &peer),
-            "next in line at the gateway"
-        );
-        assert!(
-            !asked(&peer, 15).queued_far_behind(&session, &gateway),
-            "a Bitswap peer sends what it holds anyway"
-        );
     }
 }
