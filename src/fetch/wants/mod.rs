@@ -1,17 +1,25 @@
-//! The want logic: which provider gets WANT_BLOCK, which get WANT_HAVE,
-//! when a slow want is hedged to the next provider, when the search widens
-//! (connected peers, content routing), and one network want per CID however
-//! many sessions want it. Bitswap peers and trustless HTTP gateways are
-//! asked the same way and ranked on the same scale; the transports
-//! (`bitswap::peer`, `http`) carry the wants, this module never sees bytes
-//! on the wire.
+//! The want logic: getting one block from the network, for a session,
+//! from Bitswap peers and trustless HTTP gateways alike (asked the same
+//! way, ranked on the same scale). In three parts:
+//!
+//! - `table`: the shared want table, one network want per CID however
+//!   many sessions want it. Answers fan out to every session waiting on the
+//!   CID; when the last of them stops waiting (done, or its session ended),
+//!   CANCEL goes to every peer that was asked and HTTP requests in flight
+//!   are aborted.
+//! - `core`: the planning core of one fetch — which provider gets
+//!   WANT_BLOCK, which get WANT_HAVE, when a slow want is hedged or sent
+//!   again, when the search widens (content routing, connected peers). It
+//!   does no I/O and never reads the clock; its rules are listed, and each
+//!   tested, there.
+//! - here: [`NetworkFetcher`], whose loop waits for answers and the
+//!   planner's wake-ups and carries out what the planner decides through
+//!   the transports (`bitswap::peer`, `http`). Only the transports see
+//!   bytes on the wire.
 //!
 //! Every want belongs to a session (the current one, see
 //! [`crate::session`]); its ranking picks the providers and learns from
-//! every answer. The shared want table fans answers out to every session
-//! waiting on the same CID; when the last of them stops waiting (done, or
-//! its session ended), CANCEL goes to every peer that was asked and HTTP
-//! requests in flight are aborted.
+//! every answer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,7 +35,7 @@ use tokio::time::Instant;
 mod core;
 mod table;
 
-use self::core::WantState;
+use self::core::{Action, Planner, Search};
 use table::{dispatch, RecentCids, WantEntry, WantGuard};
 
 use super::bitswap::budget::{BitswapConfig, InboundBudget};
@@ -95,12 +103,6 @@ struct Inner {
 pub struct NetworkFetcher {
     inner: Arc<Inner>,
 }
-
-/// Most unmeasured providers sent WANT_HAVE for one block, to learn their latency.
-const MAX_PROBING_HAVES: usize = 8;
-
-/// Sends to a provider that fail this often in one fetch drop it from the fetch.
-const MAX_UNREACHABLE: u32 = 3;
 
 impl NetworkFetcher {
     pub fn start(
@@ -227,26 +229,6 @@ impl NetworkFetcher {
         self.want(provider, cid, WantKind::Block);
     }
 
-    /// Adds connected peers the session does not know yet, as broadcast
-    /// candidates, and asks them WANT_HAVE. Returns how many were asked.
-    fn broadcast(&self, session: &Session, cid: &Cid, state: &mut WantState) -> usize {
-        let mut asked = 0;
-        for peer in self.inner.node.connected_peers() {
-            if asked >= self.inner.config.max_broadcast_peers {
-                break;
-            }
-            let provider = ProviderId::Peer(peer);
-            if session.stats_of(&provider).is_none()
-                && session.add_provider(provider.clone(), ProviderSource::Broadcast)
-            {
-                self.want(&provider, cid, WantKind::Have);
-                state.have_asked.insert(provider);
-                asked += 1;
-            }
-        }
-        asked
-    }
-
     /// Looks `cid` up in content routing and adds what comes back to the
     /// session. Returns how many providers were new.
     async fn lookup(&self, session: &Session, cid: &Cid) -> usize {
@@ -298,15 +280,15 @@ impl NetworkFetcher {
         session: Session,
         cid: Cid,
     ) -> Result<(Bytes, ProviderId), FetchError> {
-        let mut state = WantState::default();
         let started = Instant::now();
+        let mut planner = Planner::new(self.inner.config.clone(), started);
         let deadline = started + Duration::from_secs(self.inner.config.block_timeout_secs);
         // Every wait inside (a want slot, routing lookups, connections)
         // ends at the deadline: `block_timeout_secs` is what the client
         // waits, not a minimum.
         let fetched = tokio::time::timeout_at(
             deadline,
-            self.fetch_with(&session, cid, &mut state, started, deadline),
+            self.fetch_with(&session, cid, &mut planner, started, deadline),
         )
         .await;
         let result = fetched.unwrap_or_else(|_| {
@@ -317,132 +299,66 @@ impl NetworkFetcher {
         });
         // Wants that lost the race are over too: they no longer load their provider.
         let winner = result.as_ref().ok().map(|(_, provider)| provider);
-        for provider in state.block_targets.iter().filter(|p| Some(*p) != winner) {
+        for provider in planner
+            .asked_for_block()
+            .iter()
+            .filter(|p| Some(*p) != winner)
+        {
             session.record(provider, Outcome::WantCancelled);
         }
         result
     }
 
+    /// The loop of one fetch: it sends what the planner decides, waits for
+    /// an answer or the planner's next wake-up, and looks further (routing,
+    /// connected peers) when the planner says so.
     async fn fetch_with(
         &self,
         session: &Session,
         cid: Cid,
-        state: &mut WantState,
+        planner: &mut Planner,
         started: Instant,
         deadline: Instant,
     ) -> Result<(Bytes, ProviderId), FetchError> {
         let session = session.clone();
-        let config = &self.inner.config;
         let (mut events, _guard) = self.register(cid, deadline).await?;
-        let mut widened = false;
-        // Routing runs beside the hints when they are slow to answer, and
-        // as a last resort when every provider known is out.
-        let routing_at = if session.ranked().is_empty() {
-            started
-        } else {
-            started + Duration::from_millis(config.routing_delay_ms)
-        };
-        // The lookup itself is rate-limited per session (see `lookup`).
-        let mut routing_pending = self.inner.routing.is_some();
-        // Long transfers look again now and then, in the background, so new
-        // providers can join without stalling this block.
-        if routing_pending && session.age() > session::LOOKUP_INTERVAL && session.lookup_due() {
-            let (this, bg_session) = (self.clone(), session.clone());
-            session::spawn(async move { this.lookup(&bg_session, &cid).await });
+        if self.inner.routing.is_some() {
+            planner.use_routing(!session.ranked().is_empty());
+            // Long transfers look again now and then, in the background, so
+            // new providers can join without stalling this block. (The
+            // lookup itself is rate-limited per session, see `lookup`.)
+            if session.age() > session::LOOKUP_INTERVAL && session.lookup_due() {
+                let (this, bg_session) = (self.clone(), session.clone());
+                session::spawn(async move { this.lookup(&bg_session, &cid).await });
+            }
         }
-        loop {
-            self.send_wants(&session, &cid, state);
-            if state.block_targets.is_empty() && state.retry_at.is_empty() {
-                if routing_pending {
-                    routing_pending = false;
-                    if self.lookup(&session, &cid).await > 0 {
-                        continue;
+        'plan: loop {
+            self.execute(&cid, planner.plan(&session, Instant::now()));
+            if planner.out_of_targets() {
+                while let Some(search) = planner.widen() {
+                    let found = match search {
+                        Search::Lookup => self.lookup(&session, &cid).await,
+                        Search::Broadcast => {
+                            let peers = self.inner.node.connected_peers();
+                            let wants = planner.broadcast(&session, peers);
+                            let asked = wants.len();
+                            self.execute(&cid, wants);
+                            asked
+                        }
+                    };
+                    if found > 0 {
+                        continue 'plan;
                     }
                 }
-                if !widened {
-                    widened = true;
-                    if self.broadcast(&session, &cid, state) > 0 {
-                        continue;
-                    }
-                    if self.inner.routing.is_some() && self.lookup(&session, &cid).await > 0 {
-                        continue;
-                    }
-                }
-                if state.nothing_pending() {
+                if planner.nothing_pending() {
                     return Err(FetchError::NoProviders(cid));
                 }
             }
-            let mut wake_at = state
-                .next_hedge(&session, &self.inner.progress)
-                .unwrap_or(deadline);
-            if let Some(retry) = state.retry_at.values().min() {
-                wake_at = wake_at.min(*retry);
-            }
-            if routing_pending {
-                wake_at = wake_at.min(routing_at);
-            }
-            tokio::select! {
+            let wake_at = planner.wake_at(&session, &self.inner.progress, deadline);
+            let actions = tokio::select! {
                 event = events.recv() => match event {
-                    Ok(WantEvent::Block { provider, data }) => {
-                        let latency = state.sent_at.get(&provider).map_or(started.elapsed(), |t| t.elapsed());
-                        session.record(&provider, Outcome::Block { bytes: data.len(), latency });
-                        return Ok((data, provider));
-                    }
-                    Ok(WantEvent::Presence { provider, have }) => {
-                        session.add_provider(provider.clone(), ProviderSource::Broadcast);
-                        state.have_asked.remove(&provider);
-                        if let Some(sent) = state.sent_at.get(&provider).or(state.have_sent_at.get(&provider)) {
-                            session.record(&provider, Outcome::Answered { rtt: sent.elapsed() });
-                        }
-                        if have {
-                            session.record(&provider, Outcome::Have);
-                            // Much cheaper than every provider asked for the
-                            // block so far: ask it too, now, rather than wait
-                            // for the others to time out.
-                            // Only while the providers asked are unmeasured:
-                            // a measured one is judged by its progress (see
-                            // `overdue`), as a hedge would mostly fetch the
-                            // block twice.
-                            let outclassed = !state.block_targets.is_empty()
-                                && !state.block_targets.contains(&provider)
-                                && !session.is_unmeasured(&provider)
-                                && (state.block_targets.iter().all(|t| session.is_unmeasured(t))
-                                    || state.queued_far_behind(&session, &provider));
-                            if outclassed {
-                                state.hedged.extend(state.block_targets.iter().cloned());
-                            }
-                            state.said_have.insert(provider);
-                        } else {
-                            session.record(&provider, Outcome::DontHave);
-                            state.exclude(&provider);
-                        }
-                    }
-                    Ok(WantEvent::Unreachable(provider)) => {
-                        // A dropped connection is often transient: try the
-                        // provider again a couple of times before giving up.
-                        session.record(&provider, Outcome::Timeout);
-                        let failures = state.unreachable.entry(provider.clone()).or_default();
-                        *failures += 1;
-                        if *failures < MAX_UNREACHABLE && state.block_targets.contains(&provider) && !self.has_alternative(&session, state) {
-                            self.resend(&provider, &cid);
-                            state.sent_at.insert(provider, Instant::now());
-                        } else {
-                            state.exclude(&provider);
-                        }
-                    }
-                    Ok(WantEvent::BackOff(provider, after)) => {
-                        session.record(&provider, Outcome::Timeout);
-                        state.block_targets.remove(&provider);
-                        state.retry_at.insert(provider.clone(), Instant::now() + after);
-                        if self.has_alternative(&session, state) {
-                            state.exclude(&provider);
-                        }
-                    }
-                    Ok(WantEvent::BadBlock(provider)) => {
-                        session.record(&provider, Outcome::BadBlock);
-                        state.exclude(&provider);
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Ok(event) => planner.on_event(&session, event, Instant::now()),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue 'plan,
                     Err(broadcast::error::RecvError::Closed) => return Err(FetchError::NoProviders(cid)),
                 },
                 _ = tokio::time::sleep_until(wake_at) => {
@@ -450,144 +366,28 @@ impl NetworkFetcher {
                     if now >= deadline {
                         return Err(FetchError::Timeout { cid, after: started.elapsed() });
                     }
-                    if routing_pending && now >= routing_at {
-                        routing_pending = false;
+                    if planner.routing_due(now) {
                         self.lookup(&session, &cid).await;
                     }
-                    let due: Vec<ProviderId> = state.retry_at.iter().filter(|(_, t)| **t <= now).map(|(p, _)| p.clone()).collect();
-                    for provider in due {
-                        state.retry_at.remove(&provider);
-                        self.resend(&provider, &cid);
-                        state.block_targets.insert(provider.clone());
-                        state.sent_at.insert(provider, now);
-                    }
-                    // The slowest outstanding want gets company: the next
-                    // provider is asked too. With nobody else to ask, the want
-                    // is sent again, with back-off: a peer may have answered on
-                    // a stream that was lost (Go peers open one per message).
-                    if let Some(slow) = state.overdue(&session, &self.inner.progress) {
-                        session.record(&slow, Outcome::Timeout);
-                        if self.has_alternative(&session, state) {
-                            state.hedged.insert(slow);
-                        } else {
-                            // An HTTP request is still in flight (a lost one
-                            // fails on its own): asking again would only send
-                            // the block twice down the same link.
-                            if matches!(slow, ProviderId::Peer(_)) {
-                                self.resend(&slow, &cid);
-                            }
-                            state.sent_at.insert(slow.clone(), Instant::now());
-                            *state.resends.entry(slow).or_default() += 1;
-                        }
-                    }
+                    planner.on_tick(&session, &self.inner.progress, Instant::now())
                 }
-            }
-        }
-    }
-
-    /// True if some provider not yet asked for the block could be.
-    fn has_alternative(&self, session: &Session, state: &WantState) -> bool {
-        session.ranked().iter().any(|p| {
-            !state.excluded.contains(p)
-                && !state.block_targets.contains(p)
-                && !state.retry_at.contains_key(p)
-        })
-    }
-
-    fn send_wants(&self, session: &Session, cid: &Cid, state: &mut WantState) {
-        let config = &self.inner.config;
-        let candidates: Vec<ProviderId> = session
-            .ranked()
-            .into_iter()
-            .filter(|p| !state.excluded.contains(p) && !state.retry_at.contains_key(p))
-            .collect();
-        let live_targets = state
-            .block_targets
-            .iter()
-            .filter(|p| !state.hedged.contains(*p))
-            .count();
-        let block_slots = match config.session_mode {
-            SessionMode::Off => usize::MAX,
-            SessionMode::On if live_targets == 0 => 1,
-            SessionMode::On => 0,
-        }
-        .min(
-            config
-                .max_block_wants_per_cid
-                .saturating_sub(state.block_targets.len()),
-        );
-        // Providers that said HAVE go first: they are known to hold the block.
-        let mut order: Vec<&ProviderId> = candidates
-            .iter()
-            .filter(|p| state.said_have.contains(*p))
-            .collect();
-        order.extend(candidates.iter().filter(|p| !state.said_have.contains(*p)));
-        // A provider that has not answered anything yet is asked WANT_HAVE
-        // (below), not handed a block, while a measured one can take it: a
-        // block at a provider that turns out to be far away holds up the
-        // in-order body until the hedge.
-        let measured_available = order
-            .iter()
-            .any(|p| !session.is_unmeasured(p) && !state.hedged.contains(*p));
-        let mut sent_blocks = 0;
-        for provider in order.iter().copied() {
-            if sent_blocks >= block_slots {
-                break;
-            }
-            if state.block_targets.contains(provider)
-                || (measured_available
-                    && config.session_mode == SessionMode::On
-                    && session.is_unmeasured(provider))
-            {
-                continue;
-            }
-            self.want(provider, cid, WantKind::Block);
-            session.record(provider, Outcome::WantSent);
-            state.block_targets.insert(provider.clone());
-            state.sent_at.insert(provider.clone(), Instant::now());
-            // Wants already queued at this provider come first: this one's
-            // deadline allows for them.
-            let queued = session
-                .stats_of(provider)
-                .map_or(0, |s| s.in_flight.saturating_sub(1));
-            state.queued_behind.insert(provider.clone(), queued);
-            sent_blocks += 1;
-        }
-        if config.session_mode == SessionMode::On {
-            // WANT_HAVE to the next-ranked few measured providers (who has
-            // the block, should this want need a hedge), and one at a time
-            // to each provider not measured yet (bounded): its answer is a
-            // first latency sample. Every message costs the provider, so an
-            // unmeasured one is not asked about every block while its first
-            // answer is on the way.
-            let not_asked = |p: &&&ProviderId| {
-                !state.block_targets.contains(**p)
-                    && !state.said_have.contains(**p)
-                    && !state.have_sent.contains(**p)
             };
-            let mut haves: Vec<ProviderId> = order
-                .iter()
-                .filter(not_asked)
-                .filter(|p| !session.is_unmeasured(p))
-                .take(config.want_have_fanout)
-                .map(|p| (*p).clone())
-                .collect();
-            haves.extend(
-                order
-                    .iter()
-                    .filter(not_asked)
-                    .filter(|p| session.claim_probe(p))
-                    .take(MAX_PROBING_HAVES)
-                    .map(|p| (*p).clone())
-                    .collect::<Vec<_>>(),
-            );
-            for provider in haves {
-                self.want(&provider, cid, WantKind::Have);
-                state.have_sent.insert(provider.clone());
-                state.have_sent_at.insert(provider.clone(), Instant::now());
-                state.have_asked.insert(provider);
+            if let Some(block) = self.execute(&cid, actions) {
+                return Ok(block);
             }
         }
+    }
+
+    /// Carries out what the planner decided; returns the block if it came.
+    fn execute(&self, cid: &Cid, actions: Vec<Action>) -> Option<(Bytes, ProviderId)> {
+        for action in actions {
+            match action {
+                Action::Want { provider, kind } => self.want(&provider, cid, kind),
+                Action::Resend(provider) => self.resend(&provider, cid),
+                Action::Deliver { data, provider } => return Some((data, provider)),
+            }
+        }
+        None
     }
 }
 
