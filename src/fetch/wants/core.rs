@@ -631,6 +631,287 @@ impl WantState {
 mod tests {
     use super::*;
 
+    fn peer() -> ProviderId {
+        ProviderId::Peer(PeerId::random())
+    }
+
+    /// A provider whose round trip the session has measured.
+    fn measured(session: &Session, provider: &ProviderId, source: ProviderSource, rtt_ms: u64) {
+        session.add_provider(provider.clone(), source);
+        session.record(
+            provider,
+            Outcome::Answered {
+                rtt: Duration::from_millis(rtt_ms),
+            },
+        );
+    }
+
+    fn unmeasured(session: &Session, provider: &ProviderId) {
+        session.add_provider(provider.clone(), ProviderSource::Hint);
+    }
+
+    fn asked(actions: &[Action], wanted: WantKind) -> Vec<ProviderId> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Want { provider, kind } if *kind == wanted => Some(provider.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// No bytes seen from anyone.
+    struct Silent;
+    impl BytesSeen for Silent {
+        fn last_bytes(&self, _: &ProviderId) -> Option<std::time::Instant> {
+            None
+        }
+    }
+
+    /// Bytes last seen from one provider at one time.
+    struct SeenAt(ProviderId, Instant);
+    impl BytesSeen for SeenAt {
+        fn last_bytes(&self, provider: &ProviderId) -> Option<std::time::Instant> {
+            (*provider == self.0).then(|| self.1.into_std())
+        }
+    }
+
+    fn planner(now: Instant) -> Planner {
+        Planner::new(RetrievalConfig::default(), now)
+    }
+
+    #[test]
+    fn an_unmeasured_provider_gets_one_probe_at_a_time() {
+        let session = Session::new();
+        let (fast, fresh) = (peer(), peer());
+        measured(&session, &fast, ProviderSource::Hint, 20);
+        unmeasured(&session, &fresh);
+        let now = Instant::now();
+        let first = planner(now).plan(&session, now);
+        assert_eq!(asked(&first, WantKind::Have), vec![fresh.clone()]);
+        // Another block of the same session, while the probe is out.
+        let second = planner(now).plan(&session, now);
+        assert!(
+            !asked(&second, WantKind::Have).contains(&fresh),
+            "asked again before its first answer: {second:?}"
+        );
+    }
+
+    #[test]
+    fn no_blind_want_block_while_a_measured_provider_can_take_it() {
+        let session = Session::new();
+        let (far, fresh) = (peer(), peer());
+        measured(&session, &far, ProviderSource::Broadcast, 200);
+        unmeasured(&session, &fresh);
+        assert_eq!(session.ranked()[0], fresh, "the unmeasured one ranks first");
+        let now = Instant::now();
+        let actions = planner(now).plan(&session, now);
+        assert_eq!(asked(&actions, WantKind::Block), vec![far]);
+        assert_eq!(asked(&actions, WantKind::Have), vec![fresh]);
+    }
+
+    /// Two measured providers; the block goes to one, the other is the
+    /// alternative a hedge would ask. Returns (planner, asked, other, delay).
+    fn asked_one_of_two(
+        session: &Session,
+        now: Instant,
+    ) -> (Planner, ProviderId, ProviderId, Duration) {
+        let (a, b) = (peer(), peer());
+        measured(session, &a, ProviderSource::Hint, 100);
+        measured(session, &b, ProviderSource::Hint, 100);
+        let mut planner = planner(now);
+        let blocks = asked(&planner.plan(session, now), WantKind::Block);
+        assert_eq!(blocks.len(), 1);
+        let target = blocks[0].clone();
+        let other = if target == a { b } else { a };
+        let delay = session.hedge_delay(&target);
+        (planner, target, other, delay)
+    }
+
+    #[test]
+    fn a_silent_provider_is_hedged_after_its_hedge_delay_and_not_before() {
+        let session = Session::new();
+        let t0 = Instant::now();
+        let (mut planner, _, other, delay) = asked_one_of_two(&session, t0);
+        let early = t0 + delay - Duration::from_millis(1);
+        planner.on_tick(&session, &Silent, early);
+        assert!(asked(&planner.plan(&session, early), WantKind::Block).is_empty());
+        let late = t0 + delay + Duration::from_millis(1);
+        planner.on_tick(&session, &Silent, late);
+        assert_eq!(
+            asked(&planner.plan(&session, late), WantKind::Block),
+            vec![other]
+        );
+    }
+
+    #[test]
+    fn a_provider_still_sending_bytes_is_not_hedged() {
+        let session = Session::new();
+        let t0 = Instant::now();
+        let (mut planner, target, other, delay) = asked_one_of_two(&session, t0);
+        let sending = SeenAt(target, t0 + delay / 2);
+        let after_delay = t0 + delay + Duration::from_millis(1);
+        planner.on_tick(&session, &sending, after_delay);
+        assert!(
+            asked(&planner.plan(&session, after_delay), WantKind::Block).is_empty(),
+            "hedged a provider that sent bytes within its hedge delay"
+        );
+        let silent_since = t0 + delay / 2 + delay + Duration::from_millis(1);
+        planner.on_tick(&session, &sending, silent_since);
+        assert_eq!(
+            asked(&planner.plan(&session, silent_since), WantKind::Block),
+            vec![other]
+        );
+    }
+
+    #[test]
+    fn a_want_twice_as_old_as_its_queue_explains_is_overdue_while_bytes_arrive() {
+        let session = Session::new();
+        let t0 = Instant::now();
+        let (mut planner, target, other, delay) = asked_one_of_two(&session, t0);
+        // First in its provider's queue: twice a hedge delay is the backstop.
+        let before = t0 + delay * 2 - Duration::from_millis(1);
+        let sending = SeenAt(target.clone(), before);
+        planner.on_tick(&session, &sending, before);
+        assert!(asked(&planner.plan(&session, before), WantKind::Block).is_empty());
+        let after = t0 + delay * 2 + Duration::from_millis(1);
+        let sending = SeenAt(target, after);
+        planner.on_tick(&session, &sending, after);
+        assert_eq!(
+            asked(&planner.plan(&session, after), WantKind::Block),
+            vec![other]
+        );
+    }
+
+    #[test]
+    fn with_nobody_else_to_ask_a_want_is_sent_again_each_time_after_twice_the_wait() {
+        let session = Session::new();
+        let only = peer();
+        measured(&session, &only, ProviderSource::Hint, 100);
+        let t0 = Instant::now();
+        let mut planner = planner(t0);
+        planner.plan(&session, t0);
+        let delay = session.hedge_delay(&only);
+        let t1 = t0 + delay + Duration::from_millis(1);
+        assert_eq!(
+            planner.on_tick(&session, &Silent, t1),
+            vec![Action::Resend(only.clone())]
+        );
+        let one_delay_later = t1 + delay + Duration::from_millis(1);
+        assert_eq!(planner.on_tick(&session, &Silent, one_delay_later), vec![]);
+        let two_delays_later = t1 + delay * 2 + Duration::from_millis(1);
+        assert_eq!(
+            planner.on_tick(&session, &Silent, two_delays_later),
+            vec![Action::Resend(only)]
+        );
+    }
+
+    #[test]
+    fn a_deep_gateway_queue_moves_to_a_measured_provider_that_says_have() {
+        let session = Session::new();
+        let gateway = ProviderId::Http("http://gateway.example".into());
+        let fresh = peer();
+        measured(&session, &gateway, ProviderSource::Hint, 20);
+        for _ in 0..15 {
+            // Earlier blocks of a burst, queued at the gateway.
+            session.record(&gateway, Outcome::WantSent);
+        }
+        unmeasured(&session, &fresh);
+        let t0 = Instant::now();
+        let mut planner = planner(t0);
+        let first = planner.plan(&session, t0);
+        assert_eq!(asked(&first, WantKind::Block), vec![gateway]);
+        assert_eq!(asked(&first, WantKind::Have), vec![fresh.clone()]);
+        let answered = t0 + Duration::from_millis(20);
+        let have = WantEvent::Presence {
+            provider: fresh.clone(),
+            have: true,
+        };
+        planner.on_event(&session, have, answered);
+        assert_eq!(
+            asked(&planner.plan(&session, answered), WantKind::Block),
+            vec![fresh]
+        );
+    }
+
+    #[test]
+    fn when_every_provider_says_dont_have_the_search_widens() {
+        let session = Session::new();
+        let (a, b) = (peer(), peer());
+        unmeasured(&session, &a);
+        unmeasured(&session, &b);
+        let now = Instant::now();
+        let mut planner = planner(now);
+        planner.use_routing(true);
+        let first = planner.plan(&session, now);
+        assert_eq!(asked(&first, WantKind::Block).len(), 1);
+        assert_eq!(asked(&first, WantKind::Have).len(), 1);
+        for provider in [a, b] {
+            let dont_have = WantEvent::Presence {
+                provider,
+                have: false,
+            };
+            planner.on_event(&session, dont_have, now);
+        }
+        assert!(planner.plan(&session, now).is_empty());
+        assert!(planner.out_of_targets());
+        assert_eq!(planner.widen(), Some(Search::Lookup));
+        assert_eq!(planner.widen(), Some(Search::Broadcast));
+        assert!(planner.broadcast(&session, []).is_empty());
+        assert_eq!(planner.widen(), Some(Search::Lookup));
+        assert_eq!(planner.widen(), None);
+        assert!(planner.nothing_pending());
+    }
+
+    #[test]
+    fn connected_peers_asked_in_a_broadcast_end_the_widening() {
+        let session = Session::new();
+        let now = Instant::now();
+        let mut planner = planner(now);
+        assert!(planner.out_of_targets());
+        assert_eq!(planner.widen(), Some(Search::Broadcast));
+        let connected = PeerId::random();
+        let actions = planner.broadcast(&session, [connected]);
+        assert_eq!(
+            asked(&actions, WantKind::Have),
+            vec![ProviderId::Peer(connected)]
+        );
+        assert!(!planner.nothing_pending());
+        assert_eq!(planner.widen(), None);
+    }
+
+    #[test]
+    fn a_bad_block_takes_its_provider_out_of_the_want_and_the_session() {
+        let session = Session::new();
+        let t0 = Instant::now();
+        let (mut planner, bad, other, _) = asked_one_of_two(&session, t0);
+        planner.on_event(&session, WantEvent::BadBlock(bad.clone()), t0);
+        assert!(!session.ranked().contains(&bad), "banned");
+        assert_eq!(
+            asked(&planner.plan(&session, t0), WantKind::Block),
+            vec![other]
+        );
+    }
+
+    #[test]
+    fn a_block_ends_the_fetch() {
+        let session = Session::new();
+        let t0 = Instant::now();
+        let (mut planner, target, _, _) = asked_one_of_two(&session, t0);
+        let data = Bytes::from_static(b"block");
+        let block = WantEvent::Block {
+            provider: target.clone(),
+            data: data.clone(),
+        };
+        assert_eq!(
+            planner.on_event(&session, block, t0 + Duration::from_millis(5)),
+            vec![Action::Deliver {
+                data,
+                provider: target
+            }]
+        );
+    }
+
     #[tokio::test]
     async fn only_a_deep_gateway_queue_is_moved_to_a_provider_that_has_the_block() {
         let session = Session::new();
