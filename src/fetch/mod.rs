@@ -83,7 +83,7 @@ pub trait BlockFetcher: Send + Sync + 'static {
     fn seed_hints(&self, hints: &[ProviderHint]);
 }
 
-/// How sessions share what they learn (`[session] mode`).
+/// How sessions share what they learn (`[retrieval] session_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum SessionMode {

@@ -21,27 +21,26 @@
 //! [`crate::session`]); its ranking picks the providers and learns from
 //! every answer.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use cid::Cid;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 mod core;
 mod table;
 
 use self::core::{Action, Planner, Search};
-use table::{dispatch, RecentCids, WantEntry, WantGuard};
+use table::{dispatch, WantTable};
 
 use super::bitswap::budget::{BitswapConfig, InboundBudget};
 use super::bitswap::peer::{accept_inbound, Outbound};
 use super::http::HttpProviders;
-use super::{BlockFetcher, FetchError, LinkProgress, SessionMode, WantEvent, WantKind};
+use super::{BlockFetcher, FetchError, LinkProgress, SessionMode, WantKind};
 use crate::dial::AddressPolicy;
 use crate::p2p::Node;
 use crate::routing::{ProviderHint, Routing};
@@ -88,13 +87,9 @@ struct Inner {
     outbound: Arc<Outbound>,
     http: HttpProviders,
     routing: Option<Arc<Routing>>,
-    wants: Mutex<HashMap<Cid, WantEntry>>,
+    table: Arc<WantTable>,
     /// When bytes last arrived from each provider (see `WantState::due_at`).
     progress: LinkProgress,
-    want_slots: Arc<Semaphore>,
-    /// CIDs wanted until recently: a copy of one arriving late (a hedged or
-    /// re-sent want answered twice) is expected, not a sign of a bad peer.
-    recently_wanted: Mutex<RecentCids>,
     config: RetrievalConfig,
 }
 
@@ -124,86 +119,30 @@ impl NetworkFetcher {
             Duration::from_secs(config.block_timeout_secs.max(1)),
             policy,
         );
+        let outbound = Outbound::new(node.clone(), tx);
+        let table = WantTable::new(outbound.clone(), config.max_pending_wants.max(1));
+        tokio::spawn(dispatch(Arc::downgrade(&table), rx));
         let inner = Arc::new(Inner {
-            outbound: Outbound::new(node.clone(), tx),
+            outbound,
             node,
             http,
             routing,
-            wants: Mutex::default(),
+            table,
             progress,
-            want_slots: Arc::new(Semaphore::new(config.max_pending_wants.max(1))),
-            recently_wanted: Mutex::default(),
             config,
         });
-        tokio::spawn(dispatch(Arc::downgrade(&inner), rx));
         NetworkFetcher { inner }
-    }
-
-    /// Joins the want for `cid`, or starts it once a slot is free.
-    async fn register(
-        &self,
-        cid: Cid,
-        deadline: Instant,
-    ) -> Result<(broadcast::Receiver<WantEvent>, WantGuard), FetchError> {
-        let joined = self.join(cid, None);
-        if let Some(joined) = joined {
-            return Ok(joined);
-        }
-        let started = Instant::now();
-        let slot = tokio::time::timeout_at(deadline, self.inner.want_slots.clone().acquire_owned())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .ok_or_else(|| {
-                tracing::warn!(%cid, "no want slot free: [retrieval] max_pending_wants reached");
-                FetchError::Timeout {
-                    cid,
-                    after: started.elapsed(),
-                }
-            })?;
-        Ok(self.join(cid, Some(slot)).expect("a slot starts a want"))
-    }
-
-    /// Joins the want for `cid` if there is one; with a slot, starts it.
-    fn join(
-        &self,
-        cid: Cid,
-        slot: Option<OwnedSemaphorePermit>,
-    ) -> Option<(broadcast::Receiver<WantEvent>, WantGuard)> {
-        let mut wants = self.inner.wants.lock().expect("poisoned");
-        let entry = match wants.entry(cid) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::hash_map::Entry::Vacant(vacant) => vacant.insert(WantEntry {
-                events: broadcast::channel(256).0,
-                waiters: 0,
-                asked: HashMap::new(),
-                http_requests: Vec::new(),
-                _slot: slot?,
-            }),
-        };
-        entry.waiters += 1;
-        let receiver = entry.events.subscribe();
-        Some((
-            receiver,
-            WantGuard {
-                inner: self.inner.clone(),
-                cid,
-            },
-        ))
     }
 
     /// Sends a want unless the provider was already asked at least as much.
     fn want(&self, provider: &ProviderId, cid: &Cid, kind: WantKind) {
-        let mut wants = self.inner.wants.lock().expect("poisoned");
+        let mut wants = self.inner.table.entries();
         let Some(entry) = wants.get_mut(cid) else {
             return;
         };
-        match entry.asked.get(provider) {
-            Some(WantKind::Block) => return,
-            Some(WantKind::Have) if kind == WantKind::Have => return,
-            _ => {}
+        if !entry.ask(provider, kind) {
+            return;
         }
-        entry.asked.insert(provider.clone(), kind);
         match provider {
             ProviderId::Peer(peer) => {
                 drop(wants);
@@ -222,9 +161,7 @@ impl NetworkFetcher {
 
     /// Asks `provider` for the block again.
     fn resend(&self, provider: &ProviderId, cid: &Cid) {
-        if let Some(entry) = self.inner.wants.lock().expect("poisoned").get_mut(cid) {
-            entry.asked.remove(provider);
-        }
+        self.inner.table.forget_asked(cid, provider);
         tracing::debug!(%provider, %cid, "re-sending an unanswered want");
         self.want(provider, cid, WantKind::Block);
     }
@@ -321,7 +258,7 @@ impl NetworkFetcher {
         deadline: Instant,
     ) -> Result<(Bytes, ProviderId), FetchError> {
         let session = session.clone();
-        let (mut events, _guard) = self.register(cid, deadline).await?;
+        let (mut events, _guard) = self.inner.table.register(cid, deadline).await?;
         if self.inner.routing.is_some() {
             planner.use_routing(!session.ranked().is_empty());
             // Long transfers look again now and then, in the background, so
