@@ -13,9 +13,10 @@
 //! - [`routing`]: provider hints, the delegated routing client, and the
 //!   private-address policy.
 //! - [`fetch`]: getting blocks that are not local, inside the current
-//!   session — the want logic (`fetch::wants`), the Bitswap wire format,
-//!   streams and inbound byte budget (`fetch::bitswap`), trustless HTTP
-//!   gateways (`fetch::http`).
+//!   session — the want logic (`fetch::wants`: the shared want table, a
+//!   planning core without I/O, the loop that runs it), the Bitswap wire
+//!   format, streams and inbound byte budget (`fetch::bitswap`), trustless
+//!   HTTP gateways (`fetch::http`).
 //! - [`p2p`]: the libp2p node (TCP, QUIC, Noise, Yamux, Identify, Ping) and
 //!   its inbound protocol streams.
 //! - [`blocks`]: the block service — verification of every block against

@@ -16,12 +16,12 @@ use tokio::sync::mpsc;
 
 use super::budget::{InboundBudget, Reservation, StreamTicket};
 use super::protocol::{
-    cid_of_block, cid_of_v0_block, decode_message, read_body, read_length, write_message, Entry,
-    Message, PresenceType, WantType, Wantlist, BITSWAP_100, PROTOCOLS,
+    cid_of_block, cid_of_v0_block, decode_message, read_body, read_length, want_entry,
+    write_message, Entry, Message, PresenceType, WantType, Wantlist, BITSWAP_100, PROTOCOLS,
 };
 use crate::blocks::MAX_BLOCK_SIZE;
 use crate::fetch::progress::ProgressReader;
-use crate::fetch::LinkProgress;
+use crate::fetch::{LinkProgress, WantKind};
 use crate::metrics::Metrics;
 use crate::p2p::{InboundStream, Node};
 use crate::session::ProviderId;
@@ -77,8 +77,18 @@ impl Outbound {
         })
     }
 
+    /// Asks `peer` for `cid`.
+    pub fn want(&self, peer: PeerId, cid: &Cid, kind: WantKind) {
+        self.send(peer, want_entry(cid, kind.into(), false));
+    }
+
+    /// Tells `peer` that the want of `kind` for `cid` is over.
+    pub fn cancel(&self, peer: PeerId, cid: &Cid, kind: WantKind) {
+        self.send(peer, want_entry(cid, kind.into(), true));
+    }
+
     /// Queues `entry` for `peer`, starting its queue task if needed.
-    pub fn send(&self, peer: PeerId, entry: Entry) {
+    fn send(&self, peer: PeerId, entry: Entry) {
         let mut queues = self.queues.lock().expect("poisoned");
         let entry = match queues.get(&peer) {
             Some(tx) => match tx.send(entry) {
