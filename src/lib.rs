@@ -18,10 +18,13 @@
 //!   gateways (`fetch::http`).
 //! - [`p2p`]: the libp2p node (TCP, QUIC, Noise, Yamux, Identify, Ping) and
 //!   its inbound protocol streams.
+//! - [`verify`]: checking a block against its CID, and the block size limit
+//!   (a leaf: imports nothing of the crate).
 //! - [`blocks`]: the block service — verification of every block against
 //!   its CID, the byte-weighted cache, the local stores (CAR files served
 //!   in place, the on-disk store in the data directory), then the fetcher.
-//! - [`car`]: reading (v1 and v2), writing and importing CAR files.
+//! - [`car`]: reading (v1 and v2) and writing CAR files (importing one is
+//!   `blocks::import_car`, beside the store it writes).
 //! - [`dag`]: decoding blocks of every codec, content path resolution, and
 //!   depth-first walks for CAR responses.
 //! - [`unixfs`]: the UnixFS data format: files streamed by byte range,
@@ -56,3 +59,4 @@ pub mod routing;
 pub mod server;
 pub mod session;
 pub mod unixfs;
+pub mod verify;

@@ -133,7 +133,7 @@ fn import(config: &Config, files: &[PathBuf]) -> Result<(), String> {
     let store = sluice::blocks::FlatFsStore::open(&data_dir)
         .map_err(|e| format!("cannot open data directory {}: {e}", data_dir.display()))?;
     for file in files {
-        let summary = sluice::car::import_car(file, &store)
+        let summary = sluice::blocks::import_car(file, &store)
             .map_err(|e| format!("{}: {e} (nothing imported from it)", file.display()))?;
         let roots: Vec<String> = summary.roots.iter().map(ToString::to_string).collect();
         println!(

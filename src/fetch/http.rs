@@ -24,11 +24,11 @@ use reqwest::StatusCode;
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
 use super::bitswap::protocol::WantType;
-use crate::blocks::MAX_BLOCK_SIZE;
 use crate::dial::http::HttpClient;
 use crate::dial::AddressPolicy;
 use crate::fetch::LinkProgress;
 use crate::session::ProviderId;
+use crate::verify::MAX_BLOCK_SIZE;
 
 /// What a trustless gateway answered.
 #[derive(Debug)]

@@ -30,12 +30,12 @@ use super::bitswap::peer::{accept_inbound, Inbound, Outbound};
 use super::bitswap::protocol::{want_entry, WantType};
 use super::http::{HttpAnswer, HttpProviders};
 use super::{BlockFetcher, FetchError, LinkProgress, SessionMode};
-use crate::blocks::verify_block;
 use crate::dial::AddressPolicy;
 use crate::metrics::{BlockOrigin, Metrics, SourceLabel};
 use crate::p2p::Node;
 use crate::routing::{ProviderHint, Routing};
 use crate::session::{self, Outcome, PeerBook, ProviderId, ProviderSource, Session};
+use crate::verify::verify_block;
 
 /// Retrieval settings (`[retrieval]` in the config file).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

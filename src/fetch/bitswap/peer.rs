@@ -19,12 +19,12 @@ use super::protocol::{
     cid_of_block, cid_of_v0_block, decode_message, read_body, read_length, write_message, Entry,
     Message, PresenceType, WantType, Wantlist, BITSWAP_100, PROTOCOLS,
 };
-use crate::blocks::MAX_BLOCK_SIZE;
 use crate::fetch::progress::ProgressReader;
 use crate::fetch::LinkProgress;
 use crate::metrics::Metrics;
 use crate::p2p::{InboundStream, Node};
 use crate::session::ProviderId;
+use crate::verify::MAX_BLOCK_SIZE;
 
 /// An outbound queue with nothing to send closes its stream after this.
 const IDLE: Duration = Duration::from_secs(30);
