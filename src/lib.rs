@@ -6,7 +6,8 @@
 //!   outbound connection passes on the address actually dialled, and the
 //!   HTTP client that applies it.
 //! - [`config`]: the TOML configuration, its embedded defaults and the
-//!   `SLUICE_*` environment overrides.
+//!   `SLUICE_*` environment overrides; it only assembles the sections,
+//!   each defined in the module that owns it.
 //! - [`session`]: implicit per-request sessions in task-local state
 //!   (`begin`, `fork`, `leave`, `current`, `spawn`), the per-session
 //!   provider ranking, and the process-wide peer book.
@@ -35,6 +36,7 @@
 //! - [`control`]: the control address — health, Prometheus metrics,
 //!   `/debug/sessions`.
 //! - [`metrics`]: the process-wide Prometheus registry.
+//! - [`log`]: the `[log]` section and the `tracing` subscriber set-up.
 //! - [`server`]: wiring a [`config::Config`] into stores, the node, the
 //!   fetcher, the block service and the listening servers.
 //!   The gateway port's accept loop (connection cap, accept back-off) is
@@ -53,6 +55,7 @@ pub mod dag;
 pub mod dial;
 pub mod fetch;
 pub mod gateway;
+pub mod log;
 pub mod metrics;
 pub mod p2p;
 pub mod routing;

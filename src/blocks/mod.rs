@@ -18,10 +18,12 @@ mod store;
 
 use std::sync::Arc;
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use bytes::Bytes;
 use cid::Cid;
+use serde::{Deserialize, Serialize};
 
 use crate::fetch::{BlockFetcher, FetchError};
 use crate::routing::ProviderHint;
@@ -41,6 +43,28 @@ pub use crate::verify::{verify_block, VerifyError, IDENTITY, MAX_BLOCK_SIZE};
 /// only push them out, and are served from the OS page cache as fast.
 /// Blocks fetched from the network are always cached.
 const MAX_CACHED_LOCAL_BLOCK: usize = 64 * 1024;
+
+/// `[store]`: the local stores and the cache in front of them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Holds the on-disk block store (`blocks/`). `~` expands to `$HOME`.
+    pub data_dir: PathBuf,
+    /// Upper bound of the in-memory block cache, in bytes.
+    pub cache_bytes: u64,
+    /// CAR files served in place (in addition to `--car`).
+    pub car_files: Vec<PathBuf>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            data_dir: PathBuf::from("~/.local/share/sluice"),
+            cache_bytes: 256 * 1024 * 1024,
+            car_files: Vec::new(),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
