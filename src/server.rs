@@ -27,7 +27,7 @@ use crate::dial::AddressPolicy;
 use crate::fetch::{BlockFetcher, NetworkFetcher};
 use crate::gateway::{router, Gateway};
 use crate::metrics::Metrics;
-use crate::p2p::{load_or_create_identity, Node, P2pError};
+use crate::p2p::{load_or_create_identity, P2pError, P2pNode};
 use crate::routing::Routing;
 
 /// `[server]`: the gateway port's listener and its connections.
@@ -146,7 +146,7 @@ impl Server {
         // One policy for every outbound connection; it learns this
         // process's listening addresses as they are bound.
         let policy = AddressPolicy::new(config.hints.allow_private);
-        let node = Node::start(
+        let node = P2pNode::start(
             &config.p2p,
             load_or_create_identity(&data_dir)?,
             &crate::fetch::bitswap::protocol::PROTOCOLS,

@@ -32,7 +32,7 @@ use super::http::{HttpAnswer, HttpProviders};
 use super::{BlockFetcher, FetchError, LinkProgress, SessionMode};
 use crate::dial::AddressPolicy;
 use crate::metrics::{BlockOrigin, Metrics, SourceLabel};
-use crate::p2p::Node;
+use crate::p2p::P2pNode;
 use crate::routing::{ProviderHint, Routing};
 use crate::session::{self, Outcome, PeerBook, ProviderId, ProviderSource, Session};
 use crate::verify::verify_block;
@@ -95,7 +95,7 @@ struct WantEntry {
 }
 
 struct Inner {
-    node: Node,
+    node: P2pNode,
     outbound: Arc<Outbound>,
     http: HttpProviders,
     routing: Option<Arc<Routing>>,
@@ -184,7 +184,7 @@ const MAX_UNREACHABLE: u32 = 3;
 
 impl NetworkFetcher {
     pub fn start(
-        node: Node,
+        node: P2pNode,
         routing: Option<Arc<Routing>>,
         config: RetrievalConfig,
         policy: AddressPolicy,

@@ -4,7 +4,7 @@
 //! inbound through [`inbound`], which queues them instead of dropping them.
 //!
 //! The swarm runs in its own task (`SwarmTask`); the rest of the gateway
-//! talks to it through [`Node`]: dial a peer, list connected peers, open or
+//! talks to it through [`P2pNode`]: dial a peer, list connected peers, open or
 //! accept streams.
 
 use std::collections::{HashMap, HashSet};
@@ -140,7 +140,7 @@ fn yamux_config() -> yamux::Config {
 
 /// A handle to the running node. Cheap to clone.
 #[derive(Clone)]
-pub struct Node {
+pub struct P2pNode {
     peer_id: PeerId,
     /// Addresses learned from hints and config, so a stream can be opened
     /// (and the peer redialled) without waiting on the swarm task.
@@ -150,7 +150,7 @@ pub struct Node {
     inbound: Arc<std::sync::Mutex<Option<mpsc::Receiver<InboundStream>>>>,
     commands: mpsc::UnboundedSender<Command>,
     connected: Arc<RwLock<HashSet<PeerId>>>,
-    /// Woken when a peer joins `connected`, so [`Node::connect`] waits on
+    /// Woken when a peer joins `connected`, so [`P2pNode::connect`] waits on
     /// the swarm's event instead of polling.
     connection_established: Arc<Notify>,
     listening: Arc<RwLock<Vec<Multiaddr>>>,
@@ -209,9 +209,9 @@ fn peer_of(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
     }
 }
 
-impl Node {
+impl P2pNode {
     /// Starts the swarm in a background task, listening for streams of
-    /// `inbound_protocols` (read them with [`Node::take_inbound_streams`]).
+    /// `inbound_protocols` (read them with [`P2pNode::take_inbound_streams`]).
     /// Every dial passes `policy`; the node's own listening addresses are
     /// added to it as they come up.
     pub async fn start(
@@ -219,7 +219,7 @@ impl Node {
         key: Keypair,
         inbound_protocols: &[libp2p::StreamProtocol],
         policy: AddressPolicy,
-    ) -> Result<Node, P2pError> {
+    ) -> Result<P2pNode, P2pError> {
         // libp2p links two rustls crypto providers; QUIC needs one chosen.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let limits = ConnectionLimits::default()
@@ -272,7 +272,7 @@ impl Node {
         let peer_id = *swarm.local_peer_id();
         let control = swarm.behaviour().stream.new_control();
         let (commands, receiver) = mpsc::unbounded_channel();
-        let node = Node {
+        let node = P2pNode {
             peer_id,
             addresses: Arc::default(),
             control,
@@ -392,7 +392,7 @@ impl Node {
             .collect()
     }
 
-    /// The streams peers open for the protocols given to [`Node::start`];
+    /// The streams peers open for the protocols given to [`P2pNode::start`];
     /// `None` after the first call.
     pub fn take_inbound_streams(&self) -> Option<mpsc::Receiver<InboundStream>> {
         self.inbound.lock().expect("poisoned").take()
@@ -405,7 +405,7 @@ impl Node {
 }
 
 /// The swarm's own task: it owns the [`Swarm`], carries out the
-/// [`Node`] handles' commands, redials static peers, and publishes what the
+/// [`P2pNode`] handles' commands, redials static peers, and publishes what the
 /// handles read (connected peers, listening addresses).
 struct SwarmTask {
     swarm: Swarm<Behaviour>,
@@ -414,13 +414,13 @@ struct SwarmTask {
     connected: Arc<RwLock<HashSet<PeerId>>>,
     connection_established: Arc<Notify>,
     listening: Arc<RwLock<Vec<Multiaddr>>>,
-    /// Listeners not up yet; [`Node::start`] waits (briefly) for all of them.
+    /// Listeners not up yet; [`P2pNode::start`] waits (briefly) for all of them.
     expected_listeners: usize,
     ready: Option<oneshot::Sender<()>>,
 }
 
 impl SwarmTask {
-    /// Runs until every [`Node`] handle is dropped.
+    /// Runs until every [`P2pNode`] handle is dropped.
     async fn run(mut self) {
         let mut redial = tokio::time::interval(Duration::from_secs(10));
         loop {
