@@ -240,6 +240,16 @@ pub fn encode_section(cid: &Cid, data: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// The start of a section whose block is `data_len` bytes (its length and
+/// CID), for writers that send the block's own bytes after it.
+pub fn encode_section_head(cid: &Cid, data_len: usize) -> Bytes {
+    let cid_bytes = cid.to_bytes();
+    let mut out = BytesMut::with_capacity(cid_bytes.len() + 10);
+    put_varint(&mut out, (cid_bytes.len() + data_len) as u64);
+    out.put_slice(&cid_bytes);
+    out.freeze()
+}
+
 fn put_varint(out: &mut BytesMut, value: u64) {
     let mut buf = unsigned_varint::encode::u64_buffer();
     out.put_slice(unsigned_varint::encode::u64(value, &mut buf));
@@ -282,6 +292,14 @@ mod tests {
             out.extend_from_slice(&encode_section(cid, data));
         }
         (out, cids)
+    }
+
+    #[test]
+    fn section_head_then_block_is_the_section() {
+        let cid = Cid::new_v1(0x55, Code::Sha2_256.digest(b"block"));
+        let mut split = encode_section_head(&cid, 5).to_vec();
+        split.extend_from_slice(b"block");
+        assert_eq!(split, encode_section(&cid, b"block").to_vec());
     }
 
     #[test]

@@ -23,7 +23,9 @@
 //!   (a leaf: imports nothing of the crate).
 //! - [`blocks`]: the block service — verification of every block against
 //!   its CID, the byte-weighted cache, the local stores (CAR files served
-//!   in place, the on-disk store in the data directory), then the fetcher.
+//!   in place, the on-disk store in the data directory), then the fetcher;
+//!   and the read-ahead budgets walks fetch ahead within
+//!   (`blocks::read_ahead`).
 //! - [`car`]: reading (v1 and v2) and writing CAR files (importing one is
 //!   `blocks::import_car`, beside the store it writes).
 //! - [`dag`]: decoding blocks of every codec, content path resolution, and

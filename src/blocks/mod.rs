@@ -12,8 +12,12 @@
 //! which provider delivered the block, a likely holder of its siblings.
 //! The callers above — the DAG layer and the gateway — only ever ask for a
 //! CID.
+//!
+//! [`read_ahead`] bounds the bytes those callers hold fetched ahead of a
+//! response's writer, per response and across the process.
 
 mod import;
+pub mod read_ahead;
 mod store;
 
 use std::sync::Arc;

@@ -38,6 +38,7 @@ pub use config::GatewayConfig;
 pub use errors::GatewayError;
 pub use request::{ContentRequest, Format};
 
+use crate::blocks::read_ahead::ReadAheadPool;
 use crate::blocks::BlockService;
 use crate::dag::{resolve_path, Node};
 use crate::dial::AddressPolicy;
@@ -53,6 +54,8 @@ pub struct Gateway {
     pub config: GatewayConfig,
     pub hints: HintsConfig,
     pub limits: LimitsConfig,
+    /// Bytes all responses hold fetched ahead of their writers.
+    pub read_ahead: ReadAheadPool,
     /// Hints are checked against it as they are parsed.
     pub address_policy: AddressPolicy,
     concurrency: Arc<tokio::sync::Semaphore>,
@@ -73,6 +76,7 @@ impl Gateway {
             config,
             address_policy: AddressPolicy::new(hints.allow_private),
             hints,
+            read_ahead: ReadAheadPool::new(limits.read_ahead()),
             limits,
             concurrency,
         }
