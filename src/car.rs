@@ -1,17 +1,17 @@
-//! CAR (Content Addressable aRchive) files: reading CAR v1 and v2, writing
-//! CAR v1 sections, and importing a CAR into the on-disk store.
+//! CAR (Content Addressable aRchive) files: reading CAR v1 and v2, and
+//! writing CAR v1 sections. (Importing a CAR into the on-disk store is the
+//! store's business: `blocks::import_car`.)
 //!
 //! The reader verifies every block against its CID as it goes and bounds
 //! every length it reads, so a hostile CAR costs at most one block of memory.
 
 use std::io::{self, Read};
-use std::path::Path;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use cid::Cid;
 use serde::{Deserialize, Serialize};
 
-use crate::blocks::{verify_block, FlatFsStore, VerifyError, MAX_BLOCK_SIZE};
+use crate::verify::{verify_block, VerifyError, MAX_BLOCK_SIZE};
 
 /// Largest CAR header accepted (the header is only a list of roots).
 const MAX_HEADER_SIZE: u64 = 1024 * 1024;
@@ -275,38 +275,6 @@ impl<W: io::Write> CarWriter<W> {
         self.out.flush()?;
         Ok(self.out)
     }
-}
-
-/// What an import did.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ImportSummary {
-    pub roots: Vec<Cid>,
-    pub blocks: usize,
-}
-
-/// Adds every block of the CAR at `path` to `store`. The whole file is
-/// verified before anything is written, so a corrupt CAR imports nothing.
-pub fn import_car(path: &Path, store: &FlatFsStore) -> Result<ImportSummary, CarError> {
-    let open = || -> Result<CarReader<io::BufReader<std::fs::File>>, CarError> {
-        let file = std::fs::File::open(path).map_err(CarError::Io)?;
-        CarReader::new(io::BufReader::with_capacity(1 << 20, file))
-    };
-    let mut verify = open()?;
-    while verify.next_section()?.is_some() {}
-    // Left by an import that was killed mid-write.
-    store.remove_stale_temp_files().map_err(CarError::Io)?;
-
-    let mut reader = open()?;
-    let roots = reader.roots().to_vec();
-    let mut blocks = 0;
-    while let Some(section) = reader.next_section()? {
-        store
-            .put_blocking(&section.cid, &section.data)
-            .map_err(CarError::Io)?;
-        blocks += 1;
-    }
-    store.sync_dirs_blocking().map_err(CarError::Io)?;
-    Ok(ImportSummary { roots, blocks })
 }
 
 #[cfg(test)]

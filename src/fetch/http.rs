@@ -24,12 +24,12 @@ use reqwest::StatusCode;
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
 use super::{count_bad_block, WantEvent, WantKind};
-use crate::blocks::{verify_block, MAX_BLOCK_SIZE};
 use crate::dial::http::HttpClient;
 use crate::dial::AddressPolicy;
 use crate::fetch::LinkProgress;
 use crate::metrics::BlockOrigin;
 use crate::session::{PeerBook, ProviderId};
+use crate::verify::{verify_block, MAX_BLOCK_SIZE};
 
 /// What a trustless gateway answered.
 #[derive(Debug)]

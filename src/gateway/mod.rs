@@ -8,6 +8,7 @@
 //! know nothing of where blocks come from. Errors become statuses in one
 //! place ([`errors`]).
 
+mod config;
 mod errors;
 mod handler_block;
 mod handler_car;
@@ -33,16 +34,16 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
+pub use config::GatewayConfig;
 pub use errors::GatewayError;
 pub use request::{ContentRequest, Format};
 
 use crate::blocks::read_ahead::ReadAheadPool;
 use crate::blocks::BlockService;
-use crate::config::{GatewayConfig, HintsConfig};
 use crate::dag::{resolve_path, Node};
 use crate::dial::AddressPolicy;
 use crate::metrics::{Metrics, RequestLabels, ResponseType};
-use crate::routing::parse_hints;
+use crate::routing::{parse_hints, HintsConfig};
 use crate::session::{self, Session, SessionBody};
 use crate::unixfs::UnixfsNode;
 use limits::{header_bytes, tag, InFlight, LimitedBody, LimitsConfig, RequestGuard};

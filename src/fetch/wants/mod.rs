@@ -42,7 +42,7 @@ use super::bitswap::peer::{accept_inbound, Outbound};
 use super::http::HttpProviders;
 use super::{BlockFetcher, FetchError, LinkProgress, SessionMode, WantKind};
 use crate::dial::AddressPolicy;
-use crate::p2p::Node;
+use crate::p2p::P2pNode;
 use crate::routing::{ProviderHint, Routing};
 use crate::session::{self, Outcome, ProviderId, ProviderSource, Session};
 
@@ -83,7 +83,7 @@ impl Default for RetrievalConfig {
 }
 
 struct Inner {
-    node: Node,
+    node: P2pNode,
     outbound: Arc<Outbound>,
     http: HttpProviders,
     routing: Option<Arc<Routing>>,
@@ -101,7 +101,7 @@ pub struct NetworkFetcher {
 
 impl NetworkFetcher {
     pub fn start(
-        node: Node,
+        node: P2pNode,
         routing: Option<Arc<Routing>>,
         config: RetrievalConfig,
         policy: AddressPolicy,
