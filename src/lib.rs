@@ -46,6 +46,9 @@
 //!   there too, and its per-connection header, idle and write timeouts in
 //!   `server::conn`; panics become 500s in `gateway::panics`.
 
+#![forbid(unsafe_code)]
+// Outside tests a failure is an error value, never a panic on `unwrap()`.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 // Errors carry the CID they are about (96 bytes inline), which makes them
 // larger than clippy likes; they are built only on failure paths.
 #![allow(clippy::result_large_err)]

@@ -1,5 +1,7 @@
 //! The `sluice` command: `serve` runs the gateway, `import` adds CAR files
 //! to the on-disk store.
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -6,7 +6,7 @@
 //! their CID before the want logic sees them.
 //!
 //! Block requests to one gateway are bounded by the bytes they are expected
-//! to bring ([`BYTES_IN_FLIGHT`]) and start in the order they were made:
+//! to bring (`BYTES_IN_FLIGHT_KIB`) and start in the order they were made:
 //! a dozen concurrent transfers on one link would share its bandwidth and
 //! all finish late, while a response streams in order and needs the first
 //! one first. The bound still covers a round trip at WAN speeds.

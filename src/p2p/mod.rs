@@ -37,7 +37,7 @@ pub use inbound::InboundStream;
 pub struct P2pConfig {
     /// Addresses to listen on; empty means dial-only.
     pub listen: Vec<String>,
-    /// Peers (multiaddrs ending in /p2p/<id>) dialled at start and redialled when they drop.
+    /// Peers (multiaddrs ending in `/p2p/<id>`) dialled at start and redialled when they drop.
     pub peers: Vec<String>,
     /// Most established connections.
     pub max_connections: u32,
