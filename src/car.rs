@@ -1,17 +1,17 @@
-//! CAR (Content Addressable aRchive) files: reading CAR v1 and v2, writing
-//! CAR v1 sections, and importing a CAR into the on-disk store.
+//! CAR (Content Addressable aRchive) files: reading CAR v1 and v2, and
+//! writing CAR v1 sections. (Importing a CAR into the on-disk store is the
+//! store's business: `blocks::import_car`.)
 //!
 //! The reader verifies every block against its CID as it goes and bounds
 //! every length it reads, so a hostile CAR costs at most one block of memory.
 
 use std::io::{self, Read};
-use std::path::Path;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use cid::Cid;
 use serde::{Deserialize, Serialize};
 
-use crate::blocks::{verify_block, FlatFsStore, VerifyError, MAX_BLOCK_SIZE};
+use crate::verify::{verify_block, VerifyError, MAX_BLOCK_SIZE};
 
 /// Largest CAR header accepted (the header is only a list of roots).
 const MAX_HEADER_SIZE: u64 = 1024 * 1024;
@@ -240,6 +240,16 @@ pub fn encode_section(cid: &Cid, data: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// The start of a section whose block is `data_len` bytes (its length and
+/// CID), for writers that send the block's own bytes after it.
+pub fn encode_section_head(cid: &Cid, data_len: usize) -> Bytes {
+    let cid_bytes = cid.to_bytes();
+    let mut out = BytesMut::with_capacity(cid_bytes.len() + 10);
+    put_varint(&mut out, (cid_bytes.len() + data_len) as u64);
+    out.put_slice(&cid_bytes);
+    out.freeze()
+}
+
 fn put_varint(out: &mut BytesMut, value: u64) {
     let mut buf = unsigned_varint::encode::u64_buffer();
     out.put_slice(unsigned_varint::encode::u64(value, &mut buf));
@@ -267,38 +277,6 @@ impl<W: io::Write> CarWriter<W> {
     }
 }
 
-/// What an import did.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ImportSummary {
-    pub roots: Vec<Cid>,
-    pub blocks: usize,
-}
-
-/// Adds every block of the CAR at `path` to `store`. The whole file is
-/// verified before anything is written, so a corrupt CAR imports nothing.
-pub fn import_car(path: &Path, store: &FlatFsStore) -> Result<ImportSummary, CarError> {
-    let open = || -> Result<CarReader<io::BufReader<std::fs::File>>, CarError> {
-        let file = std::fs::File::open(path).map_err(CarError::Io)?;
-        CarReader::new(io::BufReader::with_capacity(1 << 20, file))
-    };
-    let mut verify = open()?;
-    while verify.next_section()?.is_some() {}
-    // Left by an import that was killed mid-write.
-    store.remove_stale_temp_files().map_err(CarError::Io)?;
-
-    let mut reader = open()?;
-    let roots = reader.roots().to_vec();
-    let mut blocks = 0;
-    while let Some(section) = reader.next_section()? {
-        store
-            .put_blocking(&section.cid, &section.data)
-            .map_err(CarError::Io)?;
-        blocks += 1;
-    }
-    store.sync_dirs_blocking().map_err(CarError::Io)?;
-    Ok(ImportSummary { roots, blocks })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,6 +292,14 @@ mod tests {
             out.extend_from_slice(&encode_section(cid, data));
         }
         (out, cids)
+    }
+
+    #[test]
+    fn section_head_then_block_is_the_section() {
+        let cid = Cid::new_v1(0x55, Code::Sha2_256.digest(b"block"));
+        let mut split = encode_section_head(&cid, 5).to_vec();
+        split.extend_from_slice(b"block");
+        assert_eq!(split, encode_section(&cid, b"block").to_vec());
     }
 
     #[test]

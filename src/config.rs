@@ -3,18 +3,26 @@
 //! each overriding the one before.
 //!
 //! Every key and its default is documented in `config/sluice.toml`.
+//!
+//! One rule for where a section lives: each `[section]` struct is defined in
+//! the module that owns it (`[server]` in `server`, `[store]` in `blocks`,
+//! `[gateway]` in `gateway`, `[hints]` in `routing`, `[log]` in `log`, and so
+//! on); this module only assembles them into [`Config`] and loads it.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::blocks::StoreConfig;
 use crate::control::MetricsConfig;
 use crate::fetch::bitswap::BitswapConfig;
 use crate::fetch::RetrievalConfig;
 use crate::gateway::limits::LimitsConfig;
+use crate::gateway::GatewayConfig;
+use crate::log::LogConfig;
 use crate::p2p::P2pConfig;
-use crate::routing::RoutingConfig;
+use crate::routing::{HintsConfig, RoutingConfig};
+use crate::server::ServerConfig;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -30,120 +38,6 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct HintsConfig {
-    /// Most provider hints one request may carry; more is a 400.
-    pub max_per_request: usize,
-    /// Dial private and special-purpose addresses named by hints, routing
-    /// answers and peers (tests, LANs); see `dial::AddressPolicy`.
-    pub allow_private: bool,
-}
-
-impl Default for HintsConfig {
-    fn default() -> Self {
-        HintsConfig {
-            max_per_request: 8,
-            allow_private: false,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct ServerConfig {
-    /// Address the HTTP gateway listens on.
-    pub listen: SocketAddr,
-    /// Seconds from connecting (or from the first byte of a later HTTP/1
-    /// request) until a request header must be complete.
-    pub header_read_timeout_secs: u64,
-    /// Seconds a connection with no request in flight stays open.
-    pub idle_timeout_secs: u64,
-    /// Seconds a write to a client may make no progress before the
-    /// connection is closed (a client that stops reading).
-    pub write_timeout_secs: u64,
-    /// Open client connections; past it, new ones wait in the listen backlog.
-    pub max_connections: usize,
-    /// Seconds between HTTP/2 keep-alive pings (0: none).
-    pub http2_keepalive_interval_secs: u64,
-    /// Seconds an HTTP/2 keep-alive ping may go unanswered.
-    pub http2_keepalive_timeout_secs: u64,
-    /// Requests in flight at once on one HTTP/2 connection.
-    pub http2_max_concurrent_streams: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct StoreConfig {
-    /// Holds the on-disk block store (`blocks/`). `~` expands to `$HOME`.
-    pub data_dir: PathBuf,
-    /// Upper bound of the in-memory block cache, in bytes.
-    pub cache_bytes: u64,
-    /// CAR files served in place (in addition to `--car`).
-    pub car_files: Vec<PathBuf>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct GatewayConfig {
-    /// Longest request URL accepted (path and query), in bytes; longer gets 414.
-    pub max_url_bytes: usize,
-    /// Most entries rendered in one HTML directory listing.
-    pub max_listing_entries: usize,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogConfig {
-    /// `text` or `json`.
-    pub format: String,
-    /// A tracing filter, e.g. `info` or `sluice=debug,info`.
-    pub filter: String,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: "127.0.0.1:8080".parse().expect("valid address"),
-            header_read_timeout_secs: 10,
-            idle_timeout_secs: 60,
-            write_timeout_secs: 60,
-            max_connections: 10_000,
-            http2_keepalive_interval_secs: 30,
-            http2_keepalive_timeout_secs: 20,
-            http2_max_concurrent_streams: 100,
-        }
-    }
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            data_dir: PathBuf::from("~/.local/share/sluice"),
-            cache_bytes: 256 * 1024 * 1024,
-            car_files: Vec::new(),
-        }
-    }
-}
-
-impl Default for GatewayConfig {
-    fn default() -> Self {
-        GatewayConfig {
-            max_url_bytes: 8 * 1024,
-            max_listing_entries: 100_000,
-        }
-    }
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            format: "text".into(),
-            filter: "info".into(),
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::blocks::BlockService;
 use crate::gateway::templates;
 use crate::metrics::Metrics;
-use crate::p2p::Node;
+use crate::p2p::P2pNode;
 use crate::session;
 
 /// `[metrics]` in the config file.
@@ -36,7 +36,7 @@ impl Default for MetricsConfig {
 
 pub struct Control {
     pub blocks: BlockService,
-    pub node: Node,
+    pub node: P2pNode,
 }
 
 pub fn router(control: Control) -> Router {

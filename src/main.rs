@@ -1,5 +1,7 @@
 //! The `sluice` command: `serve` runs the gateway, `import` adds CAR files
 //! to the on-disk store.
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,7 +52,7 @@ fn main() -> ExitCode {
     if let Some(dir) = cli.data_dir {
         config.store.data_dir = dir;
     }
-    init_tracing(&config);
+    sluice::log::init(&config.log);
     let result = match cli.command {
         Command::Serve { listen, cars } => {
             if let Some(listen) = listen {
@@ -67,22 +69,6 @@ fn main() -> ExitCode {
             eprintln!("sluice: {message}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_tracing(config: &Config) {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only for a terminal: logs written to files stay greppable.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if config.log.format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }
 
@@ -133,7 +119,7 @@ fn import(config: &Config, files: &[PathBuf]) -> Result<(), String> {
     let store = sluice::blocks::FlatFsStore::open(&data_dir)
         .map_err(|e| format!("cannot open data directory {}: {e}", data_dir.display()))?;
     for file in files {
-        let summary = sluice::car::import_car(file, &store)
+        let summary = sluice::blocks::import_car(file, &store)
             .map_err(|e| format!("{}: {e} (nothing imported from it)", file.display()))?;
         let roots: Vec<String> = summary.roots.iter().map(ToString::to_string).collect();
         println!(

@@ -119,6 +119,8 @@ pub struct Metrics {
     pub live_sessions: Gauge,
     pub peers_connected: Gauge,
     pub cache_bytes: Gauge,
+    /// Bytes of blocks held fetched ahead of response writers.
+    pub read_ahead_bytes: Gauge,
     registry: Registry,
 }
 
@@ -159,6 +161,7 @@ impl Metrics {
             live_sessions: Gauge::default(),
             peers_connected: Gauge::default(),
             cache_bytes: Gauge::default(),
+            read_ahead_bytes: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -263,6 +266,11 @@ impl Metrics {
             "cache_size_bytes",
             "Bytes held by the block cache",
             m.cache_bytes.clone(),
+        );
+        registry.register(
+            "read_ahead_bytes",
+            "Bytes of blocks held fetched ahead of response writers",
+            m.read_ahead_bytes.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -10,6 +10,7 @@
 
 mod conn;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,16 +18,56 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 use crate::blocks::{BlockService, BlockStore, CarFileStore, FlatFsStore};
-use crate::config::{Config, ServerConfig};
+use crate::config::Config;
 use crate::dial::AddressPolicy;
 use crate::fetch::{BlockFetcher, NetworkFetcher};
 use crate::gateway::{router, Gateway};
 use crate::metrics::Metrics;
-use crate::p2p::{load_or_create_identity, Node, P2pError};
+use crate::p2p::{load_or_create_identity, P2pError, P2pNode};
 use crate::routing::Routing;
+
+/// `[server]`: the gateway port's listener and its connections.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the HTTP gateway listens on.
+    pub listen: SocketAddr,
+    /// Seconds from connecting (or from the first byte of a later HTTP/1
+    /// request) until a request header must be complete.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection with no request in flight stays open.
+    pub idle_timeout_secs: u64,
+    /// Seconds a write to a client may make no progress before the
+    /// connection is closed (a client that stops reading).
+    pub write_timeout_secs: u64,
+    /// Open client connections; past it, new ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Seconds between HTTP/2 keep-alive pings (0: none).
+    pub http2_keepalive_interval_secs: u64,
+    /// Seconds an HTTP/2 keep-alive ping may go unanswered.
+    pub http2_keepalive_timeout_secs: u64,
+    /// Requests in flight at once on one HTTP/2 connection.
+    pub http2_max_concurrent_streams: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            write_timeout_secs: 60,
+            max_connections: 10_000,
+            http2_keepalive_interval_secs: 30,
+            http2_keepalive_timeout_secs: 20,
+            http2_max_concurrent_streams: 100,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -105,7 +146,7 @@ impl Server {
         // One policy for every outbound connection; it learns this
         // process's listening addresses as they are bound.
         let policy = AddressPolicy::new(config.hints.allow_private);
-        let node = Node::start(
+        let node = P2pNode::start(
             &config.p2p,
             load_or_create_identity(&data_dir)?,
             &crate::fetch::bitswap::protocol::PROTOCOLS,

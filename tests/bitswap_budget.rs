@@ -17,7 +17,7 @@ use common::{generated_file, sha256_hex};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::{Multiaddr, PeerId};
 use sluice::fetch::bitswap::protocol::BITSWAP_120;
-use sluice::p2p::{Node, P2pConfig};
+use sluice::p2p::{P2pConfig, P2pNode};
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 const MIB: u64 = 1024 * 1024;
@@ -149,8 +149,8 @@ fn proc_status_bytes(pid: u32, field: &str) -> u64 {
 }
 
 /// A libp2p node connected to `sluice`, for the hostile side.
-async fn connect_to(sluice: &Sluice) -> Node {
-    let node = Node::start(
+async fn connect_to(sluice: &Sluice) -> P2pNode {
+    let node = P2pNode::start(
         &P2pConfig {
             listen: Vec::new(),
             ..P2pConfig::default()
@@ -186,7 +186,7 @@ fn length_prefix(len: usize) -> Vec<u8> {
 /// bytes and the first `sent` of them, then waits for sluice to end the
 /// stream (sluice never writes on streams peers open to it, so a read
 /// returns only when the stream is closed or reset).
-async fn hold_partial_message(node: Node, peer: PeerId, body: Arc<Vec<u8>>, sent: usize) -> End {
+async fn hold_partial_message(node: P2pNode, peer: PeerId, body: Arc<Vec<u8>>, sent: usize) -> End {
     let mut stream = match node.stream_control().open_stream(peer, BITSWAP_120).await {
         Ok(stream) => stream,
         Err(e) => return End::NotOpened(e.to_string()),
@@ -459,7 +459,7 @@ async fn when_the_total_is_spent_readers_wait_for_room() {
          inbound_message_timeout_secs = {LONG_TIMEOUT_SECS}\n"
     ));
     let body = Arc::new(vec![0x5a; ANNOUNCED]);
-    let hold = |node: &Node| -> Vec<_> {
+    let hold = |node: &P2pNode| -> Vec<_> {
         (0..2)
             .map(|_| {
                 tokio::spawn(hold_partial_message(

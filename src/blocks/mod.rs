@@ -1,36 +1,45 @@
 //! The block service: every block the gateway serves passes through here.
 //!
-//! It owns block verification (a block is accepted only if its bytes hash to
-//! its CID; network blocks are verified once by the fetcher, where they come
-//! off the wire), the byte-weighted in-memory cache, and the local stores behind
-//! it (CAR files indexed in place, and the on-disk store in the data
-//! directory), and, when a block is not local, the network fetcher. Reads
+//! It applies block verification ([`crate::verify`]: a block is accepted only
+//! if its bytes hash to its CID; network blocks are verified once by the
+//! fetcher, where they come off the wire), and owns the byte-weighted
+//! in-memory cache, the local stores behind it (CAR files indexed in place,
+//! and the on-disk store in the data directory), and, when a block is not
+//! local, the network fetcher. `sluice import` writes into the on-disk store
+//! through [`import_car`]. Reads
 //! happen inside the request's session (see [`crate::session`]): the
 //! service tells it where each block came from, and a cache hit tells it
 //! which provider delivered the block, a likely holder of its siblings.
 //! The callers above — the DAG layer and the gateway — only ever ask for a
 //! CID.
+//!
+//! [`read_ahead`] bounds the bytes those callers hold fetched ahead of a
+//! response's writer, per response and across the process.
 
+mod import;
+pub mod read_ahead;
 mod store;
-mod verify;
 
 use std::sync::Arc;
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use bytes::Bytes;
 use cid::Cid;
+use serde::{Deserialize, Serialize};
 
 use crate::fetch::{BlockFetcher, FetchError};
 use crate::routing::ProviderHint;
 use crate::session::{self, ProviderId, ProviderSource};
+// Part of the service's API: `get` says where each block came from.
+pub use crate::session::BlockSource;
 
+pub use import::{import_car, ImportSummary};
 pub use store::{BlockStore, CarFileStore, FlatFsStore, MemoryStore};
-pub use verify::{verify_block, VerifyError};
-
-/// Largest block accepted from any source (the Bitswap and trustless
-/// gateway conventions both cap blocks at 2 MiB).
-pub const MAX_BLOCK_SIZE: usize = 2 * 1024 * 1024;
+// Verification is part of the service's API; it lives in a leaf so the
+// fetchers and the CAR reader use it without depending on the service.
+pub use crate::verify::{verify_block, VerifyError, IDENTITY, MAX_BLOCK_SIZE};
 
 /// Blocks read from a local store are cached only up to this size: small
 /// blocks (directory and file roots, small files) are read on every request
@@ -39,8 +48,27 @@ pub const MAX_BLOCK_SIZE: usize = 2 * 1024 * 1024;
 /// Blocks fetched from the network are always cached.
 const MAX_CACHED_LOCAL_BLOCK: usize = 64 * 1024;
 
-/// Multihash code of the identity "hash": the digest is the data itself.
-pub const IDENTITY: u64 = 0x00;
+/// `[store]`: the local stores and the cache in front of them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Holds the on-disk block store (`blocks/`). `~` expands to `$HOME`.
+    pub data_dir: PathBuf,
+    /// Upper bound of the in-memory block cache, in bytes.
+    pub cache_bytes: u64,
+    /// CAR files served in place (in addition to `--car`).
+    pub car_files: Vec<PathBuf>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            data_dir: PathBuf::from("~/.local/share/sluice"),
+            cache_bytes: 256 * 1024 * 1024,
+            car_files: Vec::new(),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
@@ -66,15 +94,6 @@ pub enum BlockError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// Where a block was found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BlockSource {
-    Inline,
-    Cache,
-    Store,
-    Network(ProviderId),
 }
 
 /// Block metrics: how many blocks came from where, and what failed.

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use cid::Cid;
 use futures::future::BoxFuture;
 
-use super::{verify_block, MAX_BLOCK_SIZE};
 use crate::car::{CarError, CarReader};
+use crate::verify::{verify_block, MAX_BLOCK_SIZE};
 
 /// A place blocks are kept. Object-safe so the block service can hold a list.
 pub trait BlockStore: Send + Sync + 'static {

@@ -1,6 +1,9 @@
 //! Walking a DAG for a CAR response: the blocks that prove a path, then the
 //! blocks of the requested scope, depth-first in link order, with the next
-//! blocks of the walk fetched ahead.
+//! blocks of the walk fetched ahead within the response's read-ahead
+//! budget. Without duplicates (`dups=n`) every walk skips what it has
+//! already sent, so a DAG linking one child many times costs one visit per
+//! distinct block; with them, the request's block cap ends the repeats.
 
 use std::collections::{HashMap, HashSet};
 
@@ -9,17 +12,31 @@ use cid::Cid;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use super::{links_of, DagError, Node, ResolvedPath};
-use crate::blocks::{BlockError, BlockService};
-use crate::session;
-use crate::unixfs::{file_size, file_stream, hamt_list, UnixfsNode};
+use crate::blocks::read_ahead::{self, FetchId, FetchTasks, Prefetcher, ReadAheadBudget};
+use crate::blocks::{BlockError, BlockService, MAX_BLOCK_SIZE};
+use crate::unixfs::{file_size, file_stream, hamt_list, Repeats, UnixfsNode};
 
 /// Bound on the depth of a depth-first walk.
 const MAX_WALK_DEPTH: usize = 4096;
+/// Bound on the links a depth-first walk holds to visit later (about
+/// 27 MiB of state): far more than the widest real DAGs need (a 2 MiB
+/// directory block has about 50,000 links), far less than nested blocks
+/// of 50,000 links each would pile up.
+const MAX_WALK_PENDING: usize = 1 << 18;
 
-/// Blocks a depth-first walk fetches ahead of the one it is emitting. Every
-/// one is on the walk's stack, so it will be emitted (or skipped as already
-/// seen); none is fetched for nothing.
+/// Most blocks a depth-first walk fetches ahead of the one it is emitting
+/// (the bytes they hold are the budget's to bound). Every one is on the
+/// walk's stack, so it will be emitted (or skipped as already seen); none
+/// is fetched for nothing.
 const WALK_AHEAD: usize = 16;
+
+/// Bytes expected of a block whose size nothing declares, until the walk
+/// has met a larger one: the common chunk size of files (1 MiB) and some
+/// framing. A larger block is accounted at its real size when it arrives.
+const UNKNOWN_BLOCK_ESTIMATE: u64 = 1024 * 1024 + 1024;
+
+/// Bytes expected of a HAMT shard (256 links with names: about 16 KiB).
+const SHARD_ESTIMATE: u64 = 64 * 1024;
 
 /// How much of the DAG under the path's end a CAR carries (`dag-scope`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,9 +80,11 @@ pub struct WalkOptions {
     pub duplicates: bool,
 }
 
-/// Every block a CAR for `resolved` must hold, in order.
+/// Every block a CAR for `resolved` must hold, in order; blocks fetched
+/// ahead hold their bytes against `budget` until yielded.
 pub fn walk_blocks(
     blocks: BlockService,
+    budget: ReadAheadBudget,
     resolved: ResolvedPath,
     options: WalkOptions,
 ) -> BoxStream<'static, Result<(Cid, Bytes), DagError>> {
@@ -76,7 +95,7 @@ pub fn walk_blocks(
             async move { Ok((cid, blocks.get(&cid).await?)) }
         })
     };
-    let terminal = scope_blocks(blocks, resolved, options);
+    let terminal = scope_blocks(blocks, budget, resolved, options);
     let all = path_blocks.chain(terminal);
     if options.duplicates {
         return all.boxed();
@@ -88,6 +107,7 @@ pub fn walk_blocks(
 
 fn scope_blocks(
     blocks: BlockService,
+    budget: ReadAheadBudget,
     resolved: ResolvedPath,
     options: WalkOptions,
 ) -> BoxStream<'static, Result<(Cid, Bytes), DagError>> {
@@ -107,7 +127,12 @@ fn scope_blocks(
                     .map_or((0, size), |eb| eb.to_range(size)),
                 Err(e) => return stream::once(async move { Err(e) }).boxed(),
             };
-            file_stream(blocks, cid, block, range)
+            let repeats = if options.duplicates {
+                Repeats::Visit
+            } else {
+                Repeats::Skip
+            };
+            file_stream(blocks, budget, cid, block, range, repeats)
                 .map_ok(|visited| (visited.cid, visited.block))
                 .boxed()
         }
@@ -117,36 +142,39 @@ fn scope_blocks(
                     .await
                     .map(|(_, shards)| (blocks, shards))
             })
-            .map_ok(|(blocks, shards)| {
-                stream::iter(shards)
-                    .map(move |cid| {
-                        let blocks = blocks.clone();
-                        async move { Ok((cid, blocks.get(&cid).await?)) }
-                    })
-                    .buffered(WALK_AHEAD)
+            .map_ok(move |(blocks, shards)| {
+                read_ahead::ordered(blocks, budget.clone(), shards, SHARD_ESTIMATE)
+                    .map_err(DagError::from)
             })
             .try_flatten()
             .boxed()
         }
         DagScope::Entity => stream::once(async move { Ok((cid, block)) }).boxed(),
-        DagScope::All => depth_first(blocks, cid, block, options.duplicates),
+        DagScope::All => depth_first(blocks, budget, cid, block, options.duplicates),
     }
 }
 
 struct DepthFirst {
-    blocks: BlockService,
+    prefetcher: Prefetcher,
+    /// The largest block met so far: what the next unknown one is expected to take.
+    largest: u64,
     /// Next CIDs to visit with their depth; the top is the end.
     stack: Vec<(Cid, usize)>,
     seen: HashSet<Cid>,
     duplicates: bool,
     first: Option<(Cid, Bytes)>,
-    /// Fetches started for CIDs near the top of the stack, in the session.
-    ahead: HashMap<Cid, tokio::task::JoinHandle<Option<Result<Bytes, BlockError>>>>,
+    /// Fetches started for CIDs near the top of the stack.
+    ahead: HashMap<Cid, FetchId>,
 }
 
 impl DepthFirst {
-    /// Starts fetches for the next `WALK_AHEAD` CIDs the walk will visit.
+    /// Starts fetches for the next `WALK_AHEAD` CIDs the walk will visit,
+    /// while the budget has room. Runs only when the body asks for more, so
+    /// a client that stops reading stops it.
     fn fetch_ahead(&mut self) {
+        let estimate = self
+            .largest
+            .clamp(UNKNOWN_BLOCK_ESTIMATE, MAX_BLOCK_SIZE as u64);
         for (cid, _) in self.stack.iter().rev().take(WALK_AHEAD) {
             if self.ahead.len() >= WALK_AHEAD {
                 break;
@@ -154,38 +182,40 @@ impl DepthFirst {
             if self.ahead.contains_key(cid) || (!self.duplicates && self.seen.contains(cid)) {
                 continue;
             }
-            let (blocks, cid) = (self.blocks.clone(), *cid);
-            let fetch = session::spawn(async move { blocks.get(&cid).await });
-            self.ahead.insert(cid, fetch);
+            match self.prefetcher.start(*cid, estimate) {
+                Some(id) => self.ahead.insert(*cid, id),
+                None => break,
+            };
         }
     }
 
+    /// The block the walk visits next: asked for before the ones after it
+    /// (if not already), whatever the budget says, then the walk's next
+    /// blocks are fetched ahead.
     async fn get(&mut self, cid: &Cid) -> Result<Bytes, BlockError> {
-        if let Some(fetch) = self.ahead.remove(cid) {
-            if let Ok(Some(fetched)) = fetch.await {
-                return fetched;
-            }
-        }
-        self.blocks.get(cid).await
-    }
-}
-
-impl Drop for DepthFirst {
-    fn drop(&mut self) {
-        for fetch in self.ahead.values() {
-            fetch.abort();
-        }
+        let id = match self.ahead.remove(cid) {
+            Some(id) => id,
+            None => self.prefetcher.start_needed(*cid),
+        };
+        self.fetch_ahead();
+        let block = self.prefetcher.take(id, cid).await?;
+        self.largest = self.largest.max(block.len() as u64);
+        Ok(block)
     }
 }
 
 fn depth_first(
     blocks: BlockService,
+    budget: ReadAheadBudget,
     root: Cid,
     root_block: Bytes,
     duplicates: bool,
 ) -> BoxStream<'static, Result<(Cid, Bytes), DagError>> {
     let state = DepthFirst {
-        blocks,
+        // Spawned, as this walk always was: blocks read from a store are
+        // hashed on every core.
+        prefetcher: Prefetcher::new(blocks, budget, FetchTasks::Spawned),
+        largest: 0,
         stack: Vec::new(),
         seen: HashSet::new(),
         duplicates,
@@ -197,13 +227,12 @@ fn depth_first(
             let (cid, block, depth) = if let Some((cid, block)) = state.first.take() {
                 (cid, block, 0)
             } else {
-                state.fetch_ahead();
                 let Some((cid, depth)) = state.stack.pop() else {
                     return Ok(None);
                 };
                 if !state.duplicates && state.seen.contains(&cid) {
-                    if let Some(fetch) = state.ahead.remove(&cid) {
-                        fetch.abort();
+                    if let Some(id) = state.ahead.remove(&cid) {
+                        state.prefetcher.abandon(id);
                     }
                     continue;
                 }
@@ -213,7 +242,18 @@ fn depth_first(
                 return Err(DagError::TooDeep(MAX_WALK_DEPTH));
             }
             state.seen.insert(cid);
-            let links = links_of(&cid, &block)?;
+            let mut links = links_of(&cid, &block)?;
+            if !state.duplicates {
+                links.retain(|l| !state.seen.contains(l));
+            }
+            if state.stack.len() + links.len() > MAX_WALK_PENDING {
+                return Err(DagError::Inconsistent {
+                    cid,
+                    reason: format!(
+                        "the walk would hold more than {MAX_WALK_PENDING} links not yet visited"
+                    ),
+                });
+            }
             state
                 .stack
                 .extend(links.into_iter().rev().map(|l| (l, depth + 1)));

@@ -2,11 +2,11 @@
 //! `GET /ipfs/<cid>?format=raw`, WANT_HAVE is `HEAD`, 404/410 mean
 //! DONT_HAVE, 429 and 5xx mean "back off" (for `Retry-After` when given).
 //! One pooled HTTP/1.1 and HTTP/2 client is shared by every provider.
-//! Blocks are bounded to 2 MiB while they are read; the want logic
-//! verifies them.
+//! Blocks are bounded to 2 MiB while they are read and verified against
+//! their CID before the want logic sees them.
 //!
 //! Block requests to one gateway are bounded by the bytes they are expected
-//! to bring ([`BYTES_IN_FLIGHT`]) and start in the order they were made:
+//! to bring (`BYTES_IN_FLIGHT_KIB`) and start in the order they were made:
 //! a dozen concurrent transfers on one link would share its bandwidth and
 //! all finish late, while a response streams in order and needs the first
 //! one first. The bound still covers a round trip at WAN speeds.
@@ -23,12 +23,13 @@ use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
-use super::bitswap::protocol::WantType;
-use crate::blocks::MAX_BLOCK_SIZE;
+use super::{count_bad_block, WantEvent, WantKind};
 use crate::dial::http::HttpClient;
 use crate::dial::AddressPolicy;
 use crate::fetch::LinkProgress;
-use crate::session::ProviderId;
+use crate::metrics::BlockOrigin;
+use crate::session::{PeerBook, ProviderId};
+use crate::verify::{verify_block, MAX_BLOCK_SIZE};
 
 /// What a trustless gateway answered.
 #[derive(Debug)]
@@ -134,7 +135,7 @@ impl HttpProviders {
         &self,
         base: &str,
         cid: &Cid,
-        want: WantType,
+        want: WantKind,
         progress: &LinkProgress,
     ) -> impl Future<Output = HttpAnswer> + Send + 'static {
         let link = self.link(base);
@@ -152,6 +153,46 @@ impl HttpProviders {
                 Err(_) => return HttpAnswer::Failed("gateway link closed".into()),
             };
             transfer(&client, &link, &base, &cid, want, &progress).await
+        }
+    }
+
+    /// [`request`](Self::request), answered as the want logic reads it: a
+    /// block is verified against `cid` here, and one that does not match
+    /// bans the gateway.
+    pub(super) fn want(
+        &self,
+        base: &str,
+        cid: &Cid,
+        kind: WantKind,
+        progress: &LinkProgress,
+    ) -> impl Future<Output = WantEvent> + Send + 'static {
+        let request = self.request(base, cid, kind, progress);
+        let (provider, base, cid) = (ProviderId::Http(base.to_string()), base.to_string(), *cid);
+        async move {
+            match request.await {
+                HttpAnswer::Block(data) if verify_block(&cid, &data).is_ok() => {
+                    WantEvent::Block { provider, data }
+                }
+                HttpAnswer::Block(_) => {
+                    tracing::warn!(%base, %cid, "HTTP provider sent bytes that do not match the CID");
+                    PeerBook::global().penalise(&provider);
+                    count_bad_block(BlockOrigin::Http);
+                    WantEvent::BadBlock(provider)
+                }
+                HttpAnswer::Have => WantEvent::Presence {
+                    provider,
+                    have: true,
+                },
+                HttpAnswer::DontHave => WantEvent::Presence {
+                    provider,
+                    have: false,
+                },
+                HttpAnswer::BackOff(after) => WantEvent::BackOff(provider, after),
+                HttpAnswer::Failed(reason) => {
+                    tracing::debug!(%base, %cid, %reason, "HTTP provider failed");
+                    WantEvent::Unreachable(provider)
+                }
+            }
         }
     }
 
@@ -181,9 +222,9 @@ impl HttpProviders {
 /// in the semaphore's first-come queue.
 fn take_turn(
     link: &Arc<Link>,
-    want: WantType,
+    want: WantKind,
 ) -> BoxFuture<'static, Result<Option<OwnedSemaphorePermit>, AcquireError>> {
-    if want == WantType::Have {
+    if want == WantKind::Have {
         return Box::pin(std::future::ready(Ok(None)));
     }
     let kib = link.expected_kib().clamp(1, BYTES_IN_FLIGHT_KIB);
@@ -200,15 +241,15 @@ async fn transfer(
     link: &Link,
     base: &str,
     cid: &Cid,
-    want: WantType,
+    want: WantKind,
     progress: &LinkProgress,
 ) -> HttpAnswer {
     let provider = ProviderId::Http(base.to_string());
     let mut noted = None;
     let url = format!("{base}/ipfs/{cid}?format=raw");
     let request = match want {
-        WantType::Block => client.get(&url),
-        WantType::Have => client.head(&url),
+        WantKind::Block => client.get(&url),
+        WantKind::Have => client.head(&url),
     };
     let request = match request {
         Ok(request) => request.header(reqwest::header::ACCEPT, "application/vnd.ipld.raw"),
@@ -220,7 +261,7 @@ async fn transfer(
     };
     let status = response.status();
     match status {
-        StatusCode::OK if want == WantType::Have => HttpAnswer::Have,
+        StatusCode::OK if want == WantKind::Have => HttpAnswer::Have,
         StatusCode::OK => {
             if response
                 .content_length()

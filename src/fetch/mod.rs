@@ -20,8 +20,47 @@ use bytes::Bytes;
 use cid::Cid;
 use futures::future::BoxFuture;
 
+use crate::metrics::{BlockOrigin, Metrics, SourceLabel};
 use crate::routing::ProviderHint;
 use crate::session::ProviderId;
+
+/// What a provider is asked for one block, whatever carries the ask:
+/// Bitswap turns it into a wantlist entry, a trustless gateway into `GET`
+/// or `HEAD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WantKind {
+    /// The block itself (WANT_BLOCK, `GET`).
+    Block,
+    /// Only whether the provider has it (WANT_HAVE, `HEAD`).
+    Have,
+}
+
+/// What a provider answered about a want, whatever carried it: both
+/// transports turn what they hear into these, and the want logic reads
+/// nothing else.
+#[derive(Debug, Clone)]
+enum WantEvent {
+    /// A block that hashes to the wanted CID.
+    Block {
+        provider: ProviderId,
+        data: Bytes,
+    },
+    Presence {
+        provider: ProviderId,
+        have: bool,
+    },
+    Unreachable(ProviderId),
+    BackOff(ProviderId, Duration),
+    /// Bytes that do not hash to what the provider was asked for.
+    BadBlock(ProviderId),
+}
+
+fn count_bad_block(source: BlockOrigin) {
+    Metrics::global()
+        .bad_blocks
+        .get_or_create(&SourceLabel { source })
+        .inc();
+}
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum FetchError {
@@ -44,7 +83,7 @@ pub trait BlockFetcher: Send + Sync + 'static {
     fn seed_hints(&self, hints: &[ProviderHint]);
 }
 
-/// How sessions share what they learn (`[session] mode`).
+/// How sessions share what they learn (`[retrieval] session_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum SessionMode {

@@ -13,7 +13,7 @@ use super::headers::nosniff;
 use super::headers::{content_disposition, content_headers, value};
 use super::state::Ctx;
 use crate::blocks::IDENTITY;
-use crate::car::{encode_header, encode_section};
+use crate::car::{encode_header, encode_section_head};
 use crate::dag::{resolve_path, walk_blocks, DagScope, WalkOptions};
 
 pub async fn serve_car(ctx: &Ctx<'_>) -> Result<Response, GatewayError> {
@@ -56,18 +56,24 @@ pub async fn serve_car(ctx: &Ctx<'_>) -> Result<Response, GatewayError> {
         duplicates: params.duplicates,
     };
     let header_bytes = encode_header(&[request.root]);
-    let sections = walk_blocks(ctx.blocks.clone(), resolved, options)
+    let budget = ctx.gateway.read_ahead.response();
+    let sections = walk_blocks(ctx.blocks.clone(), budget, resolved, options)
         .filter(|item| {
             std::future::ready(!matches!(item, Ok((cid, _)) if cid.hash().code() == IDENTITY))
         })
-        .map(|item| {
-            item.map(|(cid, block)| encode_section(&cid, &block))
-                .map_err(|e| {
+        .flat_map(|item| {
+            let chunks = match item {
+                // The block follows its section's head as it is: not copied,
+                // so a stalled client holds one copy of it, not two.
+                Ok((cid, block)) => vec![Ok(encode_section_head(&cid, block.len())), Ok(block)],
+                Err(e) => {
                     // The status is already sent: the only way left to tell the
                     // client is to end the stream abnormally.
                     tracing::warn!(error = %e, "CAR stream aborted");
-                    std::io::Error::other(e.to_string())
-                })
+                    vec![Err(std::io::Error::other(e.to_string()))]
+                }
+            };
+            stream::iter(chunks)
         });
     let body = stream::once(async move { Ok::<_, std::io::Error>(header_bytes) }).chain(sections);
     Ok((StatusCode::OK, headers, streamed_body(body.boxed())).into_response())

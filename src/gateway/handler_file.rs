@@ -16,7 +16,7 @@ use super::ranges::{bytes_response, ranged_response};
 use super::sniff;
 use super::state::Ctx;
 use crate::dag::{DagError, Node, ResolvedPath};
-use crate::unixfs::{file_size, file_stream, UnixfsNode};
+use crate::unixfs::{file_size, file_stream, Repeats, UnixfsNode};
 
 pub async fn serve_file(ctx: &Ctx<'_>, resolved: ResolvedPath) -> Result<Response, GatewayError> {
     let etag = format!("\"{}\"", resolved.cid);
@@ -77,12 +77,21 @@ async fn serve_file_from(
     }
     let sniff_len = (sniff::SNIFF_LEN as u64).min(size);
     let (blocks, cid, block) = (ctx.blocks.clone(), file.cid, file.block.clone());
+    // One budget for every range of the response.
+    let budget = ctx.gateway.read_ahead.response();
     let bytes_of = move |range| {
-        file_stream(blocks.clone(), cid, block.clone(), range)
-            .map_ok(|visited| visited.data)
-            .try_filter(|data| std::future::ready(!data.is_empty()))
-            .map_err(GatewayError::from)
-            .boxed()
+        file_stream(
+            blocks.clone(),
+            budget.clone(),
+            cid,
+            block.clone(),
+            range,
+            Repeats::Visit,
+        )
+        .map_ok(|visited| visited.data)
+        .try_filter(|data| std::future::ready(!data.is_empty()))
+        .map_err(GatewayError::from)
+        .boxed()
     };
     let whole_body = !ctx.is_head() && !ctx.http.headers.contains_key(header::RANGE);
     let (head, started) = if whole_body {

@@ -1,6 +1,8 @@
 //! Request limits: a cap on concurrent requests and live sessions (429
 //! with `Retry-After`), request header size (431), blocks and bytes read
-//! per request (403, enforced by the session's budget), time to the response headers (504), stalls
+//! per request (403, enforced by the session's budget), bytes fetched
+//! ahead of the writer (per response and in all, see
+//! [`crate::blocks::read_ahead`]), time to the response headers (504), stalls
 //! between body writes and the whole response's duration (both end the
 //! body abnormally, as the status is already sent), and the per-request
 //! metrics that need to see the body finish.
@@ -33,6 +35,10 @@ pub struct LimitsConfig {
     /// Sessions alive at once (one per request in flight, plus background
     /// fetches); past it, 429.
     pub max_live_sessions: usize,
+    /// Bytes of blocks one response may hold fetched ahead of its writer.
+    pub read_ahead_bytes_per_response: u64,
+    /// Bytes of blocks all responses together may hold fetched ahead.
+    pub read_ahead_bytes_total: u64,
 }
 
 impl Default for LimitsConfig {
@@ -47,6 +53,8 @@ impl Default for LimitsConfig {
             max_blocks_per_request: 1_000_000,
             max_bytes_per_request: 64 << 30,
             max_live_sessions: 4096,
+            read_ahead_bytes_per_response: 20 << 20,
+            read_ahead_bytes_total: 256 << 20,
         }
     }
 }
@@ -56,6 +64,16 @@ pub fn header_bytes(headers: &HeaderMap) -> usize {
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum()
+}
+
+impl LimitsConfig {
+    /// The read-ahead budgets these limits set.
+    pub fn read_ahead(&self) -> crate::blocks::read_ahead::ReadAheadLimits {
+        crate::blocks::read_ahead::ReadAheadLimits {
+            per_response: self.read_ahead_bytes_per_response,
+            total: self.read_ahead_bytes_total,
+        }
+    }
 }
 
 /// Marks a response with the handler that made it (for metrics).

@@ -11,6 +11,7 @@
 //! place (`errors`).
 
 mod body;
+mod config;
 mod dispatch;
 mod errors;
 mod etag;
@@ -39,6 +40,7 @@ use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
+pub use config::GatewayConfig;
 pub use errors::GatewayError;
 pub use request::{ContentRequest, Format};
 use state::Ctx;

@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use axum::http::Method;
 
+use super::config::GatewayConfig;
 use super::limits::LimitsConfig;
 use super::request::ContentRequest;
+use crate::blocks::read_ahead::ReadAheadPool;
 use crate::blocks::BlockService;
-use crate::config::{GatewayConfig, HintsConfig};
 use crate::dial::AddressPolicy;
+use crate::routing::HintsConfig;
 
 /// What every handler needs.
 pub struct Gateway {
@@ -19,6 +21,8 @@ pub struct Gateway {
     pub config: GatewayConfig,
     pub hints: HintsConfig,
     pub limits: LimitsConfig,
+    /// Bytes all responses hold fetched ahead of their writers.
+    pub read_ahead: ReadAheadPool,
     /// Hints are checked against it as they are parsed.
     pub address_policy: AddressPolicy,
     /// Slots for content requests answered at once (`middleware`).
@@ -40,6 +44,7 @@ impl Gateway {
             config,
             address_policy: AddressPolicy::new(hints.allow_private),
             hints,
+            read_ahead: ReadAheadPool::new(limits.read_ahead()),
             limits,
             concurrency,
         }

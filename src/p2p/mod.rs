@@ -3,9 +3,9 @@
 //! raw protocol streams (for Bitswap): outbound through `libp2p-stream`,
 //! inbound through [`inbound`], which queues them instead of dropping them.
 //!
-//! The swarm runs in its own task; the rest of the gateway talks to it
-//! through [`Node`]: dial a peer, list connected peers, open or accept
-//! streams.
+//! The swarm runs in its own task (`SwarmTask`); the rest of the gateway
+//! talks to it through [`P2pNode`]: dial a peer, list connected peers, open or
+//! accept streams.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -22,7 +22,7 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{dns, identify, noise, ping, quic, tcp, yamux, Multiaddr, PeerId, Swarm};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::dial::AddressPolicy;
 
@@ -37,7 +37,7 @@ pub use inbound::InboundStream;
 pub struct P2pConfig {
     /// Addresses to listen on; empty means dial-only.
     pub listen: Vec<String>,
-    /// Peers (multiaddrs ending in /p2p/<id>) dialled at start and redialled when they drop.
+    /// Peers (multiaddrs ending in `/p2p/<id>`) dialled at start and redialled when they drop.
     pub peers: Vec<String>,
     /// Most established connections.
     pub max_connections: u32,
@@ -140,7 +140,7 @@ fn yamux_config() -> yamux::Config {
 
 /// A handle to the running node. Cheap to clone.
 #[derive(Clone)]
-pub struct Node {
+pub struct P2pNode {
     peer_id: PeerId,
     /// Addresses learned from hints and config, so a stream can be opened
     /// (and the peer redialled) without waiting on the swarm task.
@@ -150,6 +150,9 @@ pub struct Node {
     inbound: Arc<std::sync::Mutex<Option<mpsc::Receiver<InboundStream>>>>,
     commands: mpsc::UnboundedSender<Command>,
     connected: Arc<RwLock<HashSet<PeerId>>>,
+    /// Woken when a peer joins `connected`, so [`P2pNode::connect`] waits on
+    /// the swarm's event instead of polling.
+    connection_established: Arc<Notify>,
     listening: Arc<RwLock<Vec<Multiaddr>>>,
 }
 
@@ -206,9 +209,9 @@ fn peer_of(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
     }
 }
 
-impl Node {
+impl P2pNode {
     /// Starts the swarm in a background task, listening for streams of
-    /// `inbound_protocols` (read them with [`Node::take_inbound_streams`]).
+    /// `inbound_protocols` (read them with [`P2pNode::take_inbound_streams`]).
     /// Every dial passes `policy`; the node's own listening addresses are
     /// added to it as they come up.
     pub async fn start(
@@ -216,7 +219,7 @@ impl Node {
         key: Keypair,
         inbound_protocols: &[libp2p::StreamProtocol],
         policy: AddressPolicy,
-    ) -> Result<Node, P2pError> {
+    ) -> Result<P2pNode, P2pError> {
         // libp2p links two rustls crypto providers; QUIC needs one chosen.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let limits = ConnectionLimits::default()
@@ -269,38 +272,34 @@ impl Node {
         let peer_id = *swarm.local_peer_id();
         let control = swarm.behaviour().stream.new_control();
         let (commands, receiver) = mpsc::unbounded_channel();
-        let node = Node {
+        let node = P2pNode {
             peer_id,
             addresses: Arc::default(),
             control,
             inbound: Arc::new(std::sync::Mutex::new(Some(inbound_streams))),
             commands,
             connected: Arc::default(),
+            connection_established: Arc::default(),
             listening: Arc::default(),
         };
         for (peer, addr) in &static_peers {
             node.dial(*peer, vec![addr.clone()]);
         }
-        let mut expected_listeners = config.listen.len();
-        let listening = node.listening.clone();
-        let connected = node.connected.clone();
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let mut ready_tx = Some(ready_tx);
-        if expected_listeners == 0 {
-            ready_tx.take().map(|tx| tx.send(()));
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let mut task = SwarmTask {
+            swarm,
+            commands: receiver,
+            static_peers,
+            connected: node.connected.clone(),
+            connection_established: node.connection_established.clone(),
+            listening: node.listening.clone(),
+            expected_listeners: config.listen.len(),
+            ready: Some(ready_tx),
+        };
+        if task.expected_listeners == 0 {
+            task.signal_ready();
         }
-        tokio::spawn(async move {
-            run_swarm(
-                swarm,
-                receiver,
-                static_peers,
-                connected,
-                listening,
-                &mut expected_listeners,
-                &mut ready_tx,
-            )
-            .await;
-        });
+        tokio::spawn(task.run());
         // Wait (briefly) until listeners are up so callers can advertise them.
         let _ = tokio::time::timeout(Duration::from_secs(5), ready_rx).await;
         for addr in node.listening.read().expect("poisoned").iter() {
@@ -362,13 +361,22 @@ impl Node {
         }
         let _ = self.commands.send(Command::Dial { peer, addrs });
         let deadline = tokio::time::Instant::now() + timeout;
-        while !self.is_connected(&peer) {
-            if tokio::time::Instant::now() >= deadline {
+        loop {
+            // Registered before the check, so a connection made between the
+            // check and the wait still wakes it.
+            let established = self.connection_established.notified();
+            tokio::pin!(established);
+            established.as_mut().enable();
+            if self.is_connected(&peer) {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, established)
+                .await
+                .is_err()
+            {
                 return Err(format!("could not connect to {peer} within {timeout:?}"));
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Ok(())
     }
 
     pub fn is_connected(&self, peer: &PeerId) -> bool {
@@ -384,7 +392,7 @@ impl Node {
             .collect()
     }
 
-    /// The streams peers open for the protocols given to [`Node::start`];
+    /// The streams peers open for the protocols given to [`P2pNode::start`];
     /// `None` after the first call.
     pub fn take_inbound_streams(&self) -> Option<mpsc::Receiver<InboundStream>> {
         self.inbound.lock().expect("poisoned").take()
@@ -396,69 +404,108 @@ impl Node {
     }
 }
 
-async fn run_swarm(
-    mut swarm: Swarm<Behaviour>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+/// The swarm's own task: it owns the [`Swarm`], carries out the
+/// [`P2pNode`] handles' commands, redials static peers, and publishes what the
+/// handles read (connected peers, listening addresses).
+struct SwarmTask {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::UnboundedReceiver<Command>,
     static_peers: Vec<(PeerId, Multiaddr)>,
     connected: Arc<RwLock<HashSet<PeerId>>>,
+    connection_established: Arc<Notify>,
     listening: Arc<RwLock<Vec<Multiaddr>>>,
-    expected_listeners: &mut usize,
-    ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
-) {
-    let mut redial = tokio::time::interval(Duration::from_secs(10));
-    loop {
-        tokio::select! {
-            command = commands.recv() => match command {
-                Some(Command::Dial { peer, addrs }) => {
-                    for addr in &addrs {
-                        swarm.add_peer_address(peer, addr.clone());
-                    }
-                    let opts = DialOpts::peer_id(peer)
-                        .addresses(addrs)
-                        .condition(PeerCondition::DisconnectedAndNotDialing)
-                        .build();
-                    if let Err(e) = swarm.dial(opts) {
-                        tracing::debug!(%peer, error = %e, "dial not started");
-                    }
+    /// Listeners not up yet; [`P2pNode::start`] waits (briefly) for all of them.
+    expected_listeners: usize,
+    ready: Option<oneshot::Sender<()>>,
+}
+
+impl SwarmTask {
+    /// Runs until every [`P2pNode`] handle is dropped.
+    async fn run(mut self) {
+        let mut redial = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(command) => self.execute(command),
+                    None => return,
+                },
+                _ = redial.tick() => self.redial_static_peers(),
+                event = self.swarm.select_next_some() => self.on_event(event),
+            }
+        }
+    }
+
+    fn execute(&mut self, command: Command) {
+        match command {
+            Command::Dial { peer, addrs } => {
+                for addr in &addrs {
+                    self.swarm.add_peer_address(peer, addr.clone());
                 }
-                None => return,
-            },
-            _ = redial.tick() => {
-                for (peer, addr) in &static_peers {
-                    if !swarm.is_connected(peer) {
-                        let opts = DialOpts::peer_id(*peer)
-                            .addresses(vec![addr.clone()])
-                            .condition(PeerCondition::DisconnectedAndNotDialing)
-                            .build();
-                        let _ = swarm.dial(opts);
-                    }
+                let opts = DialOpts::peer_id(peer)
+                    .addresses(addrs)
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                if let Err(e) = self.swarm.dial(opts) {
+                    tracing::debug!(%peer, error = %e, "dial not started");
                 }
             }
-            event = swarm.select_next_some() => match event {
-                SwarmEvent::NewListenAddr { address, .. } => {
-                    tracing::info!(%address, "libp2p listening");
-                    listening.write().expect("poisoned").push(address);
-                    *expected_listeners = expected_listeners.saturating_sub(1);
-                    if *expected_listeners == 0 {
-                        ready.take().map(|tx| tx.send(()));
-                    }
+        }
+    }
+
+    fn redial_static_peers(&mut self) {
+        for (peer, addr) in &self.static_peers {
+            if !self.swarm.is_connected(peer) {
+                let opts = DialOpts::peer_id(*peer)
+                    .addresses(vec![addr.clone()])
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                let _ = self.swarm.dial(opts);
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "libp2p listening");
+                self.listening.write().expect("poisoned").push(address);
+                self.expected_listeners = self.expected_listeners.saturating_sub(1);
+                if self.expected_listeners == 0 {
+                    self.signal_ready();
                 }
-                SwarmEvent::ConnectionEstablished { peer_id, .. } => {
-                    tracing::debug!(peer = %peer_id, "connected");
-                    connected.write().expect("poisoned").insert(peer_id);
-                }
-                SwarmEvent::ConnectionClosed { peer_id, num_established: 0, cause, endpoint, .. } => {
-                    tracing::debug!(peer = %peer_id, ?cause, dialer = endpoint.is_dialer(), "disconnected");
-                    connected.write().expect("poisoned").remove(&peer_id);
-                }
-                SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                    tracing::debug!(peer = ?peer_id, %error, "dial failed");
-                }
-                SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
-                    tracing::trace!(peer = %peer_id, agent = %info.agent_version, "identified");
-                }
-                _ => {}
-            },
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                tracing::debug!(peer = %peer_id, "connected");
+                self.connected.write().expect("poisoned").insert(peer_id);
+                self.connection_established.notify_waiters();
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                cause,
+                endpoint,
+                ..
+            } => {
+                tracing::debug!(peer = %peer_id, ?cause, dialer = endpoint.is_dialer(), "disconnected");
+                self.connected.write().expect("poisoned").remove(&peer_id);
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(peer = ?peer_id, %error, "dial failed");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                tracing::trace!(peer = %peer_id, agent = %info.agent_version, "identified");
+            }
+            _ => {}
+        }
+    }
+
+    fn signal_ready(&mut self) {
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(());
         }
     }
 }

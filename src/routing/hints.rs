@@ -6,8 +6,29 @@ use std::net::SocketAddr;
 
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
+use serde::{Deserialize, Serialize};
 
 use crate::dial::{count_refusal, AddressPolicy, Refusal};
+
+/// `[hints]`: what a request may name as providers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HintsConfig {
+    /// Most provider hints one request may carry; more is a 400.
+    pub max_per_request: usize,
+    /// Dial private and special-purpose addresses named by hints, routing
+    /// answers and peers (tests, LANs); see `dial::AddressPolicy`.
+    pub allow_private: bool,
+}
+
+impl Default for HintsConfig {
+    fn default() -> Self {
+        HintsConfig {
+            max_per_request: 8,
+            allow_private: false,
+        }
+    }
+}
 
 /// One provider named by a client.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,6 @@ mod delegated;
 mod hints;
 
 pub use delegated::{Routing, RoutingConfig};
-pub use hints::{parse_hints, HintError, ProviderHint};
+pub use hints::{parse_hints, HintError, HintsConfig, ProviderHint};
 
 pub use crate::dial::AddressPolicy;

@@ -55,6 +55,9 @@ struct ClockState {
     /// `None` while hyper waits on it (its last poll was `Pending`).
     bodies: std::collections::HashMap<u64, Option<Instant>>,
     next_body: u64,
+    /// The reader waiting on the socket, whose timer was armed before a
+    /// body started waiting: woken so it arms for the body's deadline.
+    reader: Option<std::task::Waker>,
 }
 
 impl ClockState {
@@ -69,6 +72,7 @@ impl ClockState {
             write_blocked_since: None,
             bodies: std::collections::HashMap::new(),
             next_body: 0,
+            reader: None,
         }
     }
 
@@ -140,7 +144,16 @@ impl ClockState {
         let id = self.next_body;
         self.next_body += 1;
         self.bodies.insert(id, Some(now));
+        self.wake_reader();
         id
+    }
+
+    /// A body deadline may now come before the reader's timer: let it
+    /// look again.
+    fn wake_reader(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            reader.wake();
+        }
     }
 
     fn on_request_end(&mut self, now: Instant) {
@@ -208,6 +221,9 @@ impl RequestInFlight {
             self.clock.with(|s| {
                 if let Some(waiting) = s.bodies.get_mut(&id) {
                     *waiting = (!pending).then_some(now);
+                    if !pending {
+                        s.wake_reader();
+                    }
                 }
             });
         }
@@ -301,6 +317,7 @@ impl<T: AsyncRead> AsyncRead for TimedIo<T> {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
                 arm(this.timer, clock, cx, now);
+                clock.with(|s| s.reader = Some(cx.waker().clone()));
                 Poll::Pending
             }
         }
@@ -469,6 +486,26 @@ mod tests {
 
     fn at(start: Instant, secs: u64) -> Instant {
         start + Duration::from_secs(secs)
+    }
+
+    struct Flag(std::sync::atomic::AtomicBool);
+    impl futures::task::ArcWake for Flag {
+        fn wake_by_ref(this: &Arc<Self>) {
+            this.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_body_starting_to_wait_wakes_the_reader_to_arm_its_deadline() {
+        // The reader armed its timer before the body existed (for the
+        // periodic check); the body's write deadline can come sooner.
+        let t0 = Instant::now();
+        let mut s = ClockState::new(t0);
+        let flag = Arc::new(Flag(std::sync::atomic::AtomicBool::new(false)));
+        s.reader = Some(futures::task::waker(flag.clone()));
+        s.on_body_start(t0);
+        assert!(flag.0.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(s.reader.is_none());
     }
 
     #[test]

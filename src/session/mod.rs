@@ -35,8 +35,6 @@ use tokio_util::sync::CancellationToken;
 pub use peer_book::PeerBook;
 pub use ranking::{Outcome, ProviderId, ProviderSource, ProviderStats, SessionPeerRanking};
 
-use crate::blocks::BlockSource;
-
 tokio::task_local! {
     static CURRENT: Slot;
 }
@@ -80,6 +78,17 @@ pub struct BudgetExceeded {
     pub what: &'static str,
     pub limit: u64,
     pub key: &'static str,
+}
+
+/// Where a block was found. It lives here, not in the block service that
+/// finds it, because the session records it and the session depends on
+/// nothing of the crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockSource {
+    Inline,
+    Cache,
+    Store,
+    Network(ProviderId),
 }
 
 /// What a session did, for `Server-Timing` and logs.

@@ -377,7 +377,7 @@ impl SessionPeerRanking {
     /// True if a WANT_HAVE may go to `provider` to measure it: it is
     /// unmeasured and no such probe is out (one answer is all it takes, and
     /// every message costs the provider; a probe unanswered for
-    /// [`PROBE_RETRY`] may be repeated).
+    /// `PROBE_RETRY` may be repeated).
     pub fn claim_probe(&mut self, provider: &ProviderId) -> bool {
         let Some(stats) = self.providers.get_mut(provider) else {
             return false;
@@ -467,7 +467,7 @@ impl SessionPeerRanking {
         ))
     }
 
-    /// The expected cost of asking `provider` now (see [`ProviderStats::cost`]).
+    /// The expected cost of asking `provider` now (see `ProviderStats::cost`).
     pub fn cost_of(&self, provider: &ProviderId) -> Option<f64> {
         let assumed = self.assumed();
         self.providers.get(provider).map(|s| s.cost(&assumed))

@@ -142,7 +142,9 @@ fn entry_name(name: &str, width: usize, fanout: u64) -> Result<&str, String> {
 }
 
 /// Lists every entry of a sharded directory (in shard order), and the CIDs
-/// of every shard node read, root first.
+/// of every shard node read, root first. A shard linked more than once (no
+/// valid HAMT does that) is read and listed once, so a directory that
+/// links one sub-shard from every slot costs one read per distinct shard.
 pub async fn hamt_list(
     blocks: &BlockService,
     root: &Cid,
@@ -152,6 +154,7 @@ pub async fn hamt_list(
     let width = slot_width(fanout);
     let mut entries = Vec::new();
     let mut shards = vec![*root];
+    let mut walked = std::collections::HashSet::from([*root]);
     // Depth-first, in link order: a stack of (shard, links being walked).
     let mut stack = vec![(*root, root_pb.links.into_iter())];
     while let Some((shard_cid, links)) = stack.last_mut() {
@@ -177,9 +180,9 @@ pub async fn hamt_list(
                 cid: link.cid,
                 size: link.size,
             });
-        } else {
-            // Shards may be shared between slots, so count every visit:
-            // a small DAG must not make an endless listing.
+        } else if walked.insert(link.cid) {
+            // Each shard is read once however often it is linked, and
+            // distinct shards are bounded too.
             if shards.len() >= MAX_HAMT_ENTRIES {
                 return Err(DagError::Inconsistent {
                     cid: *root,

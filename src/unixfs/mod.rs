@@ -12,7 +12,7 @@ use bytes::Bytes;
 use cid::Cid;
 use prost::Message;
 
-pub use file::{file_size, file_stream, FileBlock};
+pub use file::{file_size, file_stream, FileBlock, Repeats};
 pub use hamt::{hamt_list, hamt_lookup, HamtLookup};
 
 /// The protobuf inside a dag-pb node's `Data` field (unixfs.proto).

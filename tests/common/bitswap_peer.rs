@@ -15,7 +15,7 @@ use sluice::fetch::bitswap::protocol::{
     cid_prefix, read_message, write_message, Block, BlockPresence, Entry, Message, PresenceType,
     WantType, Wantlist, BITSWAP_120,
 };
-use sluice::p2p::{Node, P2pConfig};
+use sluice::p2p::{P2pConfig, P2pNode};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Behaviour {
@@ -48,7 +48,7 @@ pub struct Seen {
 }
 
 pub struct TestPeer {
-    pub node: Option<Node>,
+    pub node: Option<P2pNode>,
     pub peer_id: PeerId,
     pub addr: Multiaddr,
     pub seen: Arc<Mutex<Seen>>,
@@ -61,7 +61,7 @@ impl TestPeer {
             listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
             ..P2pConfig::default()
         };
-        let node = Node::start(
+        let node = P2pNode::start(
             &config,
             libp2p::identity::Keypair::generate_ed25519(),
             &[],
@@ -110,7 +110,7 @@ impl TestPeer {
 }
 
 async fn serve(
-    node: Node,
+    node: P2pNode,
     peer: PeerId,
     mut inbound: Stream,
     blocks: Arc<HashMap<Cid, Bytes>>,

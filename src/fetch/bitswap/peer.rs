@@ -16,15 +16,15 @@ use tokio::sync::mpsc;
 
 use super::budget::{InboundBudget, Reservation, StreamTicket};
 use super::protocol::{
-    cid_of_block, cid_of_v0_block, decode_message, read_body, read_length, write_message, Entry,
-    Message, PresenceType, WantType, Wantlist, BITSWAP_100, PROTOCOLS,
+    cid_of_block, cid_of_v0_block, decode_message, read_body, read_length, want_entry,
+    write_message, Entry, Message, PresenceType, WantType, Wantlist, BITSWAP_100, PROTOCOLS,
 };
-use crate::blocks::MAX_BLOCK_SIZE;
 use crate::fetch::progress::ProgressReader;
-use crate::fetch::LinkProgress;
+use crate::fetch::{LinkProgress, WantKind};
 use crate::metrics::Metrics;
-use crate::p2p::{InboundStream, Node};
+use crate::p2p::{InboundStream, P2pNode};
 use crate::session::ProviderId;
+use crate::verify::MAX_BLOCK_SIZE;
 
 /// An outbound queue with nothing to send closes its stream after this.
 const IDLE: Duration = Duration::from_secs(30);
@@ -63,13 +63,13 @@ pub enum Inbound {
 
 /// Outbound queues, one per peer.
 pub struct Outbound {
-    node: Node,
+    node: P2pNode,
     queues: Mutex<HashMap<PeerId, mpsc::UnboundedSender<Entry>>>,
     inbound: mpsc::UnboundedSender<Inbound>,
 }
 
 impl Outbound {
-    pub fn new(node: Node, inbound: mpsc::UnboundedSender<Inbound>) -> Arc<Outbound> {
+    pub fn new(node: P2pNode, inbound: mpsc::UnboundedSender<Inbound>) -> Arc<Outbound> {
         Arc::new(Outbound {
             node,
             queues: Mutex::default(),
@@ -77,8 +77,18 @@ impl Outbound {
         })
     }
 
+    /// Asks `peer` for `cid`.
+    pub fn want(&self, peer: PeerId, cid: &Cid, kind: WantKind) {
+        self.send(peer, want_entry(cid, kind.into(), false));
+    }
+
+    /// Tells `peer` that the want of `kind` for `cid` is over.
+    pub fn cancel(&self, peer: PeerId, cid: &Cid, kind: WantKind) {
+        self.send(peer, want_entry(cid, kind.into(), true));
+    }
+
     /// Queues `entry` for `peer`, starting its queue task if needed.
-    pub fn send(&self, peer: PeerId, entry: Entry) {
+    fn send(&self, peer: PeerId, entry: Entry) {
         let mut queues = self.queues.lock().expect("poisoned");
         let entry = match queues.get(&peer) {
             Some(tx) => match tx.send(entry) {
@@ -99,7 +109,7 @@ impl Outbound {
     }
 }
 
-async fn open(node: &Node, peer: PeerId) -> Result<(Stream, StreamProtocol), String> {
+async fn open(node: &P2pNode, peer: PeerId) -> Result<(Stream, StreamProtocol), String> {
     // Connect first: a stream opened while the dial is still queued fails
     // with "no addresses".
     if !node.is_connected(&peer) {
@@ -140,7 +150,7 @@ fn message_for(protocol: &StreamProtocol, entries: &[Entry]) -> Message {
 }
 
 async fn peer_queue(
-    node: Node,
+    node: P2pNode,
     peer: PeerId,
     mut rx: mpsc::UnboundedReceiver<Entry>,
     inbound: mpsc::UnboundedSender<Inbound>,
@@ -203,7 +213,7 @@ async fn peer_queue(
 /// Reads every message on the streams peers open to us (the node must have
 /// been started with the Bitswap [`PROTOCOLS`]), within `budget`.
 pub fn accept_inbound(
-    node: &Node,
+    node: &P2pNode,
     inbound: mpsc::UnboundedSender<Inbound>,
     progress: LinkProgress,
     budget: Arc<InboundBudget>,

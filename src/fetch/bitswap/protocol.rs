@@ -9,6 +9,8 @@ use libp2p::StreamProtocol;
 use multihash_codetable::{Code, MultihashDigest};
 use prost::Message as _;
 
+use crate::fetch::WantKind;
+
 pub const BITSWAP_120: StreamProtocol = StreamProtocol::new("/ipfs/bitswap/1.2.0");
 pub const BITSWAP_110: StreamProtocol = StreamProtocol::new("/ipfs/bitswap/1.1.0");
 pub const BITSWAP_100: StreamProtocol = StreamProtocol::new("/ipfs/bitswap/1.0.0");
@@ -83,6 +85,15 @@ pub struct BlockPresence {
 pub enum PresenceType {
     Have = 0,
     DontHave = 1,
+}
+
+impl From<WantKind> for WantType {
+    fn from(kind: WantKind) -> WantType {
+        match kind {
+            WantKind::Block => WantType::Block,
+            WantKind::Have => WantType::Have,
+        }
+    }
 }
 
 /// A want or a cancel for one CID.

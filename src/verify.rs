@@ -1,7 +1,19 @@
-//! Checking a block's bytes against the multihash in its CID.
+//! Checking a block's bytes against the multihash in its CID, and the
+//! limits every source of blocks shares.
+//!
+//! A leaf: it imports nothing of the crate, so the block service, the
+//! fetchers and the CAR reader can all verify without depending on each
+//! other.
 
 use cid::Cid;
 use multihash_codetable::{Code, MultihashDigest};
+
+/// Largest block accepted from any source (the Bitswap and trustless
+/// gateway conventions both cap blocks at 2 MiB).
+pub const MAX_BLOCK_SIZE: usize = 2 * 1024 * 1024;
+
+/// Multihash code of the identity "hash": the digest is the data itself.
+pub const IDENTITY: u64 = 0x00;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum VerifyError {
@@ -9,7 +21,7 @@ pub enum VerifyError {
     UnsupportedHash(u64),
     #[error("hash mismatch: the bytes do not hash to the CID")]
     Mismatch,
-    #[error("block of {0} bytes exceeds the {max} byte limit", max = super::MAX_BLOCK_SIZE)]
+    #[error("block of {0} bytes exceeds the {max} byte limit", max = MAX_BLOCK_SIZE)]
     TooLarge(usize),
 }
 
@@ -17,14 +29,14 @@ pub enum VerifyError {
 /// inline digest).
 pub fn verify_block(cid: &Cid, data: &[u8]) -> Result<(), VerifyError> {
     let expected = cid.hash();
-    if expected.code() == super::IDENTITY {
+    if expected.code() == IDENTITY {
         return if expected.digest() == data {
             Ok(())
         } else {
             Err(VerifyError::Mismatch)
         };
     }
-    if data.len() > super::MAX_BLOCK_SIZE {
+    if data.len() > MAX_BLOCK_SIZE {
         return Err(VerifyError::TooLarge(data.len()));
     }
     let code = Code::try_from(expected.code())
