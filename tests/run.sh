@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (the README's second command, and what CI
 # runs). It installs what the tests need on a fresh machine, then runs
-# formatting, lint and every test.
+# formatting, lint, the API docs (warnings denied) and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +20,7 @@ bash tests/peers/install.sh
 # and under CI=true they fail.
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --quiet
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
