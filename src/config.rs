@@ -195,4 +195,72 @@ mod tests {
         let documented: Config = toml::from_str(text).unwrap();
         assert_eq!(documented, Config::default());
     }
+
+    fn default_sections() -> toml::Table {
+        match toml::Value::try_from(Config::default()).unwrap() {
+            toml::Value::Table(t) => t,
+            other => panic!("defaults are not a table: {other}"),
+        }
+    }
+
+    /// Every key has its line in `config/sluice.toml` (where it is
+    /// documented), not just a default in the code.
+    #[test]
+    fn every_key_is_in_the_documented_file() {
+        let file: toml::Table = toml::from_str(include_str!("../config/sluice.toml")).unwrap();
+        for (section, keys) in default_sections() {
+            let toml::Value::Table(keys) = keys else {
+                continue;
+            };
+            for key in keys.keys() {
+                assert!(
+                    file.get(&section)
+                        .and_then(|s| s.as_table())
+                        .is_some_and(|s| s.contains_key(key)),
+                    "[{section}] {key} is not in config/sluice.toml"
+                );
+            }
+        }
+    }
+
+    /// Every `[section] key` the README names exists.
+    #[test]
+    fn every_key_the_readme_names_exists() {
+        let sections = default_sections();
+        let readme = include_str!("../README.md");
+        let mut named = 0;
+        for (at, _) in readme.match_indices('[') {
+            let rest = &readme[at + 1..];
+            let Some(end) = rest.find(']') else { continue };
+            let section = &rest[..end];
+            if section.is_empty()
+                || !section
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit())
+            {
+                continue;
+            }
+            // A config reference is followed by a key or a closing
+            // backtick; a Markdown link by `(`.
+            if !rest[end + 1..].starts_with([' ', '`']) {
+                continue;
+            }
+            let after = rest[end + 1..].trim_start_matches(['`', ' ']);
+            let key: String = after
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            let Some(toml::Value::Table(keys)) = sections.get(section) else {
+                panic!("README names a section [{section}] that does not exist");
+            };
+            if !key.is_empty() && !rest[end + 1..].starts_with("` ") {
+                assert!(
+                    keys.contains_key(&key),
+                    "README names [{section}] {key}, which does not exist"
+                );
+                named += 1;
+            }
+        }
+        assert!(named >= 10, "the README names config keys: found {named}");
+    }
 }
