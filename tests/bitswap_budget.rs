@@ -7,7 +7,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use common::binary::{free_port, until_listening, SLUICE};
+
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +20,6 @@ use libp2p::{Multiaddr, PeerId};
 use sluice::fetch::bitswap::protocol::BITSWAP_120;
 use sluice::p2p::{P2pConfig, P2pNode};
 
-const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 const MIB: u64 = 1024 * 1024;
 /// What the hostile peer announces on each stream (under the 4 MiB cap, so
 /// the length alone is not refused).
@@ -29,14 +29,6 @@ const HELD_BACK: usize = 100;
 /// A message timeout no run of these tests reaches, where streams left
 /// incomplete must be closed by something else or stay open.
 const LONG_TIMEOUT_SECS: u64 = 600;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `sluice serve`, killed when dropped.
 struct Sluice {
@@ -89,16 +81,7 @@ impl Sluice {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        loop {
-            let line = lines
-                .next()
-                .expect("sluice exited before listening")
-                .unwrap();
-            if line.contains("gateway listening") {
-                break;
-            }
-        }
+        let lines = until_listening(&mut child);
         // Warnings show with a failing test's output; the pipe must be drained.
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {

@@ -4,15 +4,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use common::binary::{free_port, listening, Running, SLUICE};
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use common::sha256_hex;
 use sluice::car::CarWriter;
 use sluice::unixfs::builder::{build_file, FileLayout};
-
-const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
 /// Writes a CAR of a generated file; returns its root CID and the bytes.
 fn make_car(path: &Path, size: usize) -> (String, Vec<u8>) {
@@ -44,26 +43,9 @@ fn import(car: &Path, data_dir: &Path) -> std::process::Output {
         .unwrap()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts `sluice serve` and waits for its "listening" log line.
 fn serve(args: &[&str], env: &[(&str, &str)]) -> Running {
-    let mut child = Command::new(SLUICE)
+    let child = Command::new(SLUICE)
         .args(args)
         .envs(env.iter().copied())
         .env("RUST_LOG", "info")
@@ -75,19 +57,7 @@ fn serve(args: &[&str], env: &[(&str, &str)]) -> Running {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    loop {
-        let line = lines
-            .next()
-            .expect("sluice exited before listening")
-            .unwrap();
-        if line.contains("gateway listening") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Running(child)
+    listening(child)
 }
 
 async fn fetch(port: u16, path: &str) -> reqwest::Response {

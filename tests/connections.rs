@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::binary::free_port;
+
 use std::time::{Duration, Instant};
 
 use common::bitswap_peer::{Behaviour, TestPeer};
@@ -637,14 +639,6 @@ fn out_of_file_descriptors_the_server_backs_off_and_recovers() {
         .unwrap_or(0.0);
     assert!(errors > 0.0, "accept errors are counted");
     drop(child);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn http_get_text(port: u16, path: &str) -> String {

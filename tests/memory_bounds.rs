@@ -8,9 +8,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use common::binary::{free_port, listening, Running, SLUICE};
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
@@ -19,7 +20,6 @@ use common::sha256_hex;
 use sluice::car::CarWriter;
 use sluice::unixfs::builder::{build_file, FileLayout};
 
-const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 const MIB: u64 = 1024 * 1024;
 const FILE_BYTES: usize = 64 * MIB as usize;
 const BLOCK_BYTES: usize = MIB as usize;
@@ -73,23 +73,6 @@ fn make_car(path: &Path) -> (String, Vec<u8>) {
     (root.cid.to_string(), data)
 }
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Imports the CAR into a data directory (blocks are then read from disk,
 /// the flatfs store) and serves it with the small budgets.
 fn serve(car: &Path, data_dir: &Path, port: u16, metrics_port: u16) -> Running {
@@ -103,7 +86,7 @@ fn serve(car: &Path, data_dir: &Path, port: u16, metrics_port: u16) -> Running {
         "{}",
         String::from_utf8_lossy(&import.stderr)
     );
-    let mut child = Command::new(SLUICE)
+    let child = Command::new(SLUICE)
         .args(["serve", "--data-dir", data_dir.to_str().unwrap()])
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "info")
@@ -124,18 +107,7 @@ fn serve(car: &Path, data_dir: &Path, port: u16, metrics_port: u16) -> Running {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    loop {
-        let line = lines
-            .next()
-            .expect("sluice exited before listening")
-            .unwrap();
-        if line.contains("gateway listening") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Running(child)
+    listening(child)
 }
 
 fn rss_bytes(pid: u32) -> u64 {

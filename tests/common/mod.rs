@@ -2,6 +2,7 @@
 //! the conformance fixtures, and CAR helpers.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod bitswap_peer;
 pub mod peers;
 
