@@ -11,8 +11,8 @@
 //! - [`session`]: implicit per-request sessions in task-local state
 //!   (`begin`, `fork`, `leave`, `current`, `spawn`), the per-session
 //!   provider ranking, and the process-wide peer book.
-//! - [`routing`]: provider hints, the delegated routing client, and the
-//!   private-address policy.
+//! - [`routing`]: provider hints and the delegated routing client (their
+//!   addresses checked against [`dial`]'s policy).
 //! - [`fetch`]: getting blocks that are not local, inside the current
 //!   session — the want logic (`fetch::wants`: the shared want table, a
 //!   planning core without I/O, the loop that runs it), the Bitswap wire

@@ -6,5 +6,3 @@ mod hints;
 
 pub use delegated::{Routing, RoutingConfig};
 pub use hints::{parse_hints, HintError, HintsConfig, ProviderHint};
-
-pub use crate::dial::AddressPolicy;
