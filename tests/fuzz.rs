@@ -160,7 +160,7 @@ proptest! {
         if let Ok(mut reader) = CarReader::new(&car[..]) {
             while let Ok(Some(section)) = reader.next_section() {
                 // Whatever gets through is exactly a block that hashes to its CID.
-                prop_assert!(sluice::blocks::verify_block(&section.cid, &section.data).is_ok());
+                prop_assert!(sluice::verify::verify_block(&section.cid, &section.data).is_ok());
             }
         }
     }

@@ -31,15 +31,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::fetch::{BlockFetcher, FetchError};
 use crate::routing::ProviderHint;
+use crate::session::BlockSource;
 use crate::session::{self, ProviderId, ProviderSource};
-// Part of the service's API: `get` says where each block came from.
-pub use crate::session::BlockSource;
 
+use crate::verify::{verify_block, VerifyError, IDENTITY};
 pub use import::{import_car, ImportSummary};
 pub use store::{BlockStore, CarFileStore, FlatFsStore, MemoryStore};
-// Verification is part of the service's API; it lives in a leaf so the
-// fetchers and the CAR reader use it without depending on the service.
-pub use crate::verify::{verify_block, VerifyError, IDENTITY, MAX_BLOCK_SIZE};
 
 /// Blocks read from a local store are cached only up to this size: small
 /// blocks (directory and file roots, small files) are read on every request

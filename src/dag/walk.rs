@@ -13,8 +13,9 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use super::{links_of, DagError, Node, ResolvedPath};
 use crate::blocks::read_ahead::{self, FetchId, FetchTasks, Prefetcher, ReadAheadBudget};
-use crate::blocks::{BlockError, BlockService, MAX_BLOCK_SIZE};
+use crate::blocks::{BlockError, BlockService};
 use crate::unixfs::{file_size, file_stream, hamt_list, Repeats, UnixfsNode};
+use crate::verify::MAX_BLOCK_SIZE;
 
 /// Bound on the depth of a depth-first walk.
 const MAX_WALK_DEPTH: usize = 4096;

@@ -12,9 +12,9 @@ use super::etag::{not_modified, not_modified_response};
 use super::headers::nosniff;
 use super::headers::{content_disposition, content_headers, value};
 use super::state::Ctx;
-use crate::blocks::IDENTITY;
 use crate::car::{encode_header, encode_section_head};
 use crate::dag::{resolve_path, walk_blocks, DagScope, WalkOptions};
+use crate::verify::IDENTITY;
 
 pub async fn serve_car(ctx: &Ctx<'_>) -> Result<Response, GatewayError> {
     let request = &ctx.request;

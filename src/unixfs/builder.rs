@@ -205,7 +205,7 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blocks::verify_block;
+    use crate::verify::verify_block;
 
     #[test]
     fn file_tree_is_balanced_and_verifiable() {

@@ -13,8 +13,9 @@ use futures::stream::{self, BoxStream, StreamExt};
 
 use super::UnixfsNode;
 use crate::blocks::read_ahead::{FetchId, FetchTasks, Prefetcher, ReadAheadBudget};
-use crate::blocks::{BlockService, MAX_BLOCK_SIZE};
+use crate::blocks::BlockService;
 use crate::dag::{codec, DagError, Node};
+use crate::verify::MAX_BLOCK_SIZE;
 
 /// Most blocks fetched ahead of the one being written, per tree level (the
 /// bytes they may hold are the budget's to bound). Enough to keep two
