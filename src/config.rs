@@ -20,7 +20,7 @@ use crate::fetch::RetrievalConfig;
 use crate::gateway::limits::LimitsConfig;
 use crate::gateway::GatewayConfig;
 use crate::log::LogConfig;
-use crate::p2p::P2pConfig;
+use crate::p2p::{DhtConfig, P2pConfig};
 use crate::routing::{HintsConfig, RoutingConfig};
 use crate::server::ServerConfig;
 
@@ -32,6 +32,7 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub hints: HintsConfig,
     pub p2p: P2pConfig,
+    pub dht: DhtConfig,
     pub retrieval: RetrievalConfig,
     pub bitswap: BitswapConfig,
     pub routing: RoutingConfig,

@@ -45,6 +45,7 @@ pub fn router(control: Control) -> Router {
         .route("/readyz", get(readyz))
         .route("/debug/metrics/prometheus", get(metrics))
         .route("/debug/sessions", get(sessions))
+        .route("/debug/dht", get(dht))
         .with_state(Arc::new(control))
 }
 
@@ -54,10 +55,16 @@ pub async fn healthz() -> &'static str {
 }
 
 /// Ready to serve: listening (this answer proves it), the store open, and
-/// at least one way to get blocks.
+/// at least one way to get blocks. A DHT that no bootstrap peer answered
+/// does not make the gateway unready (hints, routers and local content
+/// still work), but the answer says so.
 async fn readyz(State(control): State<Arc<Control>>) -> Response {
     if control.blocks.is_ready() {
-        (StatusCode::OK, "ready\n").into_response()
+        let dht = match control.node.dht_status() {
+            None => String::new(),
+            Some(status) => format!("{}\n", dht_line(&status)),
+        };
+        (StatusCode::OK, format!("ready\n{dht}")).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -65,6 +72,30 @@ async fn readyz(State(control): State<Arc<Control>>) -> Response {
         )
             .into_response()
     }
+}
+
+/// One line about the DHT for `/readyz`.
+fn dht_line(status: &crate::p2p::DhtStatus) -> String {
+    match status.joined {
+        Some(true) => format!(
+            "dht: joined ({} peers in the routing table)",
+            status.routing_table_peers
+        ),
+        Some(false) => format!(
+            "dht: not joined: no bootstrap peer answered ({} in [dht] bootstrap, {} remembered from the last run)",
+            status.bootstrap_peers, status.remembered_peers
+        ),
+        None => format!(
+            "dht: joining ({} bootstrap, {} remembered peers)",
+            status.bootstrap_peers, status.remembered_peers
+        ),
+    }
+}
+
+/// The DHT's state as JSON (`null` when it is off).
+async fn dht(State(control): State<Arc<Control>>) -> Response {
+    let json = serde_json::to_string(&control.node.dht_status()).unwrap_or_else(|_| "null".into());
+    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
 }
 
 async fn metrics(State(control): State<Arc<Control>>) -> Response {

@@ -79,6 +79,20 @@ pub enum CloseReason {
     WriteTimeout,
 }
 
+/// Labels of a content routing source's lookups.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouterLabels {
+    /// `dht`, or `delegated` (every `[routing] endpoints` router).
+    pub source: String,
+    /// `found` (at least one provider), `none`, `failed`, `timeout`.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouterLabel {
+    pub source: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CloseLabel {
     pub reason: CloseReason,
@@ -92,6 +106,14 @@ pub struct Metrics {
     pub blocks: Family<BlockLabels, Counter>,
     pub bytes: Family<SourceLabel, Counter>,
     pub routing_lookups: Counter,
+    /// Lookups by content routing source and outcome.
+    pub router_lookups: Family<RouterLabels, Counter>,
+    pub router_providers_found: Family<RouterLabel, Counter>,
+    pub router_first_provider: Family<RouterLabel, Histogram>,
+    /// Peers in the DHT routing table.
+    pub dht_routing_table_peers: Gauge,
+    /// WANT_HAVEs sent to connected peers the session did not know.
+    pub broadcast_wants: Counter,
     pub retrieval_timeouts: Counter,
     /// Blocks from providers that did not hash to the CID asked for.
     pub bad_blocks: Family<SourceLabel, Counter>,
@@ -145,6 +167,11 @@ impl Metrics {
             blocks: Family::default(),
             bytes: Family::default(),
             routing_lookups: Counter::default(),
+            router_lookups: Family::default(),
+            router_providers_found: Family::default(),
+            router_first_provider: Family::new_with_constructor(latency_histogram),
+            dht_routing_table_peers: Gauge::default(),
+            broadcast_wants: Counter::default(),
             retrieval_timeouts: Counter::default(),
             bad_blocks: Family::default(),
             cache_hits: Counter::default(),
@@ -198,6 +225,31 @@ impl Metrics {
             "routing_lookups",
             "Delegated routing lookups sent",
             m.routing_lookups.clone(),
+        );
+        registry.register(
+            "router_lookups",
+            "Content routing lookups, by source (dht, delegated) and outcome (found, none, failed, timeout)",
+            m.router_lookups.clone(),
+        );
+        registry.register(
+            "router_providers_found",
+            "Providers content routing found, by source",
+            m.router_providers_found.clone(),
+        );
+        registry.register(
+            "router_first_provider_seconds",
+            "Time from a lookup's start to its first provider, by source",
+            m.router_first_provider.clone(),
+        );
+        registry.register(
+            "dht_routing_table_peers",
+            "Peers in the DHT routing table",
+            m.dht_routing_table_peers.clone(),
+        );
+        registry.register(
+            "broadcast_wants",
+            "WANT_HAVEs sent to connected peers outside the session when it widened its search",
+            m.broadcast_wants.clone(),
         );
         registry.register(
             "retrieval_timeouts",

@@ -28,7 +28,7 @@ use crate::fetch::{BlockFetcher, NetworkFetcher};
 use crate::gateway::{router, Gateway};
 use crate::metrics::Metrics;
 use crate::p2p::{load_or_create_identity, P2pError, P2pNode};
-use crate::routing::Routing;
+use crate::routing::{ContentRouting, Routing};
 
 /// `[server]`: the gateway port's listener and its connections.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -148,13 +148,19 @@ impl Server {
         let policy = AddressPolicy::new(config.hints.allow_private);
         let node = P2pNode::start(
             &config.p2p,
+            &config.dht,
+            Some(&data_dir),
             load_or_create_identity(&data_dir)?,
             &crate::fetch::bitswap::protocol::PROTOCOLS,
             policy.clone(),
         )
         .await?;
         tracing::info!(peer_id = %node.peer_id(), "libp2p node started");
-        let routing = Routing::new(config.routing.clone(), policy.clone());
+        let routing = ContentRouting::new(
+            &node,
+            Routing::new(config.routing.clone(), policy.clone()),
+            Duration::from_millis(config.dht.lookup_timeout_ms),
+        );
         let fetcher = NetworkFetcher::start(
             node.clone(),
             routing,

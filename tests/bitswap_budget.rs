@@ -138,6 +138,11 @@ async fn connect_to(sluice: &Sluice) -> P2pNode {
             listen: Vec::new(),
             ..P2pConfig::default()
         },
+        &sluice::p2p::DhtConfig {
+            mode: sluice::p2p::DhtMode::Off,
+            ..Default::default()
+        },
+        None,
         libp2p::identity::Keypair::generate_ed25519(),
         &[],
         sluice::dial::AddressPolicy::new(true),

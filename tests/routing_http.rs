@@ -144,7 +144,7 @@ async fn content_is_found_with_no_hint_and_lookups_are_coalesced() {
         sluice::routing::Routing::new(config, sluice::dial::AddressPolicy::new(true)).unwrap();
     let before = table.requests.load(Ordering::SeqCst);
     for _ in 0..3 {
-        assert_eq!(routing.find_providers(&root).await.len(), 1);
+        assert_eq!(routing.find_providers(&root).await.providers.len(), 1);
     }
     assert_eq!(
         table.requests.load(Ordering::SeqCst),

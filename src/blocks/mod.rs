@@ -69,9 +69,10 @@ impl Default for StoreConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
-    /// No store has the block, and nothing may fetch it.
-    #[error("block {0} is not available locally and no provider has it")]
-    NotFound(Cid),
+    /// No store has the block, and no provider was found that has it;
+    /// `search` says what the search did (empty when there is no network).
+    #[error("block {cid} is not available locally and no provider has it{search}")]
+    NotFound { cid: Cid, search: String },
     /// The caller asked not to go to the network (`Cache-Control: only-if-cached`).
     #[error("block {0} is not in the local store")]
     NotCached(Cid),
@@ -111,7 +112,7 @@ fn count(found: &Result<(Bytes, BlockSource), BlockError>) {
                 .inc_by(data.len() as u64);
             (origin, BlockOutcome::Ok)
         }
-        Err(BlockError::NotFound(_) | BlockError::NotCached(_)) => {
+        Err(BlockError::NotFound { .. } | BlockError::NotCached(_)) => {
             (BlockOrigin::Network, BlockOutcome::NotFound)
         }
         Err(BlockError::Timeout(_)) => (BlockOrigin::Network, BlockOutcome::Timeout),
@@ -278,13 +279,19 @@ impl BlockService {
             return Err(invalid(damaged).unwrap_or(BlockError::NotCached(*cid)));
         }
         let Some(fetcher) = &self.inner.fetcher else {
-            return Err(invalid(damaged).unwrap_or(BlockError::NotFound(*cid)));
+            return Err(invalid(damaged).unwrap_or(BlockError::NotFound {
+                cid: *cid,
+                search: String::new(),
+            }));
         };
         let (data, provider) = match fetcher.fetch(cid).await {
             Ok(found) => found,
             Err(e) => {
                 return Err(invalid(damaged).unwrap_or(match e {
-                    FetchError::NoProviders(cid) => BlockError::NotFound(cid),
+                    FetchError::NoProviders { cid, search } => BlockError::NotFound {
+                        cid,
+                        search: format!(" ({search})"),
+                    },
                     timeout @ FetchError::Timeout { .. } => BlockError::Timeout(timeout),
                 }))
             }

@@ -255,6 +255,17 @@ impl AddressPolicy {
     }
 }
 
+/// Whether `addr` is on this host or its local network (loopback,
+/// private or link-local): the neighbours a widening search may ask.
+pub fn is_local_network(addr: &Multiaddr) -> bool {
+    multiaddr_socket(addr).is_some_and(|socket| {
+        matches!(
+            classify(canonical(socket.ip())),
+            Some(Refusal::Loopback | Refusal::Private | Refusal::LinkLocal)
+        )
+    })
+}
+
 /// The IP socket address a multiaddr dials (`/ip4|ip6/…/tcp|udp/…`), or
 /// `None` when it names a host to resolve first (checked when the
 /// resolved address is dialled) or is not an IP address at all.

@@ -65,10 +65,42 @@ fn count_bad_block(source: BlockOrigin) {
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum FetchError {
     /// Every provider the session knows, and a broadcast, came up empty.
-    #[error("no provider has block {0}")]
-    NoProviders(Cid),
-    #[error("retrieving block {cid} timed out after {after:?}")]
-    Timeout { cid: Cid, after: Duration },
+    /// `search` says what each phase found (see [`SearchReport`]).
+    #[error("no provider has block {cid} ({search})")]
+    NoProviders { cid: Cid, search: String },
+    #[error("retrieving block {cid} timed out after {after:?} ({search})")]
+    Timeout {
+        cid: Cid,
+        after: Duration,
+        search: String,
+    },
+}
+
+/// What one block's search did, phase by phase, for the error a client
+/// sees when it fails: which routing sources were asked and what each
+/// answered, how many providers were found and connected, how many were
+/// asked for the block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchReport {
+    /// `describe_lookups` of the session's lookups, or why none ran.
+    pub routing: String,
+    pub found: usize,
+    pub connected: usize,
+    pub asked: usize,
+}
+
+impl std::fmt::Display for SearchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "routing: {}; connecting: {} provider{} found, {} connected; retrieval: {} asked",
+            self.routing,
+            self.found,
+            if self.found == 1 { "" } else { "s" },
+            self.connected,
+            self.asked
+        )
+    }
 }
 
 /// Something that gets blocks from other nodes.

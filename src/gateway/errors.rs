@@ -111,7 +111,7 @@ impl IntoResponse for GatewayError {
 impl From<BlockError> for GatewayError {
     fn from(err: BlockError) -> Self {
         match err {
-            BlockError::NotFound(_) => GatewayError::NoProvider(err.to_string()),
+            BlockError::NotFound { .. } => GatewayError::NoProvider(err.to_string()),
             BlockError::NotCached(_) => {
                 GatewayError::NotCached(format!("{err} (Cache-Control: only-if-cached)"))
             }

@@ -1,13 +1,14 @@
 //! The libp2p node: TCP and QUIC, Noise, Yamux, Identify, Ping, connection
-//! limits, a persistent Ed25519 identity, static peers kept connected, and
-//! raw protocol streams (for Bitswap): outbound through `libp2p-stream`,
-//! inbound through [`inbound`], which queues them instead of dropping them.
+//! limits, a persistent Ed25519 identity, static peers kept connected, the
+//! Kademlia DHT client ([`dht`]), and raw protocol streams (for Bitswap):
+//! outbound through `libp2p-stream`, inbound through [`inbound`], which
+//! queues them instead of dropping them.
 //!
 //! The swarm runs in its own task (`SwarmTask`); the rest of the gateway
-//! talks to it through [`P2pNode`]: dial a peer, list connected peers, open or
-//! accept streams.
+//! talks to it through [`P2pNode`]: dial a peer, list connected peers, find
+//! providers and peers in the DHT, open or accept streams.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -18,6 +19,8 @@ use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::Boxed;
 use libp2p::core::{upgrade, Transport};
 use libp2p::identity::Keypair;
+use libp2p::kad;
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{dns, identify, noise, ping, quic, tcp, yamux, Multiaddr, PeerId, Swarm};
@@ -26,10 +29,14 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::dial::AddressPolicy;
 
+pub mod dht;
 mod guard;
 pub mod inbound;
 
+pub use dht::{DhtConfig, DhtMode, DhtProvider, DhtStatus};
 pub use inbound::InboundStream;
+
+use dht::{Dht, DhtCommand};
 
 /// Settings of the libp2p node (`[p2p]` in the config file).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -79,6 +86,8 @@ pub enum P2pError {
     Transport(String),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: String, reason: String },
+    #[error("{0}")]
+    Dht(String),
 }
 
 #[derive(NetworkBehaviour)]
@@ -88,10 +97,12 @@ struct Behaviour {
     ping: ping::Behaviour,
     stream: libp2p_stream::Behaviour,
     inbound: inbound::Behaviour,
+    kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
 }
 
 enum Command {
     Dial { peer: PeerId, addrs: Vec<Multiaddr> },
+    Dht(DhtCommand),
 }
 
 /// Yamux with stream receive windows of at most 1 MiB. rust-yamux rejects
@@ -149,11 +160,15 @@ pub struct P2pNode {
     /// Taken once, by the protocol that reads inbound streams.
     inbound: Arc<std::sync::Mutex<Option<mpsc::Receiver<InboundStream>>>>,
     commands: mpsc::UnboundedSender<Command>,
-    connected: Arc<RwLock<HashSet<PeerId>>>,
+    /// Connected peers and the remote address of a connection to each.
+    connected: Arc<RwLock<HashMap<PeerId, Multiaddr>>>,
     /// Woken when a peer joins `connected`, so [`P2pNode::connect`] waits on
     /// the swarm's event instead of polling.
     connection_established: Arc<Notify>,
     listening: Arc<RwLock<Vec<Multiaddr>>>,
+    dht: Option<Arc<RwLock<DhtStatus>>>,
+    /// `[p2p] peers`.
+    configured: Arc<Vec<PeerId>>,
 }
 
 /// Loads the node's Ed25519 key from `data_dir/identity.key`, making one on
@@ -200,22 +215,18 @@ fn parse_addr(addr: &str) -> Result<Multiaddr, P2pError> {
         })
 }
 
-/// Splits `/.../p2p/<id>` into the peer and its address.
-fn peer_of(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
-    let mut addr = addr.clone();
-    match addr.pop() {
-        Some(libp2p::multiaddr::Protocol::P2p(peer)) => Some((peer, addr)),
-        _ => None,
-    }
-}
+use dht::peer_of;
 
 impl P2pNode {
     /// Starts the swarm in a background task, listening for streams of
     /// `inbound_protocols` (read them with [`P2pNode::take_inbound_streams`]).
     /// Every dial passes `policy`; the node's own listening addresses are
-    /// added to it as they come up.
+    /// added to it as they come up. The DHT client runs as `dht` says,
+    /// remembering its routing table in `data_dir` (if given).
     pub async fn start(
         config: &P2pConfig,
+        dht_config: &DhtConfig,
+        data_dir: Option<&Path>,
         key: Keypair,
         inbound_protocols: &[libp2p::StreamProtocol],
         policy: AddressPolicy,
@@ -232,7 +243,17 @@ impl P2pNode {
             config.max_queued_inbound_streams_per_connection,
         );
         let transport = transport(&key, policy.clone())?;
+        let local = key.public().to_peer_id();
+        let mut kad = dht::behaviour(dht_config, local).map_err(P2pError::Dht)?;
+        let dht = match kad.as_mut() {
+            Some(kad) => Some(
+                Dht::start(dht_config.clone(), policy.clone(), data_dir, kad)
+                    .map_err(P2pError::Dht)?,
+            ),
+            None => None,
+        };
         let behaviour = Behaviour {
+            kad: Toggle::from(kad),
             inbound: inbound_behaviour,
             limits: connection_limits::Behaviour::new(limits),
             identify: identify::Behaviour::new(
@@ -281,6 +302,8 @@ impl P2pNode {
             connected: Arc::default(),
             connection_established: Arc::default(),
             listening: Arc::default(),
+            dht: dht.as_ref().map(Dht::status),
+            configured: Arc::new(static_peers.iter().map(|(peer, _)| *peer).collect()),
         };
         for (peer, addr) in &static_peers {
             node.dial(*peer, vec![addr.clone()]);
@@ -293,8 +316,10 @@ impl P2pNode {
             connected: node.connected.clone(),
             connection_established: node.connection_established.clone(),
             listening: node.listening.clone(),
+            addresses: node.addresses.clone(),
             expected_listeners: config.listen.len(),
             ready: Some(ready_tx),
+            dht,
         };
         if task.expected_listeners == 0 {
             task.signal_ready();
@@ -380,16 +405,69 @@ impl P2pNode {
     }
 
     pub fn is_connected(&self, peer: &PeerId) -> bool {
-        self.connected.read().expect("poisoned").contains(peer)
+        self.connected.read().expect("poisoned").contains_key(peer)
     }
 
     pub fn connected_peers(&self) -> Vec<PeerId> {
         self.connected
             .read()
             .expect("poisoned")
-            .iter()
+            .keys()
             .copied()
             .collect()
+    }
+
+    /// Connected peers with the remote address of a connection to each.
+    pub fn connected_peers_at(&self) -> Vec<(PeerId, Multiaddr)> {
+        self.connected
+            .read()
+            .expect("poisoned")
+            .iter()
+            .map(|(peer, addr)| (*peer, addr.clone()))
+            .collect()
+    }
+
+    /// Whether `peer` is one of `[p2p] peers`.
+    pub fn is_configured(&self, peer: &PeerId) -> bool {
+        self.configured.contains(peer)
+    }
+
+    /// Whether the DHT client runs.
+    pub fn has_dht(&self) -> bool {
+        self.dht.is_some()
+    }
+
+    /// What the DHT is doing; `None` when it is off.
+    pub fn dht_status(&self) -> Option<DhtStatus> {
+        self.dht
+            .as_ref()
+            .map(|status| status.read().expect("poisoned").clone())
+    }
+
+    /// Providers of `cid` from the DHT, as they are found; the channel
+    /// closes when the lookup ends (its deadline is `[dht]
+    /// lookup_timeout_ms`). `None` when the DHT is off.
+    pub fn find_providers(&self, cid: &cid::Cid) -> Option<mpsc::Receiver<DhtProvider>> {
+        self.dht.as_ref()?;
+        let (found, receiver) = mpsc::channel(64);
+        let key = cid.hash().to_bytes();
+        let _ = self
+            .commands
+            .send(Command::Dht(DhtCommand::FindProviders { key, found }));
+        Some(receiver)
+    }
+
+    /// The addresses the DHT knows for `peer` (FIND_PEER); empty when it
+    /// is off or the peer was not found.
+    pub async fn find_peer(&self, peer: PeerId) -> Vec<Multiaddr> {
+        if self.dht.is_none() {
+            return Vec::new();
+        }
+        let (reply, answer) = oneshot::channel();
+        let _ = self
+            .commands
+            .send(Command::Dht(DhtCommand::FindPeer { peer, reply }));
+        answer.await.unwrap_or_default()
     }
 
     /// The streams peers open for the protocols given to [`P2pNode::start`];
@@ -411,9 +489,12 @@ struct SwarmTask {
     swarm: Swarm<Behaviour>,
     commands: mpsc::UnboundedReceiver<Command>,
     static_peers: Vec<(PeerId, Multiaddr)>,
-    connected: Arc<RwLock<HashSet<PeerId>>>,
+    connected: Arc<RwLock<HashMap<PeerId, Multiaddr>>>,
     connection_established: Arc<Notify>,
     listening: Arc<RwLock<Vec<Multiaddr>>>,
+    /// The handles' address book, updated with addresses the DHT finds.
+    addresses: Arc<RwLock<HashMap<PeerId, Vec<Multiaddr>>>>,
+    dht: Option<Dht>,
     /// Listeners not up yet; [`P2pNode::start`] waits (briefly) for all of them.
     expected_listeners: usize,
     ready: Option<oneshot::Sender<()>>,
@@ -423,6 +504,7 @@ impl SwarmTask {
     /// Runs until every [`P2pNode`] handle is dropped.
     async fn run(mut self) {
         let mut redial = tokio::time::interval(Duration::from_secs(10));
+        let mut remember = tokio::time::interval(Dht::remember_interval());
         loop {
             tokio::select! {
                 command = self.commands.recv() => match command {
@@ -430,23 +512,38 @@ impl SwarmTask {
                     None => return,
                 },
                 _ = redial.tick() => self.redial_static_peers(),
+                _ = remember.tick() => {
+                    if let (Some(dht), Some(kad)) = (self.dht.as_mut(), self.swarm.behaviour_mut().kad.as_mut()) {
+                        dht.remember(kad);
+                    }
+                }
                 event = self.swarm.select_next_some() => self.on_event(event),
             }
         }
     }
 
+    /// Dials `peer` at `addrs` unless it is connected or being dialled.
+    fn dial(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        for addr in &addrs {
+            self.swarm.add_peer_address(peer, addr.clone());
+        }
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::debug!(%peer, error = %e, "dial not started");
+        }
+    }
+
     fn execute(&mut self, command: Command) {
         match command {
-            Command::Dial { peer, addrs } => {
-                for addr in &addrs {
-                    self.swarm.add_peer_address(peer, addr.clone());
-                }
-                let opts = DialOpts::peer_id(peer)
-                    .addresses(addrs)
-                    .condition(PeerCondition::DisconnectedAndNotDialing)
-                    .build();
-                if let Err(e) = self.swarm.dial(opts) {
-                    tracing::debug!(%peer, error = %e, "dial not started");
+            Command::Dial { peer, addrs } => self.dial(peer, addrs),
+            Command::Dht(command) => {
+                if let (Some(dht), Some(kad)) =
+                    (self.dht.as_mut(), self.swarm.behaviour_mut().kad.as_mut())
+                {
+                    dht.execute(command, kad);
                 }
             }
         }
@@ -474,9 +571,15 @@ impl SwarmTask {
                     self.signal_ready();
                 }
             }
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
                 tracing::debug!(peer = %peer_id, "connected");
-                self.connected.write().expect("poisoned").insert(peer_id);
+                self.connected
+                    .write()
+                    .expect("poisoned")
+                    .entry(peer_id)
+                    .or_insert_with(|| endpoint.get_remote_address().clone());
                 self.connection_established.notify_waiters();
             }
             SwarmEvent::ConnectionClosed {
@@ -491,6 +594,13 @@ impl SwarmTask {
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(peer = ?peer_id, %error, "dial failed");
+                if let Some(peer) = peer_id.filter(|p| !self.swarm.is_connected(p)) {
+                    if let (Some(dht), Some(kad)) =
+                        (self.dht.as_mut(), self.swarm.behaviour_mut().kad.as_mut())
+                    {
+                        dht.on_dial_failed(peer, kad);
+                    }
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
@@ -498,9 +608,36 @@ impl SwarmTask {
                 ..
             })) => {
                 tracing::trace!(peer = %peer_id, agent = %info.agent_version, "identified");
+                if let (Some(dht), Some(kad)) =
+                    (self.dht.as_mut(), self.swarm.behaviour_mut().kad.as_mut())
+                {
+                    dht.on_identified(peer_id, &info.protocols, info.listen_addrs, kad);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => {
+                let dials = match (self.dht.as_mut(), self.swarm.behaviour_mut().kad.as_mut()) {
+                    (Some(dht), Some(kad)) => dht.on_event(event, kad),
+                    _ => Vec::new(),
+                };
+                for (peer, addrs) in dials {
+                    self.remember_addresses(peer, &addrs);
+                    self.dial(peer, addrs);
+                }
             }
             _ => {}
         }
+    }
+
+    /// Addresses found for `peer` replace what the handles knew, so a
+    /// stream open redials where the peer is now.
+    fn remember_addresses(&self, peer: PeerId, addrs: &[Multiaddr]) {
+        let mut known = self.addresses.write().expect("poisoned");
+        let entry = known.entry(peer).or_default();
+        entry.retain(|a| !addrs.contains(a));
+        let mut fresh = addrs.to_vec();
+        fresh.append(entry);
+        fresh.truncate(16);
+        *entry = fresh;
     }
 
     fn signal_ready(&mut self) {

@@ -55,8 +55,17 @@ const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// Longest cache lifetime honoured.
 const MAX_CACHE: Duration = Duration::from_secs(3600);
 
-/// Providers found for a CID, shared by everyone who asked.
-type Found = Arc<Vec<ProviderHint>>;
+/// What every endpoint answered for a CID, shared by everyone who asked.
+#[derive(Debug, Default)]
+pub struct DelegatedAnswer {
+    pub providers: Vec<ProviderHint>,
+    /// Endpoints that failed, each with why.
+    pub failures: Vec<String>,
+    /// Endpoints that did not answer within `lookup_timeout_ms`.
+    pub timeouts: usize,
+}
+
+type Found = Arc<DelegatedAnswer>;
 type Lookup = Shared<BoxFuture<'static, Found>>;
 
 pub struct Routing {
@@ -117,7 +126,7 @@ impl Routing {
         self.lookups.load(Ordering::Relaxed)
     }
 
-    /// Providers of `cid` from every endpoint (empty on failure or timeout).
+    /// Providers of `cid` from every endpoint, and which endpoints failed.
     pub async fn find_providers(self: &Arc<Self>, cid: &Cid) -> Found {
         if let Some((expires, hints)) = self.cache.lock().expect("poisoned").get(cid) {
             if *expires > Instant::now() {
@@ -132,14 +141,14 @@ impl Routing {
                     let this = self.clone();
                     let cid = *cid;
                     async move {
-                        let (hints, lifetime) = this.lookup_all(&cid).await;
-                        let hints = Arc::new(hints);
+                        let (answer, lifetime) = this.lookup_all(&cid).await;
+                        let answer = Arc::new(answer);
                         this.cache
                             .lock()
                             .expect("poisoned")
-                            .insert(cid, (Instant::now() + lifetime, hints.clone()));
+                            .insert(cid, (Instant::now() + lifetime, answer.clone()));
                         this.in_flight.lock().expect("poisoned").remove(&cid);
-                        hints
+                        answer
                     }
                     .boxed()
                     .shared()
@@ -149,8 +158,8 @@ impl Routing {
         lookup.await
     }
 
-    async fn lookup_all(&self, cid: &Cid) -> (Vec<ProviderHint>, Duration) {
-        let mut hints = Vec::new();
+    async fn lookup_all(&self, cid: &Cid) -> (DelegatedAnswer, Duration) {
+        let mut answer = DelegatedAnswer::default();
         let mut lifetime = MAX_CACHE;
         for endpoint in &self.config.endpoints {
             let Ok(_permit) = self.limit.acquire().await else {
@@ -162,21 +171,25 @@ impl Routing {
             match tokio::time::timeout(timeout, self.lookup(endpoint, cid)).await {
                 Ok(Ok((found, max_age))) => {
                     tracing::info!(%cid, %endpoint, providers = found.len(), "routing lookup");
-                    hints.extend(found);
+                    answer.providers.extend(found);
                     lifetime = lifetime.min(max_age);
                 }
                 Ok(Err(reason)) => {
                     tracing::info!(%cid, %endpoint, %reason, "routing lookup failed");
+                    answer.failures.push(format!("{endpoint}: {reason}"));
                     lifetime = lifetime.min(Duration::from_secs(5));
                 }
                 Err(_) => {
                     tracing::info!(%cid, %endpoint, "routing lookup timed out");
+                    answer.timeouts += 1;
                     lifetime = lifetime.min(Duration::from_secs(5));
                 }
             }
         }
-        hints.truncate(self.config.max_providers_per_lookup);
-        (hints, lifetime)
+        answer
+            .providers
+            .truncate(self.config.max_providers_per_lookup);
+        (answer, lifetime)
     }
 
     async fn lookup(

@@ -21,6 +21,7 @@
 
 mod peer_book;
 mod ranking;
+mod search;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -34,6 +35,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use peer_book::PeerBook;
 pub use ranking::{Outcome, ProviderId, ProviderSource, ProviderStats, SessionPeerRanking};
+pub use search::{describe_lookups, LookupOutcome, LookupRecord};
+
+use search::SearchLog;
 
 tokio::task_local! {
     static CURRENT: Slot;
@@ -60,6 +64,7 @@ pub struct SessionInner {
     book: Arc<PeerBook>,
     ended: CancellationToken,
     last_lookup: Mutex<Option<Instant>>,
+    searches: Mutex<SearchLog>,
     budget: OnceLock<Budget>,
 }
 
@@ -147,6 +152,7 @@ impl Session {
             book: PeerBook::global(),
             ended: CancellationToken::new(),
             last_lookup: Mutex::new(None),
+            searches: Mutex::default(),
             budget: OnceLock::new(),
         });
         live().shard(id).insert(id, Arc::downgrade(&inner));
@@ -268,6 +274,16 @@ impl Session {
         last.is_none_or(|at| at.elapsed() >= LOOKUP_INTERVAL)
     }
 
+    /// Records what one content routing source answered.
+    pub fn note_lookup(&self, record: LookupRecord) {
+        self.0.searches.lock().expect("poisoned").push(record);
+    }
+
+    /// The content routing lookups so far, oldest first.
+    pub fn lookups(&self) -> Vec<LookupRecord> {
+        self.0.searches.lock().expect("poisoned").records()
+    }
+
     /// Fires when the session ends.
     pub fn ended(&self) -> CancellationToken {
         self.0.ended.clone()
@@ -332,10 +348,11 @@ impl Session {
         ranking.iter().filter(|(_, s)| s.blocks > 0).count()
     }
 
-    /// `Server-Timing` value describing the session's work so far.
+    /// `Server-Timing` value describing the session's work so far: one
+    /// `lookup-<source>` entry per content routing lookup.
     pub fn server_timing(&self) -> String {
         let a = self.activity();
-        format!(
+        let mut timing = format!(
             "resolve;dur={:.1}, fetch;dur={:.1}, blocks;desc=\"cache={} store={} network={}\", providers;desc=\"{}\"",
             a.resolve.as_secs_f64() * 1000.0,
             a.fetch.as_secs_f64() * 1000.0,
@@ -343,7 +360,17 @@ impl Session {
             a.blocks_from_store,
             a.blocks_from_network,
             self.providers_used()
-        )
+        );
+        for lookup in self.lookups() {
+            timing.push_str(&format!(
+                ", lookup-{};dur={:.1};desc=\"{} {}\"",
+                lookup.source,
+                lookup.took.as_secs_f64() * 1000.0,
+                lookup.outcome.label(),
+                lookup.providers
+            ));
+        }
+        timing
     }
 }
 
@@ -383,6 +410,8 @@ pub struct SessionView {
     pub activity: Activity,
     /// Ranked providers first (cheapest first), then dropped ones.
     pub providers: Vec<ProviderView>,
+    /// Content routing lookups, by source.
+    pub lookups: Vec<LookupRecord>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -424,6 +453,7 @@ impl Session {
             age_ms: self.age().as_millis() as u64,
             activity: self.activity(),
             providers,
+            lookups: self.lookups(),
         }
     }
 }

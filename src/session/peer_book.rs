@@ -29,6 +29,8 @@ struct Entry {
     updated: Instant,
     /// Blocks delivered over the life of the process (not decayed).
     blocks_delivered: u64,
+    /// HAVEs said over the life of the process (not decayed).
+    haves_said: u64,
 }
 
 impl Entry {
@@ -42,6 +44,7 @@ impl Entry {
             banned_until: None,
             updated: now,
             blocks_delivered: 0,
+            haves_said: 0,
         }
     }
 
@@ -95,6 +98,7 @@ impl PeerBook {
                 .or_insert_with(|| Entry::new(now));
             entry.decay(now);
             entry.blocks_delivered += u64::from(stats.blocks);
+            entry.haves_said += u64::from(stats.haves);
             entry.positive += f64::from(stats.blocks + stats.haves);
             entry.negative += f64::from(stats.dont_haves + stats.timeouts);
             let blend = |old: Option<f64>, new: Option<f64>| match (old, new) {
@@ -148,6 +152,14 @@ impl PeerBook {
     pub fn blocks_delivered(&self, provider: &ProviderId) -> u64 {
         let entries = self.entries.lock().expect("poisoned");
         entries.get(provider).map_or(0, |e| e.blocks_delivered)
+    }
+
+    /// Blocks delivered and HAVEs said by `provider` in earlier sessions.
+    pub fn track_record(&self, provider: &ProviderId) -> (u64, u64) {
+        let entries = self.entries.lock().expect("poisoned");
+        entries
+            .get(provider)
+            .map_or((0, 0), |e| (e.blocks_delivered, e.haves_said))
     }
 
     pub fn is_banned(&self, provider: &ProviderId) -> bool {

@@ -41,8 +41,10 @@ impl fmt::Display for ProviderId {
 pub enum ProviderSource {
     /// The client named it (`X-Ipfs-Provider`, `?provider=`).
     Hint,
-    /// A content routing lookup returned it.
+    /// A delegated routing lookup returned it.
     Routing,
+    /// The DHT named it as a provider.
+    Dht,
     /// It delivered a block this session already holds (block cache
     /// provenance), so it likely holds the siblings.
     Provenance,
@@ -57,6 +59,8 @@ impl ProviderSource {
             ProviderSource::Hint => 0.8,
             ProviderSource::Provenance => 0.7,
             ProviderSource::Routing => 0.6,
+            // Provider records live up to 48 h, so some outlive the content.
+            ProviderSource::Dht => 0.5,
             ProviderSource::Broadcast => 0.1,
         }
     }

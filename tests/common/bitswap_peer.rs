@@ -63,6 +63,11 @@ impl TestPeer {
         };
         let node = P2pNode::start(
             &config,
+            &sluice::p2p::DhtConfig {
+                mode: sluice::p2p::DhtMode::Off,
+                ..Default::default()
+            },
+            None,
             libp2p::identity::Keypair::generate_ed25519(),
             &[],
             sluice::dial::AddressPolicy::new(true),

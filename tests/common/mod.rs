@@ -92,6 +92,8 @@ impl TestGateway {
         config.p2p.listen = Vec::new();
         config.hints.allow_private = true;
         config.routing.endpoints = Vec::new();
+        // No DHT unless a test builds one: nothing is found behind its back.
+        config.dht.mode = sluice::p2p::DhtMode::Off;
         config.metrics.listen = "127.0.0.1:0".parse().unwrap();
         adjust(&mut config);
         let server = Server::bind(&config).await.expect("gateway starts");

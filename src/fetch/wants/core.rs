@@ -208,7 +208,8 @@ impl Planner {
     }
 
     /// Adds `connected` peers the session does not know yet, as broadcast
-    /// candidates, and asks them WANT_HAVE (at most `max_broadcast_peers`).
+    /// candidates, and asks them WANT_HAVE (at most `max_broadcast_peers`,
+    /// in the order given: see [`broadcast_candidates`]).
     pub(super) fn broadcast(
         &mut self,
         session: &Session,
@@ -385,6 +386,18 @@ impl Planner {
     pub(super) fn asked_for_block(&self) -> &HashSet<ProviderId> {
         &self.state.block_targets
     }
+
+    /// Distinct providers asked for the block or whether they have it.
+    pub(super) fn asked(&self) -> usize {
+        let state = &self.state;
+        let asked: HashSet<&ProviderId> = state
+            .sent_at
+            .keys()
+            .chain(state.have_sent.iter())
+            .chain(state.have_sent_at.keys())
+            .collect();
+        asked.len()
+    }
 }
 
 /// The providers a want may go to, in the order to ask them: those that
@@ -405,6 +418,34 @@ fn candidates(session: &Session, state: &WantState) -> Vec<ProviderId> {
 /// `max_block_wants_per_cid`; a provider that has not answered anything yet
 /// is not handed a block while a measured one can take it (it is asked
 /// WANT_HAVE instead, see [`have_targets`]).
+/// A connected peer as the broadcast rule sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Neighbour {
+    pub peer: PeerId,
+    /// Blocks it delivered and HAVEs it said in earlier sessions.
+    pub blocks: u64,
+    pub haves: u64,
+    /// Named in `[p2p] peers`.
+    pub configured: bool,
+    /// Connected over loopback, a private or a link-local address.
+    pub local: bool,
+}
+
+/// Which connected peers a widening session asks, best first. With a DHT
+/// the node holds hundreds of connections, most of them routing peers
+/// that never held a block; asking them all costs a message each and
+/// finds nothing. So only peers that delivered or said HAVE before,
+/// configured peers and local-network peers are asked: those that
+/// delivered most first, then those that said HAVE, then configured, then
+/// local ones.
+pub(super) fn broadcast_candidates(mut neighbours: Vec<Neighbour>) -> Vec<PeerId> {
+    neighbours.retain(|n| n.blocks > 0 || n.haves > 0 || n.configured || n.local);
+    neighbours.sort_by(|a, b| {
+        (b.blocks, b.haves, b.configured, b.local).cmp(&(a.blocks, a.haves, a.configured, a.local))
+    });
+    neighbours.into_iter().map(|n| n.peer).collect()
+}
+
 pub(super) fn block_targets(
     order: &[ProviderId],
     is_unmeasured: impl Fn(&ProviderId) -> bool,
@@ -861,6 +902,58 @@ mod tests {
         assert_eq!(planner.widen(), Some(Search::Lookup));
         assert_eq!(planner.widen(), None);
         assert!(planner.nothing_pending());
+    }
+
+    fn neighbour(blocks: u64, haves: u64, configured: bool, local: bool) -> Neighbour {
+        Neighbour {
+            peer: PeerId::random(),
+            blocks,
+            haves,
+            configured,
+            local,
+        }
+    }
+
+    #[test]
+    fn a_broadcast_skips_strangers_and_asks_who_delivered_first() {
+        let stranger = neighbour(0, 0, false, false);
+        let local = neighbour(0, 0, false, true);
+        let configured = neighbour(0, 0, true, false);
+        let said_have = neighbour(0, 3, false, false);
+        let delivered_little = neighbour(2, 0, false, false);
+        let delivered_most = neighbour(40, 1, false, false);
+        let order = broadcast_candidates(vec![
+            stranger.clone(),
+            local.clone(),
+            configured.clone(),
+            said_have.clone(),
+            delivered_little.clone(),
+            delivered_most.clone(),
+        ]);
+        assert_eq!(
+            order,
+            vec![
+                delivered_most.peer,
+                delivered_little.peer,
+                said_have.peer,
+                configured.peer,
+                local.peer
+            ]
+        );
+        assert!(!order.contains(&stranger.peer));
+    }
+
+    #[test]
+    fn a_broadcast_asks_at_most_max_broadcast_peers() {
+        let session = Session::new();
+        let now = Instant::now();
+        let mut planner = planner(now);
+        let many: Vec<PeerId> = (0..200).map(|_| PeerId::random()).collect();
+        let actions = planner.broadcast(&session, many);
+        assert_eq!(
+            actions.len(),
+            RetrievalConfig::default().max_broadcast_peers
+        );
     }
 
     #[test]

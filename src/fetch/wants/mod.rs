@@ -27,6 +27,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cid::Cid;
 use futures::future::BoxFuture;
+use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
@@ -37,14 +38,16 @@ mod table;
 use self::core::{Action, Planner, Search};
 use table::{dispatch, WantTable};
 
+use self::core::{broadcast_candidates, Neighbour};
 use super::bitswap::budget::{BitswapConfig, InboundBudget};
 use super::bitswap::peer::{accept_inbound, Outbound};
 use super::http::HttpProviders;
-use super::{BlockFetcher, FetchError, LinkProgress, SessionMode, WantKind};
+use super::{BlockFetcher, FetchError, LinkProgress, SearchReport, SessionMode, WantKind};
 use crate::dial::AddressPolicy;
+use crate::metrics::Metrics;
 use crate::p2p::P2pNode;
-use crate::routing::{ProviderHint, Routing};
-use crate::session::{self, Outcome, ProviderId, ProviderSource, Session};
+use crate::routing::{ContentRouting, LookupEvent, ProviderHint, RouterSource};
+use crate::session::{self, describe_lookups, Outcome, ProviderId, ProviderSource, Session};
 
 /// Retrieval settings (`[retrieval]` in the config file).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -56,7 +59,9 @@ pub struct RetrievalConfig {
     pub max_block_wants_per_cid: usize,
     /// Next-ranked providers sent WANT_HAVE alongside each WANT_BLOCK.
     pub want_have_fanout: usize,
-    /// Most connected peers asked when the session widens its search.
+    /// Most connected peers asked when the session widens its search
+    /// (only peers that delivered or said HAVE before, `[p2p] peers` and
+    /// local-network peers are asked).
     pub max_broadcast_peers: usize,
     /// Milliseconds a session waits for its hinted providers before it
     /// also asks content routing.
@@ -86,7 +91,7 @@ struct Inner {
     node: P2pNode,
     outbound: Arc<Outbound>,
     http: HttpProviders,
-    routing: Option<Arc<Routing>>,
+    routing: Option<Arc<ContentRouting>>,
     table: Arc<WantTable>,
     /// When bytes last arrived from each provider (see `WantState::due_at`).
     progress: LinkProgress,
@@ -102,7 +107,7 @@ pub struct NetworkFetcher {
 impl NetworkFetcher {
     pub fn start(
         node: P2pNode,
-        routing: Option<Arc<Routing>>,
+        routing: Option<Arc<ContentRouting>>,
         config: RetrievalConfig,
         policy: AddressPolicy,
         bitswap: &BitswapConfig,
@@ -166,8 +171,10 @@ impl NetworkFetcher {
         self.want(provider, cid, WantKind::Block);
     }
 
-    /// Looks `cid` up in content routing and adds what comes back to the
-    /// session. Returns how many providers were new.
+    /// Looks `cid` up in every content routing source and adds providers
+    /// to the session as they arrive: returns when the first new one is
+    /// added (their number) or when every source is done (0); the rest of
+    /// the lookup goes on in the background, inside the session.
     async fn lookup(&self, session: &Session, cid: &Cid) -> usize {
         let Some(routing) = &self.inner.routing else {
             return 0;
@@ -175,12 +182,95 @@ impl NetworkFetcher {
         if !session.begin_lookup() {
             return 0;
         }
+        let mut events = routing.find_providers(*cid);
         let mut added = 0;
-        for hint in routing.find_providers(cid).await.iter() {
-            added += usize::from(self.add_hint(session, hint, ProviderSource::Routing));
+        while let Some(event) = events.recv().await {
+            added += self.on_lookup_event(session, event);
+            if added > 0 {
+                break;
+            }
         }
         tracing::debug!(%cid, added, session = session.id(), "routing lookup");
+        if added > 0 {
+            let (this, session) = (self.clone(), session.clone());
+            session::spawn(async move {
+                while let Some(event) = events.recv().await {
+                    this.on_lookup_event(&session, event);
+                }
+            });
+        }
         added
+    }
+
+    /// Returns 1 if the event added a provider to the session.
+    fn on_lookup_event(&self, session: &Session, event: LookupEvent) -> usize {
+        match event {
+            LookupEvent::Provider { source, hint } => {
+                let source = match source {
+                    RouterSource::Dht => ProviderSource::Dht,
+                    RouterSource::Delegated => ProviderSource::Routing,
+                };
+                usize::from(self.add_hint(session, &hint, source))
+            }
+            LookupEvent::Done(record) => {
+                tracing::debug!(
+                    source = record.source,
+                    outcome = record.outcome.label(),
+                    providers = record.providers,
+                    "lookup done"
+                );
+                session.note_lookup(record);
+                0
+            }
+        }
+    }
+
+    /// Connected peers a widening search may ask, best first.
+    fn neighbours(&self) -> Vec<PeerId> {
+        let book = session::PeerBook::global();
+        let node = &self.inner.node;
+        broadcast_candidates(
+            node.connected_peers_at()
+                .into_iter()
+                .map(|(peer, addr)| {
+                    let (blocks, haves) = book.track_record(&ProviderId::Peer(peer));
+                    Neighbour {
+                        peer,
+                        blocks,
+                        haves,
+                        configured: node.is_configured(&peer),
+                        local: crate::dial::is_local_network(&addr),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// What the search for `cid` did so far, for the error a client sees.
+    fn search_report(&self, session: &Session, planner: &Planner) -> String {
+        let lookups = session.lookups();
+        let routing = match &self.inner.routing {
+            None => "no source configured ([dht] mode = \"off\", no [routing] endpoints)".into(),
+            Some(routing) if lookups.is_empty() => {
+                format!("not asked yet ({})", routing.sources().join(", "))
+            }
+            Some(_) => describe_lookups(&lookups),
+        };
+        let providers = session.ranked();
+        let connected = providers
+            .iter()
+            .filter(|p| match p {
+                ProviderId::Peer(peer) => self.inner.node.is_connected(peer),
+                ProviderId::Http(_) => true,
+            })
+            .count();
+        SearchReport {
+            routing,
+            found: providers.len(),
+            connected,
+            asked: planner.asked(),
+        }
+        .to_string()
     }
 
     fn add_hint(&self, session: &Session, hint: &ProviderHint, source: ProviderSource) -> bool {
@@ -232,6 +322,7 @@ impl NetworkFetcher {
             Err(FetchError::Timeout {
                 cid,
                 after: started.elapsed(),
+                search: self.search_report(&session, &planner),
             })
         });
         // Wants that lost the race are over too: they no longer load their provider.
@@ -276,9 +367,9 @@ impl NetworkFetcher {
                     let found = match search {
                         Search::Lookup => self.lookup(&session, &cid).await,
                         Search::Broadcast => {
-                            let peers = self.inner.node.connected_peers();
-                            let wants = planner.broadcast(&session, peers);
+                            let wants = planner.broadcast(&session, self.neighbours());
                             let asked = wants.len();
+                            Metrics::global().broadcast_wants.inc_by(asked as u64);
                             self.execute(&cid, wants);
                             asked
                         }
@@ -288,7 +379,8 @@ impl NetworkFetcher {
                     }
                 }
                 if planner.nothing_pending() {
-                    return Err(FetchError::NoProviders(cid));
+                    let search = self.search_report(&session, planner);
+                    return Err(FetchError::NoProviders { cid, search });
                 }
             }
             let wake_at = planner.wake_at(&session, &self.inner.progress, deadline);
@@ -296,12 +388,16 @@ impl NetworkFetcher {
                 event = events.recv() => match event {
                     Ok(event) => planner.on_event(&session, event, Instant::now()),
                     Err(broadcast::error::RecvError::Lagged(_)) => continue 'plan,
-                    Err(broadcast::error::RecvError::Closed) => return Err(FetchError::NoProviders(cid)),
+                    Err(broadcast::error::RecvError::Closed) => {
+                        let search = self.search_report(&session, planner);
+                        return Err(FetchError::NoProviders { cid, search });
+                    }
                 },
                 _ = tokio::time::sleep_until(wake_at) => {
                     let now = Instant::now();
                     if now >= deadline {
-                        return Err(FetchError::Timeout { cid, after: started.elapsed() });
+                        let search = self.search_report(&session, planner);
+                        return Err(FetchError::Timeout { cid, after: started.elapsed(), search });
                     }
                     if planner.routing_due(now) {
                         self.lookup(&session, &cid).await;

@@ -60,6 +60,7 @@ impl WantTable {
                 FetchError::Timeout {
                     cid,
                     after: started.elapsed(),
+                    search: "waiting for a want slot: [retrieval] max_pending_wants reached".into(),
                 }
             })?;
         Ok(self.join(cid, Some(slot)).expect("a slot starts a want"))
