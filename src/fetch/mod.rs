@@ -84,21 +84,26 @@ pub enum FetchError {
 pub struct SearchReport {
     /// `describe_lookups` of the session's lookups, or why none ran.
     pub routing: String,
+    /// Providers from hints and routing (broadcast peers not counted).
     pub found: usize,
     pub connected: usize,
     pub asked: usize,
+    /// Connected peers asked in a broadcast.
+    pub broadcast: usize,
 }
 
 impl std::fmt::Display for SearchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "routing: {}; connecting: {} provider{} found, {} connected; retrieval: {} asked",
+            "routing: {}; connecting: {} provider{} found, {} connected; retrieval: {} asked, {} connected peer{} asked in a broadcast",
             self.routing,
             self.found,
             if self.found == 1 { "" } else { "s" },
             self.connected,
-            self.asked
+            self.asked.saturating_sub(self.broadcast),
+            self.broadcast,
+            if self.broadcast == 1 { "" } else { "s" },
         )
     }
 }

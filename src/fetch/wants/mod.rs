@@ -256,8 +256,13 @@ impl NetworkFetcher {
             }
             Some(_) => describe_lookups(&lookups),
         };
-        let providers = session.ranked();
-        let connected = providers
+        let (broadcast, found): (Vec<ProviderId>, Vec<ProviderId>) =
+            session.ranked().into_iter().partition(|p| {
+                session
+                    .stats_of(p)
+                    .is_some_and(|s| s.source == ProviderSource::Broadcast)
+            });
+        let connected = found
             .iter()
             .filter(|p| match p {
                 ProviderId::Peer(peer) => self.inner.node.is_connected(peer),
@@ -266,9 +271,10 @@ impl NetworkFetcher {
             .count();
         SearchReport {
             routing,
-            found: providers.len(),
+            found: found.len(),
             connected,
             asked: planner.asked(),
+            broadcast: broadcast.len(),
         }
         .to_string()
     }
