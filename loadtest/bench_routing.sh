@@ -22,33 +22,26 @@
 # Output: loadtest/results/routing-<UTC>.{md,tsv,log}.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 RUNS=${RUNS:-5}
 BIG_MIB=${BIG_MIB:-64}
 MBIT=${MBIT:-100}
 PARTS=${PARTS:-1 2u 2l}
 WAIT_BUDGET=${WAIT_BUDGET:-1200}
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-mkdir -p loadtest/results
 OUT="$ROOT/loadtest/results/routing-$STAMP"
 TSV="$OUT.tsv"; LOG="$OUT.log"
 : >"$TSV"
 WORK=$(mktemp -d /tmp/sluice-bench-routing.XXXXXX)
-PIDS=()
 
 cleanup() {
   set +e
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  sleep 0.5
-  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  [[ "${KEEP_TMP:-0}" == 1 ]] || rm -rf "$WORK"
+  stop_started
+  remove_work "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$LOG" >&2; }
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 loadavg() { cut -d' ' -f1 /proc/loadavg; }
 
 # pgrep -f also matches processes that merely carry those words in their
@@ -79,16 +72,6 @@ wait_idle() {
 }
 busy_now() { if [[ -n $(others) ]]; then echo busy; else echo idle; fi; }
 
-# wait for a line matching $2 in file $1 (timeout $3 s); prints the line
-wait_line() {
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do
-    if grep -m1 -E "$2" "$1" 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "timeout waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
-}
-
 # start_sluice NAME ROUTING_ENDPOINTS_JSON [serve args...] -> SL_PID SL_PORT
 SL_N=0
 start_sluice() {
@@ -102,15 +85,8 @@ start_sluice() {
     >>"$WORK/sluice-$name.log" 2>&1 &
   SL_PID=$!
   PIDS+=("$SL_PID")
-  local i
-  for ((i = 0; i < 300; i++)); do
-    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SL_PORT/ipfs/bafkqaaa" || true) == 200 ]] && return 0
-    kill -0 "$SL_PID" 2>/dev/null || { echo "sluice $name died" >&2; tail "$WORK/sluice-$name.log" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "sluice $name not ready" >&2; return 1
+  wait_http "http://127.0.0.1:$SL_PORT/ipfs/bafkqaaa" "$SL_PID" "sluice $name" 30 "$WORK/sluice-$name.log"
 }
-stop_pid() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # fetch PART COND CONFIG RUN URL HINT  -> one TSV row
 fetch() {
@@ -132,13 +108,11 @@ fetch() {
 wait_idle
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   log "cargo build --release --bin sluice"
-  cargo build --release --bin sluice 2>&1 | tail -3 | tee -a "$LOG" >&2
+  release_build --bin sluice 2>&1 | tail -3 | tee -a "$LOG" >&2
 fi
 SLUICE_BINARY=${SLUICE_BINARY:-target/release/sluice}
 cp "$SLUICE_BINARY" "$WORK/sluice"   # a concurrent rebuild cannot swap it mid-run
-READY=$(bash tests/peers/install.sh 2>/dev/null | tail -1)
-PEERS_NODE=$(sed -n 's/.*node=\([^ ]*\).*/\1/p' <<<"$READY")
-[[ -x "$PEERS_NODE" ]] || { echo "tests/peers/install.sh failed: $READY" >&2; exit 1; }
+setup_peers
 
 {
   echo "bench_routing.sh $STAMP"

@@ -22,7 +22,8 @@
 # Knobs: DURATION (40s), SCENARIOS ("browser curl trustless"), VUS_*,
 # CACHE_BYTES, SLUICE_BINARY, KEEP_TMP=1.
 set -euo pipefail
-source "$(dirname "$0")/k6/lib.sh"
+source "$(dirname "$0")/lib.sh"
+k6_begin
 
 DURATION=${DURATION:-40s}
 PHASES=${SCENARIOS:-browser curl trustless}

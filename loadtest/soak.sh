@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # soak.sh — 10-minute soak of sluice under the mixed k6 load (issue 5). Not run by tests.
 #
-# Same setup as run_k6.sh (see loadtest/k6/lib.sh), then all three k6 user
+# Same setup as run_k6.sh (see loadtest/lib.sh), then all three k6 user
 # kinds of k6/gateway.js at once (browser 8 VUs, curl 6, trustless 6) for
 # SOAK_SECS (600) against three Helia providers serving the same content:
 #   A  stable; the gateway keeps it connected ([p2p] peers)
@@ -29,7 +29,8 @@
 # Knobs: SOAK_SECS, RESTART_SECS, WARMUP_SECS, SAMPLE_SECS, VUS_BROWSER,
 # VUS_CURL, VUS_TRUSTLESS, CACHE_BYTES, SLUICE_BINARY, KEEP_TMP=1.
 set -euo pipefail
-source "$(dirname "$0")/k6/lib.sh"
+source "$(dirname "$0")/lib.sh"
+k6_begin
 
 SOAK_SECS=${SOAK_SECS:-600}
 RESTART_SECS=${RESTART_SECS:-60}
@@ -52,29 +53,15 @@ setup_binary
 } | tee -a "$LOG" >&2
 
 make_content
-start_helia a k6-soak-a 0
-A_JSON=$HELIA_JSON; A_MA=$HELIA_MA
-B_PORT=$(free_port)
-start_helia b k6-soak-b "$B_PORT"
-B_PID=$HELIA_PID; B_MA=$HELIA_MA
-start_helia c k6-soak-corrupt 0 --corrupt-blocks
-C_MA=$HELIA_MA
-HELIA_JSON=$A_JSON
-log "provider A $A_MA; B $B_MA (restarted every ${RESTART_SECS} s); C (corrupt) $C_MA"
-make_manifest "$A_MA" "[[\"$A_MA\"], [\"$B_MA\"], [\"$B_MA\", \"$A_MA\"], [\"$C_MA\"], [\"$C_MA\", \"$A_MA\"], [\"$C_MA\", \"$B_MA\", \"$A_MA\"], [\"$A_MA\", \"$C_MA\"]]"
+start_soak_providers
 
 start_gateway main "[\"$A_MA\", \"$B_MA\"]"
 log "gateway pid $GW_PID at $GW_URL (control $CTL_URL); RSS $(rss_kib "$GW_PID") KiB, $(fd_count "$GW_PID") fds"
 
-MANIFEST="$MANIFEST" BASE_URL="$GW_URL" SCENARIOS=browser,curl,trustless DURATION="${SOAK_SECS}s" \
-  "$K6" run --no-usage-report --quiet --no-color \
-  --summary-export "$OUT-soak.summary.json" --out "json=$OUT-soak.json.gz" \
-  "$LT/k6/gateway.js" >"$WORK/k6-soak.out" 2>"$WORK/k6-soak.err" &
-K6_PID=$!
-PIDS+=("$K6_PID")
+start_k6_mixed soak "${SOAK_SECS}s"
 T0=$SECONDS
 next_sample=0
-next_restart=$RESTART_SECS
+NEXT_RESTART=$RESTART_SECS
 RESTARTS=0
 while kill -0 "$K6_PID" 2>/dev/null; do
   t=$((SECONDS - T0))
@@ -82,17 +69,7 @@ while kill -0 "$K6_PID" 2>/dev/null; do
     sample_line "$t" >>"$SAMPLES"
     next_sample=$((next_sample + SAMPLE_SECS))
   fi
-  if (( t >= next_restart && t < SOAK_SECS - 10 )); then
-    r0=$(date +%s%N)
-    stop_pid "$B_PID"
-    start_helia b k6-soak-b "$B_PORT"
-    B_PID=$HELIA_PID
-    RESTARTS=$((RESTARTS + 1))
-    down_ms=$(( ($(date +%s%N) - r0) / 1000000 ))
-    printf '%s\trestart B (%s ms down)\n' "$t" "$down_ms" >>"$EVENTS"
-    [[ "$HELIA_MA" == "$B_MA" ]] || log "WARN: B came back as $HELIA_MA"
-    next_restart=$((next_restart + RESTART_SECS))
-  fi
+  restart_b_if_due "$t"
   sleep 1
 done
 K6_RC=0; wait "$K6_PID" || K6_RC=$?
@@ -102,7 +79,7 @@ cat "$WORK/k6-soak.out" "$WORK/k6-soak.err" >"$OUT-soak.k6.txt"
 AFTER=$(sample_line "$T_END")
 SESS=$(wait_sessions_zero 60)
 sample_line "$((SECONDS - T0))" >>"$SAMPLES"
-HWM=$(awk '/^VmHWM/ {print $2}' "/proc/$GW_PID/status")
+HWM=$(status_kib "$GW_PID" VmHWM)
 curl -s "$CTL_URL/debug/metrics/prometheus" >"$OUT-metrics.txt"
 curl -s "$CTL_URL/debug/sessions" >"$OUT-sessions.json"
 GW_ALIVE=$(kill -0 "$GW_PID" 2>/dev/null && echo yes || echo NO)

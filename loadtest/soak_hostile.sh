@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # soak_hostile.sh — soak.sh's 10-minute mixed k6 load with attackers alongside (issue 11). Not run by tests.
 #
-# The honest load is soak.sh's (helpers in k6/lib.sh): browser 8, curl 6 and
+# The honest load is soak.sh's (helpers in lib.sh): browser 8, curl 6 and
 # trustless 6 VUs of k6/gateway.js for SOAK_SECS (600), every body checked,
 # against Helia providers A (stable), B (restarted every RESTART_SECS) and
 # C (corrupt blocks, among the hints). At the same time, on 127.0.0.1 only:
@@ -49,7 +49,8 @@
 # BUDGET_KEYS, RSS_BOUND_MIB, RSS_BASE_MIB, RSS_PER_STALLED_MIB, FD_SLACK,
 # SETTLE_SECS, VUS_*, CACHE_BYTES, SLUICE_BINARY, KEEP_TMP=1.
 set -euo pipefail
-source "$(dirname "$0")/k6/lib.sh"
+source "$(dirname "$0")/lib.sh"
+k6_begin
 
 SOAK_SECS=${SOAK_SECS:-600}
 RESTART_SECS=${RESTART_SECS:-60}
@@ -198,7 +199,7 @@ while (( SECONDS - t_stop <= SETTLE_SECS )); do
 done
 [[ -n "$FD_END" ]] || FD_END=$(fd_count "$GW_PID")
 sample after "$((SECONDS - T0))"
-HWM=$(awk '/^VmHWM/ {print $2}' "/proc/$GW_PID/status")
+HWM=$(status_kib "$GW_PID" VmHWM)
 curl -s "$CTL_URL/debug/metrics/prometheus" >"$OUT-metrics.txt"
 curl -s "$CTL_URL/debug/sessions" >"$OUT-sessions.json"
 GW_ALIVE=$(kill -0 "$GW_PID" 2>/dev/null && echo yes || echo NO)

@@ -1,5 +1,6 @@
-//! Checking a block's bytes against the multihash in its CID, and the
-//! limits every source of blocks shares.
+//! Checking a block's bytes against the multihash in its CID (SHA-2 and
+//! BLAKE3; an identity CID carries its data inline), and the limits every
+//! source of blocks shares.
 //!
 //! A leaf: it imports nothing of the crate, so the block service, the
 //! fetchers and the CAR reader can all verify without depending on each

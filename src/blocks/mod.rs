@@ -3,10 +3,10 @@
 //! It applies block verification ([`crate::verify`]: a block is accepted only
 //! if its bytes hash to its CID; network blocks are verified once by the
 //! fetcher, where they come off the wire), and owns the byte-weighted
-//! in-memory cache, the local stores behind it (CAR files indexed in place,
-//! and the on-disk store in the data directory), and, when a block is not
-//! local, the network fetcher. `sluice import` writes into the on-disk store
-//! through [`import_car`]. Reads
+//! in-memory cache (moka), the local stores behind it (CAR files indexed
+//! in place, and the on-disk store in the data directory), and, when a
+//! block is not local, the network fetcher. `sluice import` writes into the
+//! on-disk store through [`import_car`]. Reads
 //! happen inside the request's session (see [`crate::session`]): the
 //! service tells it where each block came from, and a cache hit tells it
 //! which provider delivered the block, a likely holder of its siblings.

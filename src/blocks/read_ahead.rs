@@ -3,9 +3,10 @@
 //! the process (`[limits] read_ahead_bytes_per_response`,
 //! `read_ahead_bytes_total`).
 //!
-//! A walk reserves a block's expected size before it starts fetching it
-//! ahead (a [`Prefetcher`] runs the fetches), and when the block arrives
-//! its reservation is corrected to the real size.
+//! A walk reserves a block's expected size (what its parent declares, or
+//! the largest block seen) before it starts fetching it ahead (a
+//! [`Prefetcher`] runs the fetches, inside the request's session), and when
+//! the block arrives its reservation is corrected to the real size.
 //! A block that turns out larger than expected and does not fit is dropped
 //! at once and fetched again when the writer reaches it, so what is held
 //! never exceeds the budgets. The block the writer needs next is fetched

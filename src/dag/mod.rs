@@ -5,6 +5,12 @@
 //! Everything here reads blocks through the [`BlockService`], one CID at a
 //! time, and never holds more of a DAG than the path being walked.
 //!
+//! Codecs: raw, dag-pb, dag-cbor, dag-json, json and cbor ([`codec`]).
+//! They are decoded with `ipld-core`, `serde_ipld_dagcbor`,
+//! `serde_ipld_dagjson` and `ipld-dagpb` (with `cid` 0.11 and `multihash`
+//! 0.19): the older `libipld` no longer resolves on a fresh checkout (it is
+//! deprecated and its `core2` dependency was yanked).
+//!
 //! [`BlockService`]: crate::blocks::BlockService
 
 mod resolve;

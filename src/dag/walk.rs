@@ -1,9 +1,11 @@
 //! Walking a DAG for a CAR response: the blocks that prove a path, then the
 //! blocks of the requested scope, depth-first in link order, with the next
 //! blocks of the walk fetched ahead within the response's read-ahead
-//! budget. Without duplicates (`dups=n`) every walk skips what it has
-//! already sent, so a DAG linking one child many times costs one visit per
-//! distinct block; with them, the request's block cap ends the repeats.
+//! budget. Without duplicates (`dups=n`) every walk (each scope, file
+//! entities, HAMT listings) skips what it has already sent, so a DAG
+//! linking one child many times costs one visit per distinct block (one
+//! that links a child twice at each of 30 levels costs 31 visits, not
+//! 2^30); with them, the request's block cap ends the repeats.
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,15 +1,21 @@
 //! Trustless HTTP gateways as block providers: WANT_BLOCK is
-//! `GET /ipfs/<cid>?format=raw`, WANT_HAVE is `HEAD`, 404/410 mean
-//! DONT_HAVE, 429 and 5xx mean "back off" (for `Retry-After` when given).
-//! One pooled HTTP/1.1 and HTTP/2 client is shared by every provider.
-//! Blocks are bounded to 2 MiB while they are read and verified against
-//! their CID before the want logic sees them.
+//! `GET /ipfs/<cid>?format=raw` (`Accept: application/vnd.ipld.raw`),
+//! WANT_HAVE is `HEAD`, 404/410 mean DONT_HAVE, 429 and 5xx mean "back off"
+//! (for `Retry-After` when given, at most a minute). A gateway joining a
+//! session is probed with `bafkqaaa` ([`HttpProviders::probe`]). One pooled
+//! HTTP/1.1 and HTTP/2 client is shared by every provider. Blocks are
+//! bounded to 2 MiB while they are read and verified against their CID
+//! before the want logic sees them. The want logic asks gateways the way
+//! it asks Bitswap peers, and ranks them on the same scale.
 //!
 //! Block requests to one gateway are bounded by the bytes they are expected
-//! to bring (`BYTES_IN_FLIGHT_KIB`) and start in the order they were made:
-//! a dozen concurrent transfers on one link would share its bandwidth and
-//! all finish late, while a response streams in order and needs the first
-//! one first. The bound still covers a round trip at WAN speeds.
+//! to bring (2 MiB, `BYTES_IN_FLIGHT_KIB`; the next block is expected to be
+//! as large as the largest of the gateway's last eight) and start in the
+//! order they were made (a request takes its place in the queue when it is
+//! made, before its task is spawned): sixteen read-ahead requests on one
+//! link would share its bandwidth and all finish late, while a response
+//! streams in order and needs the first one first. The bound still covers a
+//! round trip at WAN speeds.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;

@@ -1,5 +1,8 @@
 //! Streamed response bodies, for the responses (CARs, byte ranges) whose
-//! length is not known when the status is sent.
+//! length is not known when the status is sent. A block missing or failing
+//! verification after the status was sent ends the body abnormally, so a
+//! client never mistakes a truncated body for a complete one; the status
+//! and the bytes before the error still reach it.
 
 /// A response body streamed from `body`. An error is handed to hyper only
 /// after one `Pending`: hyper writes out what it holds (the status line and

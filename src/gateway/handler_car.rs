@@ -1,6 +1,7 @@
 //! `application/vnd.ipld.car`: the blocks that prove a content path, then
 //! the DAG under it in the requested scope, streamed depth-first
-//! (trustless gateway).
+//! (trustless gateway). A path that does not exist is a 404 before any
+//! byte is sent (the spec allows that or a partial CAR).
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -1,5 +1,7 @@
 //! HTTP `Range` requests: parsing against a known size, and the bodies of
 //! 206 responses (one range as is, several as `multipart/byteranges`).
+//! A malformed `Range` is a 400 naming the header, an unsatisfiable one a
+//! 416; a `Range` in a unit other than bytes is ignored, as HTTP says.
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};

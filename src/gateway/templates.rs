@@ -1,5 +1,7 @@
-//! HTML pages rendered from the templates in `static/` (embedded in the
-//! binary, so the gateway needs no files at run time).
+//! HTML pages rendered from the templates in `static/` (minijinja;
+//! embedded in the binary, so the gateway needs no files at run time).
+//! Listing Etags carry a hash of the templates, so a new template is a new
+//! Etag.
 
 use std::sync::OnceLock;
 

@@ -1,7 +1,8 @@
 //! UnixFS: files, directories, HAMT-sharded directories and symlinks
 //! encoded in dag-pb nodes (and raw leaves).
 //!
-//! This module knows the UnixFS data format and how to read files and list
+//! This module knows the UnixFS data format (its protobuf written by hand
+//! as prost structs, so no protoc is needed) and how to read files and list
 //! directories; path resolution across nodes lives in the DAG layer.
 
 pub mod builder;

