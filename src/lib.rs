@@ -19,7 +19,7 @@
 //!   as 500s (`gateway::panics`), and the single place errors become HTTP
 //!   statuses.
 //! - [`control`]: the control address — health, Prometheus metrics,
-//!   `/debug/sessions`.
+//!   `/debug/sessions`, `/debug/dht`.
 //! - [`dag`]: decoding blocks of every codec, content path resolution, and
 //!   depth-first walks for CAR responses.
 //! - [`unixfs`]: the UnixFS data format: files streamed by byte range,
@@ -36,9 +36,12 @@
 //!   and inbound byte budget (`fetch::bitswap`), trustless HTTP gateways
 //!   (`fetch::http`).
 //! - [`car`]: reading (v1 and v2) and writing CAR files.
-//! - [`routing`]: provider hints and the delegated routing client.
-//! - [`p2p`]: the libp2p node (TCP, QUIC, Noise, Yamux, Identify, Ping) and
-//!   its inbound protocol streams.
+//! - [`routing`]: provider hints, the delegated routing client, and
+//!   content routing across sources (the DHT and delegated routers asked in
+//!   parallel, `routing::ContentRouting`).
+//! - [`p2p`]: the libp2p node (TCP, QUIC, Noise, Yamux, Identify, Ping;
+//!   Ed25519 and RSA peers), the Kademlia DHT client (`p2p::dht`), and its
+//!   inbound protocol streams.
 //! - [`dial`]: where sluice may connect — the address policy every
 //!   outbound connection passes on the address actually dialled, and the
 //!   HTTP client that applies it.
