@@ -112,6 +112,10 @@ pub struct Metrics {
     pub router_first_provider: Family<RouterLabel, Histogram>,
     /// Peers in the DHT routing table.
     pub dht_routing_table_peers: Gauge,
+    /// Providers looked up again (FIND_PEER) after every dial failed, and
+    /// how many of those came back with fresh addresses.
+    pub dht_refinds: Counter,
+    pub dht_refinds_found: Counter,
     /// WANT_HAVEs sent to connected peers the session did not know.
     pub broadcast_wants: Counter,
     pub retrieval_timeouts: Counter,
@@ -171,6 +175,8 @@ impl Metrics {
             router_providers_found: Family::default(),
             router_first_provider: Family::new_with_constructor(latency_histogram),
             dht_routing_table_peers: Gauge::default(),
+            dht_refinds: Counter::default(),
+            dht_refinds_found: Counter::default(),
             broadcast_wants: Counter::default(),
             retrieval_timeouts: Counter::default(),
             bad_blocks: Family::default(),
@@ -245,6 +251,16 @@ impl Metrics {
             "dht_routing_table_peers",
             "Peers in the DHT routing table",
             m.dht_routing_table_peers.clone(),
+        );
+        registry.register(
+            "dht_refinds",
+            "DHT providers looked up again (FIND_PEER) after every dial of theirs failed",
+            m.dht_refinds.clone(),
+        );
+        registry.register(
+            "dht_refinds_found",
+            "Re-finds that came back with new addresses (the provider was redialled)",
+            m.dht_refinds_found.clone(),
         );
         registry.register(
             "broadcast_wants",

@@ -514,6 +514,7 @@ impl Dht {
     pub(super) fn on_dial_failed(&mut self, peer: PeerId, kad: &mut kad::Behaviour<MemoryStore>) {
         if self.refind.remove(&peer) {
             tracing::debug!(%peer, "DHT provider unreachable at its addresses: looking it up again");
+            crate::metrics::Metrics::global().dht_refinds.inc();
             self.find_peer(peer, PeerQueryFor::Redial, kad);
         }
     }
@@ -594,6 +595,7 @@ impl Dht {
                                 }
                                 PeerQueryFor::Provider { .. } => {}
                                 PeerQueryFor::Redial if !addrs.is_empty() => {
+                                    crate::metrics::Metrics::global().dht_refinds_found.inc();
                                     dials.push((target, addrs.clone()));
                                 }
                                 PeerQueryFor::Redial => {}
