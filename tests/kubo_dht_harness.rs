@@ -218,9 +218,14 @@ async fn ipns_name_published_at_one_node_resolves_at_another() {
     let resolved = dht.resolve_ipns(5, &dht.node(2).peer_id()).await;
     assert_eq!(resolved.as_deref(), Some(format!("/ipfs/{cid}").as_str()));
 
-    // ... while a new record from the right key replaces the old one.
-    std::fs::write(&file, random_bytes(1000)).unwrap();
-    let cid2 = dht.add(4, &file).await;
+    // ... while a new record from the right key replaces the old one (for
+    // a directory added at another node this time).
+    let site = dir.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(site.join("index.html"), random_bytes(300)).unwrap();
+    std::fs::write(site.join("data.bin"), random_bytes(5000)).unwrap();
+    let cid2 = dht.add(4, &site).await;
+    assert_ne!(cid2, cid);
     assert_eq!(dht.publish_ipns(2, &cid2).await, name);
     let resolved = dht.resolve_ipns(5, &dht.node(2).peer_id()).await;
     assert_eq!(resolved.as_deref(), Some(format!("/ipfs/{cid2}").as_str()));
