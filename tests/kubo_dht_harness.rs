@@ -58,6 +58,7 @@ async fn content_added_at_one_node_is_found_and_fetched_at_another_and_after_a_r
     let three = dht.node(3).peer_id();
 
     // Kubo serves its LAN DHT on loopback and keeps the Amino one a client.
+    assert_eq!(dht.multiaddrs().len(), 8);
     let client = dht.client().clone();
     assert!(client.speaks(&dht.dht_peer(3), LAN_KAD).await.unwrap());
     assert!(!client.speaks(&dht.dht_peer(3), WAN_KAD).await.unwrap());

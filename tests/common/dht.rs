@@ -940,6 +940,15 @@ impl KuboDht {
         &self.nodes[i]
     }
 
+    /// Every running node's `/ip4/127.0.0.1/tcp/P/p2p/ID` (bootstrap list).
+    pub fn multiaddrs(&self) -> Vec<Multiaddr> {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_running())
+            .map(KuboNode::multiaddr)
+            .collect()
+    }
+
     /// The harness's own DHT client (LAN protocol), for direct questions.
     pub fn client(&self) -> &KadClient {
         &self.client
