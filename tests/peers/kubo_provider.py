@@ -380,7 +380,8 @@ def peer_list(raw):
     return out
 
 
-def rewrite_config(repo: str, port: int, identity, dht=False, bootstrap=()):
+def rewrite_config(repo: str, port: int, identity, dht=False, bootstrap=(), no_provide=False,
+                   provider_search_delay=None):
     cfg_path = os.path.join(repo, "config")
     with open(cfg_path) as f:
         cfg = json.load(f)
@@ -413,6 +414,13 @@ def rewrite_config(repo: str, port: int, identity, dht=False, bootstrap=()):
         cfg["Routing"]["Type"] = "dht"
         cfg["Reprovider"]["Interval"] = "22h"
         cfg["Reprovider"]["Strategy"] = "all"
+        if no_provide:
+            # A fetcher in a benchmark: announcing what it fetched would
+            # leave records of a stopped node for the next run to find.
+            cfg["Reprovider"]["Interval"] = "0"
+            cfg.setdefault("Experimental", {})["StrategicProviding"] = True
+    if provider_search_delay is not None:
+        cfg.setdefault("Internal", {}).setdefault("Bitswap", {})["ProviderSearchDelay"] = provider_search_delay
     with open(cfg_path, "w") as f:
         json.dump(cfg, f, indent=2)
 
@@ -451,6 +459,10 @@ def main():
     ap.add_argument("--forget-peers", action="store_true",
                     help="with --repo: drop the repo's datastore first (Kubo keeps the peers it saw there, under "
                          "/local/temp_bootstrap_peers, and dials them when it has too few; pins go too, blocks stay)")
+    ap.add_argument("--no-provide", action="store_true",
+                    help="with --dht: announce nothing (no provider records for what it adds or fetches)")
+    ap.add_argument("--provider-search-delay", metavar="DURATION",
+                    help="Internal.Bitswap.ProviderSearchDelay (Kubo's default: 1s before it looks for providers)")
     ap.add_argument("entries", nargs="*", metavar="[NAME=]PATH", help="files or directories to add")
     args = ap.parse_args()
 
@@ -518,7 +530,8 @@ def main():
             key_type = "ed25519"
         elif args.seed:
             log("warning: --seed is ignored with --key-type rsa")
-        rewrite_config(repo, args.port, identity, args.dht, args.bootstrap)
+        rewrite_config(repo, args.port, identity, args.dht, args.bootstrap, args.no_provide,
+                       args.provider_search_delay)
         if args.forget_peers and args.repo:
             shutil.rmtree(os.path.join(repo, "datastore"), ignore_errors=True)
         rc = kubo.run()

@@ -1,0 +1,308 @@
+//! Finding content through a DHT of real Kubo 0.22 nodes (their LAN DHT,
+//! `/ipfs/lan/kad/1.0.0`, on loopback), with no hints and no delegated
+//! routing: the content is provided by a node that is not among sluice's
+//! bootstrap peers, so it can be found only by walking the DHT.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::dht::{KuboDht, NodeKey};
+use common::{parse_car, sha256_hex, TestGateway};
+
+/// `len` bytes no other run produces (xorshift seeded from the clock).
+fn random_bytes(len: usize) -> Vec<u8> {
+    let mut state = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// Eight nodes; two (a bootstrap node among them) with Kubo's RSA keys,
+/// as the long-lived public DHT servers have.
+fn eight_keys() -> Vec<NodeKey> {
+    let mut keys = vec![NodeKey::Ed25519; 8];
+    keys[1] = NodeKey::Rsa;
+    keys[5] = NodeKey::Rsa;
+    keys
+}
+
+/// A gateway that knows only `bootstrap` of the DHT, keeping its state in
+/// `data_dir`.
+async fn sluice(dht: &KuboDht, bootstrap: &[usize], data_dir: &Path) -> TestGateway {
+    let bootstrap: Vec<String> = bootstrap
+        .iter()
+        .map(|&i| dht.node(i).multiaddr().to_string())
+        .collect();
+    let data_dir = data_dir.to_path_buf();
+    let gateway = TestGateway::start_with(Vec::new(), move |c| {
+        c.store.data_dir = data_dir;
+        c.dht.mode = sluice::p2p::DhtMode::Client;
+        c.dht.protocol = "/ipfs/lan/kad/1.0.0".into();
+        c.dht.bootstrap = bootstrap;
+        c.dht.lookup_timeout_ms = 5000;
+        c.retrieval.block_timeout_secs = 60;
+    })
+    .await;
+    wait_joined(&gateway).await;
+    gateway
+}
+
+async fn readyz(gateway: &TestGateway) -> String {
+    gateway
+        .client
+        .get(format!("{}/readyz", gateway.control))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn wait_joined(gateway: &TestGateway) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = readyz(gateway).await;
+        if ready.contains("dht: joined") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not join the DHT in 60 s: /readyz says {ready:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn get(gateway: &TestGateway, path: &str) -> reqwest::Response {
+    gateway.client.get(gateway.url(path)).send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_a_listing_and_a_car_are_found_through_the_dht_alone() {
+    let dht = KuboDht::start_with(&eight_keys()).await;
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("big.bin");
+    let data = random_bytes(16 * 1024 * 1024 + 4321);
+    std::fs::write(&file, &data).unwrap();
+    let site = work.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(site.join("index.txt"), b"hello from a DHT\n").unwrap();
+    std::fs::write(site.join("notes.md"), random_bytes(3000)).unwrap();
+    // Nodes 5 (RSA) and 6 provide; sluice is told only of nodes 0 and 1.
+    let file_cid = dht.add(5, &file).await;
+    let site_cid = dht.add(6, &site).await;
+    let state = tempfile::tempdir().unwrap();
+    let gateway = sluice(&dht, &[0, 1], state.path()).await;
+
+    let response = get(&gateway, &format!("/ipfs/{file_cid}")).await;
+    assert_eq!(response.status(), 200);
+    let timing = common::header(&response, "server-timing");
+    assert!(timing.contains("lookup-dht"), "Server-Timing: {timing}");
+    let body = response.bytes().await.unwrap();
+    assert_eq!(body.len(), data.len());
+    assert_eq!(sha256_hex(&body), sha256_hex(&data));
+
+    let response = gateway
+        .client
+        .get(gateway.url(&format!("/ipfs/{site_cid}/")))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let listing = response.text().await.unwrap();
+    for name in ["index.txt", "notes.md"] {
+        assert!(listing.contains(name), "{name} not in the listing");
+    }
+    let response = get(&gateway, &format!("/ipfs/{site_cid}/index.txt")).await;
+    assert_eq!(response.bytes().await.unwrap(), "hello from a DHT\n");
+
+    let response = get(&gateway, &format!("/ipfs/{site_cid}?format=car")).await;
+    assert_eq!(response.status(), 200);
+    let car = response.bytes().await.unwrap();
+    let (roots, blocks) = parse_car(&car);
+    assert_eq!(roots[0].to_string(), site_cid);
+    assert!(blocks.len() >= 3, "{} blocks in the CAR", blocks.len());
+
+    let found = gateway
+        .metric_sum(
+            "sluice_router_lookups_total",
+            &["source=\"dht\"", "outcome=\"found\""],
+        )
+        .await;
+    assert!(found >= 2.0, "{found} DHT lookups found providers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cid_nobody_has_fails_before_the_block_timeout_naming_each_phase() {
+    let dht = KuboDht::start(8).await;
+    let state = tempfile::tempdir().unwrap();
+    let gateway = sluice(&dht, &[0], state.path()).await;
+    let missing = {
+        use multihash_codetable::{Code, MultihashDigest};
+        cid::Cid::new_v1(0x55, Code::Sha2_256.digest(&random_bytes(64)))
+    };
+    let started = Instant::now();
+    let response = get(&gateway, &format!("/ipfs/{missing}")).await;
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    let timing = common::header(&response, "server-timing");
+    let body = response.text().await.unwrap();
+    assert!(status == 502 || status == 504, "{status}: {body}");
+    assert!(body.contains("routing: dht: "), "{body}");
+    assert!(
+        body.contains("connecting: ") && body.contains("retrieval: "),
+        "{body}"
+    );
+    assert!(timing.contains("lookup-dht"), "Server-Timing: {timing}");
+    // The DHT lookup has a 5 s deadline and the block 60 s: an answer well
+    // before the block timeout shows the lookup ended on its own.
+    assert!(took < Duration::from_secs(40), "answered after {took:?}");
+}
+
+/// The `sluice` binary on a config that knows only `bootstrap` of the DHT;
+/// returns it with its gateway and control base URLs.
+async fn sluice_process(
+    dht: &KuboDht,
+    bootstrap: &[usize],
+    data_dir: &Path,
+) -> (common::binary::Running, String, String) {
+    let (port, control) = (common::binary::free_port(), common::binary::free_port());
+    let bootstrap: Vec<String> = bootstrap
+        .iter()
+        .map(|&i| format!("{:?}", dht.node(i).multiaddr().to_string()))
+        .collect();
+    let config = data_dir.join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[metrics]\nlisten = \"127.0.0.1:{control}\"\n\
+             [store]\ndata_dir = {:?}\n[p2p]\nlisten = []\n[hints]\nallow_private = true\n\
+             [dht]\nprotocol = \"/ipfs/lan/kad/1.0.0\"\nbootstrap = [{}]\n",
+            data_dir.display().to_string(),
+            bootstrap.join(", ")
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new(common::binary::SLUICE)
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = common::binary::listening(child);
+    let control = format!("http://127.0.0.1:{control}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = match client.get(format!("{control}/readyz")).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(e) => e.to_string(),
+        };
+        if ready.contains("dht: joined") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sluice did not join the DHT in 60 s: /readyz says {ready:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (running, format!("http://127.0.0.1:{port}"), control)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_every_bootstrap_peer_down_joins_through_the_remembered_table() {
+    let mut dht = KuboDht::start(8).await;
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("f.bin");
+    let data = random_bytes(2 * 1024 * 1024);
+    std::fs::write(&file, &data).unwrap();
+    let cid = dht.add(6, &file).await;
+    let state = tempfile::tempdir().unwrap();
+
+    let (first, _, _) = sluice_process(&dht, &[0], state.path()).await;
+    let remembered = state.path().join("dht-peers.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let peers = std::fs::read_to_string(&remembered)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["peers"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        if peers >= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the routing table was not remembered in 60 s ({peers} peers in {})",
+            remembered.display()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(first);
+
+    // Its only bootstrap peer is gone; the config still names it.
+    dht.stop(0);
+    let (_second, base, control) = sluice_process(&dht, &[0], state.path()).await;
+    let client = reqwest::Client::new();
+    let ready = client
+        .get(format!("{control}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(ready.contains("dht: joined"), "{ready}");
+    let response = client
+        .get(format!("{base}/ipfs/{cid}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        sha256_hex(&response.bytes().await.unwrap()),
+        sha256_hex(&data)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_found_at_a_stale_address_is_fetched_where_it_is_now() {
+    let mut dht = KuboDht::start(8).await;
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("f.bin");
+    let data = random_bytes(3 * 1024 * 1024);
+    std::fs::write(&file, &data).unwrap();
+    let cid = dht.add(6, &file).await;
+    let old_port = dht.node(6).port();
+    // Node 6 comes back on a new port knowing nobody: every provider record
+    // names its old address. Then it rejoins through node 2 alone, so only
+    // node 2 (and whom it tells) learns where it is now.
+    dht.restart_with(6, &[]).await;
+    assert_ne!(dht.node(6).port(), old_port);
+    dht.connect(6, 2).await;
+
+    let state = tempfile::tempdir().unwrap();
+    let gateway = sluice(&dht, &[0, 1], state.path()).await;
+    let response = get(&gateway, &format!("/ipfs/{cid}")).await;
+    let status = response.status();
+    let body = response.bytes().await.unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(sha256_hex(&body), sha256_hex(&data));
+    let refinds = gateway.metric_sum("sluice_dht_refinds_total", &[]).await;
+    eprintln!("re-finds after failed dials: {refinds}");
+}
