@@ -462,7 +462,14 @@ impl Dht {
     /// `addrs` without the ones the address policy refuses (counted).
     fn allowed(&self, addrs: Vec<Multiaddr>) -> Vec<Multiaddr> {
         let mut kept = Vec::new();
-        for addr in addrs {
+        for mut addr in addrs {
+            // Kept without the peer's own `/p2p/<id>`, like every other source.
+            if matches!(
+                addr.iter().last(),
+                Some(libp2p::multiaddr::Protocol::P2p(_))
+            ) {
+                addr.pop();
+            }
             // A relayed or circuit address cannot be dialled by this node.
             if addr
                 .iter()
@@ -762,6 +769,122 @@ mod tests {
         assert_eq!(parsed[0].0, a);
         assert_eq!(parsed[0].1.len(), 1);
         assert_eq!(parse_remembered(&text, 1).len(), 1);
+    }
+
+    /// A DHT client with no peers, its kad behaviour, and one provider
+    /// lookup started (its query id and the channel its providers reach).
+    fn client_with_lookup() -> (
+        Dht,
+        kad::Behaviour<MemoryStore>,
+        QueryId,
+        Vec<u8>,
+        mpsc::Receiver<DhtProvider>,
+    ) {
+        let config = DhtConfig {
+            bootstrap: Vec::new(),
+            ..DhtConfig::default()
+        };
+        let mut kad = behaviour(&config, peer()).unwrap().unwrap();
+        let mut dht = Dht::start(config, AddressPolicy::new(false), None, &mut kad).unwrap();
+        let key = b"a multihash".to_vec();
+        let (found, receiver) = mpsc::channel(8);
+        dht.execute(
+            DhtCommand::FindProviders {
+                key: key.clone(),
+                found,
+            },
+            &mut kad,
+        );
+        let id = *dht.providers.keys().next().expect("a provider query");
+        (dht, kad, id, key, receiver)
+    }
+
+    fn step(last: bool) -> kad::ProgressStep {
+        kad::ProgressStep {
+            count: NonZeroUsize::new(1).unwrap(),
+            last,
+        }
+    }
+
+    fn providers_found(id: QueryId, key: &[u8], providers: &[PeerId]) -> kad::Event {
+        kad::Event::OutboundQueryProgressed {
+            id,
+            result: QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
+                key: RecordKey::new(&key),
+                providers: providers.iter().copied().collect(),
+            })),
+            stats: kad::QueryStats::empty(),
+            step: step(false),
+        }
+    }
+
+    fn peer_found(id: QueryId, peer: PeerId, addrs: Vec<Multiaddr>) -> kad::Event {
+        kad::Event::OutboundQueryProgressed {
+            id,
+            result: QueryResult::GetClosestPeers(Ok(kad::GetClosestPeersOk {
+                key: peer.to_bytes(),
+                peers: vec![kad::PeerInfo {
+                    peer_id: peer,
+                    addrs,
+                }],
+            })),
+            stats: kad::QueryStats::empty(),
+            step: step(true),
+        }
+    }
+
+    fn only_peer_query(dht: &Dht) -> QueryId {
+        assert_eq!(dht.peer_queries.len(), 1, "one FIND_PEER running");
+        *dht.peer_queries.keys().next().unwrap()
+    }
+
+    #[test]
+    fn a_provider_is_passed_on_with_the_addresses_kad_holds_and_private_ones_dropped() {
+        let (mut dht, mut kad, id, key, mut found) = client_with_lookup();
+        let provider = peer();
+        let public: Multiaddr = "/ip4/8.8.8.8/tcp/4001".parse().unwrap();
+        let private: Multiaddr = "/ip4/10.0.0.7/tcp/4001".parse().unwrap();
+        kad.add_address(&provider, public.clone());
+        kad.add_address(&provider, private);
+        dht.on_event(providers_found(id, &key, &[provider]), &mut kad);
+        let passed = found.try_recv().expect("the provider was passed on");
+        assert_eq!(passed.peer, provider);
+        assert_eq!(passed.addrs, vec![public]);
+    }
+
+    #[test]
+    fn a_provider_named_without_an_address_is_looked_up_before_it_is_passed_on() {
+        let (mut dht, mut kad, id, key, mut found) = client_with_lookup();
+        let provider = peer();
+        dht.on_event(providers_found(id, &key, &[provider]), &mut kad);
+        assert!(found.try_recv().is_err(), "passed on with no address");
+        let find = only_peer_query(&dht);
+        let fresh: Multiaddr = "/ip4/8.8.4.4/tcp/4001".parse().unwrap();
+        let dials = dht.on_event(peer_found(find, provider, vec![fresh.clone()]), &mut kad);
+        assert!(dials.is_empty());
+        let passed = found.try_recv().expect("passed on after FIND_PEER");
+        assert_eq!(passed.addrs, vec![fresh]);
+    }
+
+    #[test]
+    fn a_dht_provider_whose_dials_all_failed_gets_one_fresh_lookup() {
+        let (mut dht, mut kad, id, key, mut found) = client_with_lookup();
+        let provider = peer();
+        let stale: Multiaddr = "/ip4/8.8.8.8/tcp/4001".parse().unwrap();
+        kad.add_address(&provider, stale);
+        dht.on_event(providers_found(id, &key, &[provider]), &mut kad);
+        assert!(found.try_recv().is_ok());
+        dht.on_dial_failed(provider, &mut kad);
+        let find = only_peer_query(&dht);
+        let fresh: Multiaddr = "/ip4/8.8.4.4/tcp/4002".parse().unwrap();
+        let dials = dht.on_event(peer_found(find, provider, vec![fresh.clone()]), &mut kad);
+        assert_eq!(dials, vec![(provider, vec![fresh])]);
+        // Only one: failing again gives it up.
+        dht.on_dial_failed(provider, &mut kad);
+        assert!(dht.peer_queries.is_empty());
+        // A peer the DHT never named is not looked up at all.
+        dht.on_dial_failed(peer(), &mut kad);
+        assert!(dht.peer_queries.is_empty());
     }
 
     #[test]
