@@ -116,6 +116,12 @@ pub struct Metrics {
     /// how many of those came back with fresh addresses.
     pub dht_refinds: Counter,
     pub dht_refinds_found: Counter,
+    /// Accelerated mode: crawl walks started, crawls finished.
+    pub dht_crawl_lookups: Counter,
+    pub dht_crawls_done: Counter,
+    /// Requests a provider lookup had sent when its first provider came
+    /// (at most the lookup parallelism: answered in the first hop).
+    pub dht_requests_to_first_provider: Histogram,
     /// WANT_HAVEs sent to connected peers the session did not know.
     pub broadcast_wants: Counter,
     pub retrieval_timeouts: Counter,
@@ -177,6 +183,11 @@ impl Metrics {
             dht_routing_table_peers: Gauge::default(),
             dht_refinds: Counter::default(),
             dht_refinds_found: Counter::default(),
+            dht_crawl_lookups: Counter::default(),
+            dht_crawls_done: Counter::default(),
+            dht_requests_to_first_provider: Histogram::new(
+                [1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0].into_iter(),
+            ),
             broadcast_wants: Counter::default(),
             retrieval_timeouts: Counter::default(),
             bad_blocks: Family::default(),
@@ -261,6 +272,21 @@ impl Metrics {
             "dht_refinds_found",
             "Re-finds that came back with new addresses (the provider was redialled)",
             m.dht_refinds_found.clone(),
+        );
+        registry.register(
+            "dht_crawl_lookups",
+            "Accelerated mode: random-key walks the DHT crawl started",
+            m.dht_crawl_lookups.clone(),
+        );
+        registry.register(
+            "dht_crawls_done",
+            "Accelerated mode: crawls of the whole DHT finished",
+            m.dht_crawls_done.clone(),
+        );
+        registry.register(
+            "dht_requests_to_first_provider",
+            "DHT requests a provider lookup had sent when its first provider came (<= the lookup parallelism: the first hop)",
+            m.dht_requests_to_first_provider.clone(),
         );
         registry.register(
             "broadcast_wants",

@@ -306,3 +306,83 @@ async fn a_provider_found_at_a_stale_address_is_fetched_where_it_is_now() {
     let refinds = gateway.metric_sum("sluice_dht_refinds_total", &[]).await;
     eprintln!("re-finds after failed dials: {refinds}");
 }
+
+async fn dht_status(gateway: &TestGateway) -> serde_json::Value {
+    let text = gateway
+        .client
+        .get(format!("{}/debug/dht", gateway.control))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accelerated_mode_crawls_the_dht_then_answers_from_the_first_hop() {
+    const NODES: usize = 30;
+    let dht = KuboDht::start(NODES).await;
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("f.bin");
+    let data = random_bytes(1024 * 1024 + 7);
+    std::fs::write(&file, &data).unwrap();
+    let cid = dht.add(21, &file).await;
+
+    let state = tempfile::tempdir().unwrap();
+    let bootstrap = dht.node(0).multiaddr().to_string();
+    let data_dir = state.path().to_path_buf();
+    let gateway = TestGateway::start_with(Vec::new(), move |c| {
+        c.store.data_dir = data_dir;
+        c.dht.mode = sluice::p2p::DhtMode::Accelerated;
+        c.dht.protocol = "/ipfs/lan/kad/1.0.0".into();
+        c.dht.bootstrap = vec![bootstrap];
+        c.dht.crawl_parallelism = 4;
+        c.dht.crawl_quiet_lookups = 8;
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        let status = dht_status(&gateway).await;
+        if status["crawl"]["crawls_done"].as_u64().unwrap_or(0) >= 1 {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no crawl finished in 180 s: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(status["mode"], "accelerated");
+    let table = status["routing_table_peers"].as_u64().unwrap();
+    // Every other node, give or take two a walk did not reach.
+    assert!(
+        table >= (NODES - 3) as u64,
+        "the crawl found {table} of the {} other nodes: {status}",
+        NODES - 1
+    );
+
+    let response = get(&gateway, &format!("/ipfs/{cid}")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        sha256_hex(&response.bytes().await.unwrap()),
+        sha256_hex(&data)
+    );
+    // The first provider came with the first hop: the lookup had sent no
+    // more requests than it sends at once (20).
+    let lookups = gateway
+        .metric_sum("sluice_dht_requests_to_first_provider_count", &[])
+        .await;
+    let first_hop = gateway
+        .metric_sum(
+            "sluice_dht_requests_to_first_provider_bucket",
+            &["le=\"20.0\""],
+        )
+        .await;
+    assert!(lookups >= 1.0, "no provider lookup was counted");
+    assert_eq!(
+        first_hop, lookups,
+        "{lookups} lookups, {first_hop} answered within the first hop's 20 requests"
+    );
+}

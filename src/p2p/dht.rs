@@ -13,6 +13,14 @@
 //!   with FIND_PEER. Lookups of the same key share one query.
 //! - A provider whose every address failed to dial gets one fresh
 //!   FIND_PEER before it is given up ([`Dht::on_dial_failed`]).
+//! - Accelerated mode keeps a routing table of the whole DHT (buckets
+//!   large enough to hold it, up to `crawl_max_peers`), filled by a crawl:
+//!   random-key FIND_NODE walks, `crawl_parallelism` at a time, until
+//!   `crawl_quiet_lookups` walks in a row add no peer (at most
+//!   `crawl_max_lookups`), repeated every `crawl_interval_secs`. A lookup
+//!   then starts at the peers truly closest to its key, all asked at once,
+//!   so the providers come from the first hop; until the first crawl ends
+//!   the same table answers as in client mode.
 //!
 //! Addresses from the DHT pass the address policy like every other
 //! address (refusals counted with client `dht`). This module owns the
@@ -56,6 +64,17 @@ pub struct DhtConfig {
     pub refresh_interval_secs: u64,
     /// Routing table peers remembered for the next start (0: none).
     pub remembered_peers: usize,
+    /// Accelerated mode: crawl walks running at once.
+    pub crawl_parallelism: usize,
+    /// Accelerated mode: a crawl ends after this many walks in a row found
+    /// no new peer ...
+    pub crawl_quiet_lookups: usize,
+    /// ... or after this many walks.
+    pub crawl_max_lookups: usize,
+    /// Accelerated mode: most peers in the routing table.
+    pub crawl_max_peers: usize,
+    /// Accelerated mode: seconds from one crawl's start to the next.
+    pub crawl_interval_secs: u64,
 }
 
 /// Whether the node uses the DHT.
@@ -64,6 +83,18 @@ pub struct DhtConfig {
 pub enum DhtMode {
     Off,
     Client,
+    /// Client, with a routing table of the whole DHT built by crawling it.
+    Accelerated,
+}
+
+impl DhtMode {
+    fn label(self) -> &'static str {
+        match self {
+            DhtMode::Off => "off",
+            DhtMode::Client => "client",
+            DhtMode::Accelerated => "accelerated",
+        }
+    }
 }
 
 /// Long-lived public Amino DHT servers that are not run by the team that
@@ -92,6 +123,11 @@ impl Default for DhtConfig {
             max_providers_per_lookup: 20,
             refresh_interval_secs: 300,
             remembered_peers: 200,
+            crawl_parallelism: 8,
+            crawl_quiet_lookups: 32,
+            crawl_max_lookups: 4096,
+            crawl_max_peers: 20_000,
+            crawl_interval_secs: 3600,
         }
     }
 }
@@ -117,6 +153,21 @@ pub struct DhtStatus {
     /// Whether any peer answered the first join; `None` while it runs.
     pub joined: Option<bool>,
     pub lookups_running: usize,
+    /// Accelerated mode only.
+    pub crawl: Option<CrawlStatus>,
+}
+
+/// How far the accelerated mode's crawl got.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CrawlStatus {
+    /// `crawling` or `done` (the last crawl ended; the next is due later).
+    pub state: String,
+    /// Walks of the crawl running now (or of the last one).
+    pub lookups: usize,
+    /// Crawls finished since start.
+    pub crawls_done: u64,
+    /// Seconds the last finished crawl took.
+    pub last_crawl_secs: Option<f64>,
 }
 
 /// Commands the node's handles send to the swarm task for the DHT.
@@ -174,7 +225,22 @@ pub(super) struct Dht {
     /// The routing table changed since it was last written.
     dirty: bool,
     bootstrap_query: Option<QueryId>,
+    crawl: Option<Crawl>,
     status: Arc<RwLock<DhtStatus>>,
+}
+
+/// The accelerated mode's crawl.
+struct Crawl {
+    running: HashSet<QueryId>,
+    /// Walks started in this crawl, and how many in a row found nobody new.
+    started: usize,
+    quiet: usize,
+    /// Routing table size when the last walk ended.
+    last_size: usize,
+    began: Option<std::time::Instant>,
+    next_at: std::time::Instant,
+    crawls_done: u64,
+    last_took: Option<Duration>,
 }
 
 /// Builds the kad behaviour for `config` (client mode), or `None` when off.
@@ -188,6 +254,16 @@ pub(super) fn behaviour(
     let protocol = StreamProtocol::try_from_owned(config.protocol.clone())
         .map_err(|e| format!("[dht] protocol {:?}: {e}", config.protocol))?;
     let mut kad_config = kad::Config::new(protocol);
+    if config.mode == DhtMode::Accelerated {
+        // Buckets hold the whole DHT: the farthest holds half of it.
+        let bucket = (config.crawl_max_peers / 2).max(20);
+        kad_config.set_kbucket_size(NonZeroUsize::new(bucket).expect("nonzero"));
+    }
+    let parallelism = match config.mode {
+        // With the true closest peers known, ask them all in the first hop.
+        DhtMode::Accelerated => 20,
+        _ => 10,
+    };
     kad_config
         .set_query_timeout(Duration::from_millis(config.lookup_timeout_ms.max(1)))
         .set_periodic_bootstrap_interval(Some(Duration::from_secs(
@@ -196,7 +272,7 @@ pub(super) fn behaviour(
         // A client stores nothing for others and caches no records.
         .set_record_filtering(kad::StoreInserts::FilterBoth)
         .set_caching(kad::Caching::Disabled)
-        .set_parallelism(NonZeroUsize::new(10).expect("nonzero"));
+        .set_parallelism(NonZeroUsize::new(parallelism).expect("nonzero"));
     let mut behaviour = kad::Behaviour::with_config(local, MemoryStore::new(local), kad_config);
     behaviour.set_mode(Some(kad::Mode::Client));
     Ok(Some(behaviour))
@@ -315,12 +391,13 @@ impl Dht {
             }
         }
         let status = DhtStatus {
-            mode: "client".into(),
+            mode: config.mode.label().into(),
             protocol: config.protocol.clone(),
             bootstrap_peers: bootstrap,
             remembered_peers: remembered,
             ..DhtStatus::default()
         };
+        let accelerated = config.mode == DhtMode::Accelerated;
         let mut dht = Dht {
             config,
             policy,
@@ -334,6 +411,16 @@ impl Dht {
             remembered_path,
             dirty: false,
             bootstrap_query: None,
+            crawl: accelerated.then(|| Crawl {
+                running: HashSet::new(),
+                started: 0,
+                quiet: 0,
+                last_size: 0,
+                began: None,
+                next_at: std::time::Instant::now(),
+                crawls_done: 0,
+                last_took: None,
+            }),
             status: Arc::new(RwLock::new(status)),
         };
         match kad.bootstrap() {
@@ -553,13 +640,21 @@ impl Dht {
         let mut dials = Vec::new();
         match event {
             kad::Event::OutboundQueryProgressed {
-                id, result, step, ..
+                id,
+                result,
+                step,
+                stats,
             } => match result {
                 QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
                     key,
                     providers,
                 })) => {
                     let key = key.to_vec();
+                    if self.providers.get(&id).is_some_and(|q| q.seen.is_empty()) {
+                        crate::metrics::Metrics::global()
+                            .dht_requests_to_first_provider
+                            .observe(f64::from(stats.num_requests()));
+                    }
                     for peer in providers {
                         let fresh = self
                             .providers
@@ -578,6 +673,7 @@ impl Dht {
                     self.finish_if_abandoned(id, kad);
                 }
                 QueryResult::GetProviders(_) if step.last => self.end_provider_query(id),
+                QueryResult::GetClosestPeers(_) if self.crawl_walk_done(id, kad) => {}
                 QueryResult::GetClosestPeers(result) => {
                     let peers = match result {
                         Ok(ok) => ok.peers,
@@ -697,6 +793,86 @@ impl Dht {
             self.provider_query_of.remove(&key);
         }
         self.set_status(|s| s.lookups_running = self.running());
+    }
+
+    /// Starts a crawl when one is due and keeps `crawl_parallelism` walks
+    /// running until it ends (accelerated mode; called every second and as
+    /// walks end).
+    pub(super) fn crawl(&mut self, kad: &mut kad::Behaviour<MemoryStore>) {
+        let (parallelism, quiet_limit, max_lookups, interval) = (
+            self.config.crawl_parallelism.max(1),
+            self.config.crawl_quiet_lookups.max(1),
+            self.config.crawl_max_lookups.max(1),
+            Duration::from_secs(self.config.crawl_interval_secs.max(60)),
+        );
+        let Some(crawl) = self.crawl.as_mut() else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        if crawl.began.is_none() {
+            // Nobody to ask yet: wait for the join.
+            if now < crawl.next_at || kad.kbuckets().next().is_none() {
+                return;
+            }
+            crawl.began = Some(now);
+            crawl.started = 0;
+            crawl.quiet = 0;
+            tracing::info!("DHT crawl started");
+        }
+        let over = crawl.quiet >= quiet_limit || crawl.started >= max_lookups;
+        if over {
+            if crawl.running.is_empty() {
+                let took = crawl.began.take().map(|b| b.elapsed());
+                crawl.crawls_done += 1;
+                crawl.last_took = took;
+                crawl.next_at = now + interval;
+                crate::metrics::Metrics::global().dht_crawls_done.inc();
+                tracing::info!(
+                    walks = crawl.started,
+                    routing_table_peers = crawl.last_size,
+                    took = ?took,
+                    "DHT crawl done"
+                );
+            }
+        } else {
+            while crawl.running.len() < parallelism && crawl.started < max_lookups {
+                let id = kad.get_closest_peers(PeerId::random());
+                crawl.running.insert(id);
+                crawl.started += 1;
+                crate::metrics::Metrics::global().dht_crawl_lookups.inc();
+            }
+        }
+        let status = CrawlStatus {
+            state: if crawl.began.is_some() {
+                "crawling"
+            } else {
+                "done"
+            }
+            .into(),
+            lookups: crawl.started,
+            crawls_done: crawl.crawls_done,
+            last_crawl_secs: crawl.last_took.map(|d| d.as_secs_f64()),
+        };
+        self.set_status(|s| s.crawl = Some(status));
+    }
+
+    /// A crawl walk ended: did it add anyone?
+    fn crawl_walk_done(&mut self, id: QueryId, kad: &mut kad::Behaviour<MemoryStore>) -> bool {
+        let Some(crawl) = self.crawl.as_mut() else {
+            return false;
+        };
+        if !crawl.running.remove(&id) {
+            return false;
+        }
+        let size = kad.kbuckets().map(|b| b.num_entries()).sum::<usize>();
+        if size > crawl.last_size {
+            crawl.quiet = 0;
+        } else {
+            crawl.quiet += 1;
+        }
+        crawl.last_size = size;
+        self.crawl(kad);
+        true
     }
 
     /// Writes the routing table for the next start if it changed.

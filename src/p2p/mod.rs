@@ -505,6 +505,7 @@ impl SwarmTask {
     async fn run(mut self) {
         let mut redial = tokio::time::interval(Duration::from_secs(10));
         let mut remember = tokio::time::interval(Dht::remember_interval());
+        let mut crawl = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 command = self.commands.recv() => match command {
@@ -515,6 +516,11 @@ impl SwarmTask {
                 _ = remember.tick() => {
                     if let (Some(dht), Some(kad)) = (self.dht.as_mut(), self.swarm.behaviour_mut().kad.as_mut()) {
                         dht.remember(kad);
+                    }
+                }
+                _ = crawl.tick() => {
+                    if let (Some(dht), Some(kad)) = (self.dht.as_mut(), self.swarm.behaviour_mut().kad.as_mut()) {
+                        dht.crawl(kad);
                     }
                 }
                 event = self.swarm.select_next_some() => self.on_event(event),
