@@ -185,9 +185,9 @@ impl Metrics {
             dht_refinds_found: Counter::default(),
             dht_crawl_lookups: Counter::default(),
             dht_crawls_done: Counter::default(),
-            dht_requests_to_first_provider: Histogram::new(
-                [1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0].into_iter(),
-            ),
+            dht_requests_to_first_provider: Histogram::new([
+                1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0,
+            ]),
             broadcast_wants: Counter::default(),
             retrieval_timeouts: Counter::default(),
             bad_blocks: Family::default(),
