@@ -33,7 +33,7 @@ impl Session {
         let Some(budget) = self.0.budget.get() else {
             return Ok(());
         };
-        let mut activity = self.0.activity.lock().expect("poisoned");
+        let mut activity = self.0.activity.lock();
         if activity.blocks_started >= budget.max_blocks {
             return Err(BudgetExceeded {
                 what: "blocks",

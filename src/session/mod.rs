@@ -36,9 +36,10 @@ mod search;
 mod view;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 pub use budget::{Budget, BudgetExceeded};
@@ -136,11 +137,7 @@ impl Session {
             return false;
         }
         let seeded = self.0.book.seed(&provider, source);
-        self.0
-            .ranking
-            .lock()
-            .expect("poisoned")
-            .add(provider, seeded)
+        self.0.ranking.lock().add(provider, seeded)
     }
 
     /// Records what a provider did. A bad block also bans it process-wide.
@@ -148,16 +145,12 @@ impl Session {
         if outcome == Outcome::BadBlock {
             self.0.book.penalise(provider);
         }
-        self.0
-            .ranking
-            .lock()
-            .expect("poisoned")
-            .record(provider, outcome);
+        self.0.ranking.lock().record(provider, outcome);
     }
 
     /// Providers cheapest first, dropped and banned ones left out.
     pub fn ranked(&self) -> Vec<ProviderId> {
-        let ranking = self.0.ranking.lock().expect("poisoned");
+        let ranking = self.0.ranking.lock();
         ranking
             .ranked()
             .into_iter()
@@ -168,60 +161,43 @@ impl Session {
 
     /// Expected cost (ms) of asking `provider` now; `None` if unknown here.
     pub fn cost_of(&self, provider: &ProviderId) -> Option<f64> {
-        self.0.ranking.lock().expect("poisoned").cost_of(provider)
+        self.0.ranking.lock().cost_of(provider)
     }
 
     /// True if nothing has been measured about `provider` yet in this session.
     pub fn is_unmeasured(&self, provider: &ProviderId) -> bool {
-        let ranking = self.0.ranking.lock().expect("poisoned");
+        let ranking = self.0.ranking.lock();
         ranking.get(provider).is_some_and(|s| s.is_unmeasured())
     }
 
     /// See [`SessionPeerRanking::claim_probe`].
     pub fn claim_probe(&self, provider: &ProviderId) -> bool {
-        self.0
-            .ranking
-            .lock()
-            .expect("poisoned")
-            .claim_probe(provider)
+        self.0.ranking.lock().claim_probe(provider)
     }
 
     pub fn hedge_delay(&self, provider: &ProviderId) -> Duration {
-        self.0
-            .ranking
-            .lock()
-            .expect("poisoned")
-            .hedge_delay(provider)
+        self.0.ranking.lock().hedge_delay(provider)
     }
 
     /// See [`SessionPeerRanking::completion_behind`].
     pub fn completion_behind(&self, provider: &ProviderId, ahead: u32) -> Option<Duration> {
-        self.0
-            .ranking
-            .lock()
-            .expect("poisoned")
-            .completion_behind(provider, ahead)
+        self.0.ranking.lock().completion_behind(provider, ahead)
     }
 
     pub fn stats_of(&self, provider: &ProviderId) -> Option<ProviderStats> {
-        self.0
-            .ranking
-            .lock()
-            .expect("poisoned")
-            .get(provider)
-            .cloned()
+        self.0.ranking.lock().get(provider).cloned()
     }
 
     /// A copy of the ranking (for views and for forks).
     pub fn ranking(&self) -> SessionPeerRanking {
-        self.0.ranking.lock().expect("poisoned").clone()
+        self.0.ranking.lock().clone()
     }
 
     /// True if the session may look providers up in content routing now:
     /// once at the start, then at most every [`LOOKUP_INTERVAL`] (long
     /// transfers look again; a stuck session does not hammer the routers).
     pub fn begin_lookup(&self) -> bool {
-        let mut last = self.0.last_lookup.lock().expect("poisoned");
+        let mut last = self.0.last_lookup.lock();
         match *last {
             Some(at) if at.elapsed() < LOOKUP_INTERVAL => false,
             _ => {
@@ -233,18 +209,18 @@ impl Session {
 
     /// True if a periodic lookup is due (without claiming it).
     pub fn lookup_due(&self) -> bool {
-        let last = self.0.last_lookup.lock().expect("poisoned");
+        let last = self.0.last_lookup.lock();
         last.is_none_or(|at| at.elapsed() >= LOOKUP_INTERVAL)
     }
 
     /// Records what one content routing source answered.
     pub fn note_lookup(&self, record: LookupRecord) {
-        self.0.searches.lock().expect("poisoned").push(record);
+        self.0.searches.lock().push(record);
     }
 
     /// The content routing lookups so far, oldest first.
     pub fn lookups(&self) -> Vec<LookupRecord> {
-        self.0.searches.lock().expect("poisoned").records()
+        self.0.searches.lock().records()
     }
 
     /// Fires when the session ends.
@@ -253,7 +229,7 @@ impl Session {
     }
 
     pub fn note_block(&self, source: BlockSource, bytes: usize, took: Duration) {
-        let mut activity = self.0.activity.lock().expect("poisoned");
+        let mut activity = self.0.activity.lock();
         activity.bytes_read += bytes as u64;
         match source {
             BlockSource::Inline | BlockSource::Cache => activity.blocks_from_cache += 1,
@@ -267,16 +243,16 @@ impl Session {
     }
 
     pub fn note_resolve(&self, took: Duration) {
-        self.0.activity.lock().expect("poisoned").resolve += took;
+        self.0.activity.lock().resolve += took;
     }
 
     pub fn activity(&self) -> Activity {
-        self.0.activity.lock().expect("poisoned").clone()
+        self.0.activity.lock().clone()
     }
 
     /// Providers that delivered at least one block.
     pub fn providers_used(&self) -> usize {
-        let ranking = self.0.ranking.lock().expect("poisoned");
+        let ranking = self.0.ranking.lock();
         ranking.iter().filter(|(_, s)| s.blocks > 0).count()
     }
 
@@ -315,11 +291,11 @@ impl Default for Session {
 impl Drop for SessionInner {
     fn drop(&mut self) {
         self.ended.cancel();
-        if let Ok(ranking) = self.ranking.lock() {
-            // Most requests are served locally and learn nothing about providers.
-            if !ranking.is_empty() {
-                self.book.absorb(&ranking);
-            }
+        // No lock needed: this is the last reference.
+        let ranking = self.ranking.get_mut();
+        // Most requests are served locally and learn nothing about providers.
+        if !ranking.is_empty() {
+            self.book.absorb(ranking);
         }
         registry::deregister(self.id);
     }

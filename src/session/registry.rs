@@ -2,7 +2,9 @@
 //! and the live-session bound.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
+
+use parking_lot::{Mutex, MutexGuard};
 
 use super::{Session, SessionInner};
 
@@ -14,8 +16,8 @@ struct LiveSessions {
 }
 
 impl LiveSessions {
-    fn shard(&self, id: u64) -> std::sync::MutexGuard<'_, HashMap<u64, Weak<SessionInner>>> {
-        self.shards[(id % 16) as usize].lock().expect("poisoned")
+    fn shard(&self, id: u64) -> MutexGuard<'_, HashMap<u64, Weak<SessionInner>>> {
+        self.shards[(id % 16) as usize].lock()
     }
 }
 
@@ -40,11 +42,7 @@ pub(super) fn deregister(id: u64) {
 
 /// Number of sessions alive in this process.
 pub fn live_count() -> usize {
-    live()
-        .shards
-        .iter()
-        .map(|s| s.lock().expect("poisoned").len())
-        .sum()
+    live().shards.iter().map(|s| s.lock().len()).sum()
 }
 
 /// The sessions alive in this process.
@@ -53,7 +51,7 @@ pub fn live_sessions() -> Vec<Session> {
         .shards
         .iter()
         .flat_map(|shard| {
-            let shard = shard.lock().expect("poisoned");
+            let shard = shard.lock();
             shard
                 .values()
                 .filter_map(|w| w.upgrade().map(Session))
