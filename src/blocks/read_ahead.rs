@@ -17,13 +17,14 @@
 //! use a [`Prefetcher`], or [`ordered`] for a list of CIDs.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::Bytes;
 use cid::Cid;
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, FuturesUnordered, StreamExt};
+use parking_lot::Mutex;
 
 use super::{BlockError, BlockService};
 use crate::metrics::Metrics;
@@ -70,7 +71,7 @@ impl ReadAheadPool {
 
     /// Bytes held ahead by every response together.
     pub fn used(&self) -> u64 {
-        *lock(&self.0.used)
+        *self.0.used.lock()
     }
 }
 
@@ -86,14 +87,6 @@ pub struct ReadAheadBudget(Arc<Response>);
 
 fn gauge(bytes: u64) -> i64 {
     bytes.try_into().unwrap_or(i64::MAX)
-}
-
-/// The counters are plain numbers updated under the lock: a poisoned lock
-/// still holds a consistent one.
-fn lock(counter: &Mutex<u64>) -> std::sync::MutexGuard<'_, u64> {
-    counter
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl ReadAheadBudget {
@@ -113,13 +106,13 @@ impl ReadAheadBudget {
 
     /// Bytes this response holds ahead.
     pub fn used(&self) -> u64 {
-        *lock(&self.0.used)
+        *self.0.used.lock()
     }
 
     fn try_grow(&self, bytes: u64) -> bool {
         // Lock order: the response, then the pool.
-        let mut response = lock(&self.0.used);
-        let mut total = lock(&self.0.pool.used);
+        let mut response = self.0.used.lock();
+        let mut total = self.0.pool.used.lock();
         if !admits(self.0.pool.limits, *response, *total, bytes) {
             return false;
         }
@@ -130,8 +123,8 @@ impl ReadAheadBudget {
     }
 
     fn release(&self, bytes: u64) {
-        let mut response = lock(&self.0.used);
-        let mut total = lock(&self.0.pool.used);
+        let mut response = self.0.used.lock();
+        let mut total = self.0.pool.used.lock();
         *response = response.saturating_sub(bytes);
         *total = total.saturating_sub(bytes);
         Metrics::global().read_ahead_bytes.dec_by(gauge(bytes));

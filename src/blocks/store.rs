@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use cid::Cid;
 use futures::future::BoxFuture;
+use parking_lot::RwLock;
 
 use crate::car::{CarError, CarReader};
 use crate::verify::{verify_block, MAX_BLOCK_SIZE};
@@ -41,13 +42,13 @@ pub struct MemoryStore {
 
 impl MemoryStore {
     pub fn insert(&self, cid: Cid, data: Bytes) {
-        self.blocks.write().expect("poisoned").insert(cid, data);
+        self.blocks.write().insert(cid, data);
     }
 }
 
 impl BlockStore for MemoryStore {
     fn get<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<Option<Bytes>>> {
-        let found = self.blocks.read().expect("poisoned").get(cid).cloned();
+        let found = self.blocks.read().get(cid).cloned();
         Box::pin(async move { Ok(found) })
     }
 }

@@ -14,10 +14,11 @@ pub mod http;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
+use parking_lot::RwLock;
 
 /// Why an address is not dialled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -200,7 +201,7 @@ impl AddressPolicy {
 
     /// Records a socket this process listens on, so it is never dialled.
     pub fn add_own_listener(&self, addr: SocketAddr) {
-        let mut own = self.inner.own.write().unwrap_or_else(|e| e.into_inner());
+        let mut own = self.inner.own.write();
         if !own.contains(&addr) {
             own.push(addr);
         }
@@ -208,17 +209,13 @@ impl AddressPolicy {
 
     /// Trusts an address the operator configured.
     pub fn trust(&self, addr: SocketAddr) {
-        self.inner
-            .trusted
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(addr);
+        self.inner.trusted.write().insert(addr);
     }
 
     /// Whether `addr` may be dialled.
     pub fn check(&self, addr: SocketAddr) -> Result<(), Refusal> {
         let ip = canonical(addr.ip());
-        let own = self.inner.own.read().unwrap_or_else(|e| e.into_inner());
+        let own = self.inner.own.read();
         if own.iter().any(|l| is_same_listener(*l, ip, addr.port())) {
             return Err(Refusal::OwnListener);
         }
@@ -226,7 +223,7 @@ impl AddressPolicy {
         if CLOUD_METADATA.contains(&ip) {
             return Err(Refusal::CloudMetadata);
         }
-        let trusted = self.inner.trusted.read().unwrap_or_else(|e| e.into_inner());
+        let trusted = self.inner.trusted.read();
         if trusted.contains(&addr) || trusted.contains(&SocketAddr::new(ip, addr.port())) {
             return Ok(());
         }
@@ -246,7 +243,7 @@ impl AddressPolicy {
         if CLOUD_METADATA.contains(&ip) {
             return Err(Refusal::CloudMetadata);
         }
-        let own = self.inner.own.read().unwrap_or_else(|e| e.into_inner());
+        let own = self.inner.own.read();
         let to_self = ip == canonical(local.ip()) && own.iter().any(|l| l.port() == remote.port());
         if to_self || own.iter().any(|l| is_same_listener(*l, ip, remote.port())) {
             return Err(Refusal::OwnListener);

@@ -19,13 +19,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use cid::Cid;
 use futures::future::BoxFuture;
+use parking_lot::Mutex;
 use reqwest::StatusCode;
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
@@ -84,13 +85,13 @@ impl Link {
     /// and its leaves, asked for next and all at once, are not; a mean
     /// taken over the root let ten 512 KiB leaves share one link.
     fn expected_kib(&self) -> u32 {
-        let recent = self.recent_kib.lock().expect("poisoned");
+        let recent = self.recent_kib.lock();
         recent.iter().copied().max().unwrap_or(FIRST_BLOCK_KIB)
     }
 
     fn note_block(&self, bytes: usize) {
         let kib = (bytes / 1024).max(1) as u32;
-        let mut recent = self.recent_kib.lock().expect("poisoned");
+        let mut recent = self.recent_kib.lock();
         recent.push_back(kib);
         while recent.len() > RECENT_BLOCKS {
             recent.pop_front();
@@ -121,7 +122,7 @@ impl HttpProviders {
     }
 
     fn link(&self, base: &str) -> Arc<Link> {
-        let mut links = self.links.lock().expect("poisoned");
+        let mut links = self.links.lock();
         if let Some(link) = links.get(base) {
             return link.clone();
         }

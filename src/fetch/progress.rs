@@ -5,11 +5,12 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures::io::AsyncRead;
+use parking_lot::Mutex;
 
 use crate::session::ProviderId;
 
@@ -26,7 +27,7 @@ impl LinkProgress {
     /// Bytes just arrived from `provider`.
     pub fn note(&self, provider: &ProviderId) {
         let now = Instant::now();
-        let mut seen = self.0.lock().expect("poisoned");
+        let mut seen = self.0.lock();
         if seen.len() >= MAX_PROVIDERS && !seen.contains_key(provider) {
             let horizon = now - Duration::from_secs(60);
             seen.retain(|_, at| *at > horizon);
@@ -39,7 +40,7 @@ impl LinkProgress {
 
     /// When bytes last arrived from `provider`.
     pub fn last(&self, provider: &ProviderId) -> Option<Instant> {
-        self.0.lock().expect("poisoned").get(provider).copied()
+        self.0.lock().get(provider).copied()
     }
 
     /// Wraps a reader so that every read from it counts as progress.

@@ -30,13 +30,14 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::core::Endpoint;
 use libp2p::kad::{self, store::MemoryStore, QueryId, QueryResult, RecordKey};
 use libp2p::swarm::{ConnectionId, NetworkBehaviour};
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -441,9 +442,7 @@ impl Dht {
     }
 
     fn set_status(&self, change: impl FnOnce(&mut DhtStatus)) {
-        if let Ok(mut status) = self.status.write() {
-            change(&mut status);
-        }
+        change(&mut self.status.write());
     }
 
     fn running(&self) -> usize {
@@ -729,7 +728,7 @@ impl Dht {
                     if joined {
                         tracing::info!(routing_table_peers = peers, "DHT joined");
                     } else {
-                        let status = self.status.read().map(|s| s.clone()).unwrap_or_default();
+                        let status = self.status.read().clone();
                         tracing::warn!(
                             bootstrap = status.bootstrap_peers,
                             remembered = status.remembered_peers,

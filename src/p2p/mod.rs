@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -24,6 +24,7 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{dns, identify, noise, ping, quic, tcp, yamux, Multiaddr, PeerId, Swarm};
+use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -158,7 +159,7 @@ pub struct P2pNode {
     addresses: Arc<RwLock<HashMap<PeerId, Vec<Multiaddr>>>>,
     control: libp2p_stream::Control,
     /// Taken once, by the protocol that reads inbound streams.
-    inbound: Arc<std::sync::Mutex<Option<mpsc::Receiver<InboundStream>>>>,
+    inbound: Arc<Mutex<Option<mpsc::Receiver<InboundStream>>>>,
     commands: mpsc::UnboundedSender<Command>,
     /// Connected peers and the remote address of a connection to each.
     connected: Arc<RwLock<HashMap<PeerId, Multiaddr>>>,
@@ -297,7 +298,7 @@ impl P2pNode {
             peer_id,
             addresses: Arc::default(),
             control,
-            inbound: Arc::new(std::sync::Mutex::new(Some(inbound_streams))),
+            inbound: Arc::new(Mutex::new(Some(inbound_streams))),
             commands,
             connected: Arc::default(),
             connection_established: Arc::default(),
@@ -327,7 +328,7 @@ impl P2pNode {
         tokio::spawn(task.run());
         // Wait (briefly) until listeners are up so callers can advertise them.
         let _ = tokio::time::timeout(Duration::from_secs(5), ready_rx).await;
-        for addr in node.listening.read().expect("poisoned").iter() {
+        for addr in node.listening.read().iter() {
             if let Some(socket) = crate::dial::multiaddr_socket(addr) {
                 policy.add_own_listener(socket);
             }
@@ -344,7 +345,6 @@ impl P2pNode {
         let own = libp2p::multiaddr::Protocol::P2p(self.peer_id);
         self.listening
             .read()
-            .expect("poisoned")
             .iter()
             .map(|a| a.clone().with(own.clone()))
             .collect()
@@ -357,7 +357,7 @@ impl P2pNode {
             return;
         }
         {
-            let mut known = self.addresses.write().expect("poisoned");
+            let mut known = self.addresses.write();
             let entry = known.entry(peer).or_default();
             for addr in &addrs {
                 if !entry.contains(addr) && entry.len() < 16 {
@@ -377,7 +377,6 @@ impl P2pNode {
         let addrs = self
             .addresses
             .read()
-            .expect("poisoned")
             .get(&peer)
             .cloned()
             .unwrap_or_default();
@@ -405,23 +404,17 @@ impl P2pNode {
     }
 
     pub fn is_connected(&self, peer: &PeerId) -> bool {
-        self.connected.read().expect("poisoned").contains_key(peer)
+        self.connected.read().contains_key(peer)
     }
 
     pub fn connected_peers(&self) -> Vec<PeerId> {
-        self.connected
-            .read()
-            .expect("poisoned")
-            .keys()
-            .copied()
-            .collect()
+        self.connected.read().keys().copied().collect()
     }
 
     /// Connected peers with the remote address of a connection to each.
     pub fn connected_peers_at(&self) -> Vec<(PeerId, Multiaddr)> {
         self.connected
             .read()
-            .expect("poisoned")
             .iter()
             .map(|(peer, addr)| (*peer, addr.clone()))
             .collect()
@@ -439,9 +432,7 @@ impl P2pNode {
 
     /// What the DHT is doing; `None` when it is off.
     pub fn dht_status(&self) -> Option<DhtStatus> {
-        self.dht
-            .as_ref()
-            .map(|status| status.read().expect("poisoned").clone())
+        self.dht.as_ref().map(|status| status.read().clone())
     }
 
     /// Providers of `cid` from the DHT, as they are found; the channel
@@ -473,7 +464,7 @@ impl P2pNode {
     /// The streams peers open for the protocols given to [`P2pNode::start`];
     /// `None` after the first call.
     pub fn take_inbound_streams(&self) -> Option<mpsc::Receiver<InboundStream>> {
-        self.inbound.lock().expect("poisoned").take()
+        self.inbound.lock().take()
     }
 
     /// Stream control for protocols layered on the node (Bitswap).
@@ -571,7 +562,7 @@ impl SwarmTask {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "libp2p listening");
-                self.listening.write().expect("poisoned").push(address);
+                self.listening.write().push(address);
                 self.expected_listeners = self.expected_listeners.saturating_sub(1);
                 if self.expected_listeners == 0 {
                     self.signal_ready();
@@ -583,7 +574,6 @@ impl SwarmTask {
                 tracing::debug!(peer = %peer_id, "connected");
                 self.connected
                     .write()
-                    .expect("poisoned")
                     .entry(peer_id)
                     .or_insert_with(|| endpoint.get_remote_address().clone());
                 self.connection_established.notify_waiters();
@@ -596,7 +586,7 @@ impl SwarmTask {
                 ..
             } => {
                 tracing::debug!(peer = %peer_id, ?cause, dialer = endpoint.is_dialer(), "disconnected");
-                self.connected.write().expect("poisoned").remove(&peer_id);
+                self.connected.write().remove(&peer_id);
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(peer = ?peer_id, %error, "dial failed");
@@ -637,7 +627,7 @@ impl SwarmTask {
     /// Addresses found for `peer` replace what the handles knew, so a
     /// stream open redials where the peer is now.
     fn remember_addresses(&self, peer: PeerId, addrs: &[Multiaddr]) {
-        let mut known = self.addresses.write().expect("poisoned");
+        let mut known = self.addresses.write();
         let entry = known.entry(peer).or_default();
         entry.retain(|a| !addrs.contains(a));
         let mut fresh = addrs.to_vec();

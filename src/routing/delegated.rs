@@ -6,12 +6,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cid::Cid;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use libp2p::{Multiaddr, PeerId};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
@@ -128,13 +129,13 @@ impl Routing {
 
     /// Providers of `cid` from every endpoint, and which endpoints failed.
     pub async fn find_providers(self: &Arc<Self>, cid: &Cid) -> Found {
-        if let Some((expires, hints)) = self.cache.lock().expect("poisoned").get(cid) {
+        if let Some((expires, hints)) = self.cache.lock().get(cid) {
             if *expires > Instant::now() {
                 return hints.clone();
             }
         }
         let lookup = {
-            let mut in_flight = self.in_flight.lock().expect("poisoned");
+            let mut in_flight = self.in_flight.lock();
             in_flight
                 .entry(*cid)
                 .or_insert_with(|| {
@@ -145,9 +146,8 @@ impl Routing {
                         let answer = Arc::new(answer);
                         this.cache
                             .lock()
-                            .expect("poisoned")
                             .insert(cid, (Instant::now() + lifetime, answer.clone()));
-                        this.in_flight.lock().expect("poisoned").remove(&cid);
+                        this.in_flight.lock().remove(&cid);
                         answer
                     }
                     .boxed()

@@ -14,11 +14,12 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -182,11 +183,7 @@ impl Clock {
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut ClockState) -> R) -> R {
-        // A poisoned lock only means a panic elsewhere; the state is plain data.
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = self.state.lock();
         f(&mut state)
     }
 

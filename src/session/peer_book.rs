@@ -4,8 +4,10 @@
 //! shorter while, for sending more than their inbound budget).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use super::ranking::{ProviderId, ProviderSource, ProviderStats, SessionPeerRanking};
 
@@ -72,7 +74,7 @@ impl PeerBook {
     /// Starting statistics for `provider` in a new session.
     pub fn seed(&self, provider: &ProviderId, source: ProviderSource) -> ProviderStats {
         let mut stats = ProviderStats::new(source);
-        let mut entries = self.entries.lock().expect("poisoned");
+        let mut entries = self.entries.lock();
         if let Some(entry) = entries.get_mut(provider) {
             entry.decay(Instant::now());
             let total = entry.positive + entry.negative;
@@ -91,7 +93,7 @@ impl PeerBook {
     /// Folds what a finished session observed into the book.
     pub fn absorb(&self, ranking: &SessionPeerRanking) {
         let now = Instant::now();
-        let mut entries = self.entries.lock().expect("poisoned");
+        let mut entries = self.entries.lock();
         for (provider, stats) in ranking.iter() {
             let entry = entries
                 .entry(provider.clone())
@@ -127,7 +129,7 @@ impl PeerBook {
     /// Bans a provider that sent a block that does not match its CID.
     pub fn penalise(&self, provider: &ProviderId) {
         let now = Instant::now();
-        let mut entries = self.entries.lock().expect("poisoned");
+        let mut entries = self.entries.lock();
         let entry = entries
             .entry(provider.clone())
             .or_insert_with(|| Entry::new(now));
@@ -139,7 +141,7 @@ impl PeerBook {
     pub fn penalise_for(&self, provider: &ProviderId, duration: Duration) {
         let now = Instant::now();
         let until = now + duration;
-        let mut entries = self.entries.lock().expect("poisoned");
+        let mut entries = self.entries.lock();
         let entry = entries
             .entry(provider.clone())
             .or_insert_with(|| Entry::new(now));
@@ -150,20 +152,20 @@ impl PeerBook {
 
     /// Blocks `provider` delivered in every finished session of this process.
     pub fn blocks_delivered(&self, provider: &ProviderId) -> u64 {
-        let entries = self.entries.lock().expect("poisoned");
+        let entries = self.entries.lock();
         entries.get(provider).map_or(0, |e| e.blocks_delivered)
     }
 
     /// Blocks delivered and HAVEs said by `provider` in earlier sessions.
     pub fn track_record(&self, provider: &ProviderId) -> (u64, u64) {
-        let entries = self.entries.lock().expect("poisoned");
+        let entries = self.entries.lock();
         entries
             .get(provider)
             .map_or((0, 0), |e| (e.blocks_delivered, e.haves_said))
     }
 
     pub fn is_banned(&self, provider: &ProviderId) -> bool {
-        let entries = self.entries.lock().expect("poisoned");
+        let entries = self.entries.lock();
         entries
             .get(provider)
             .and_then(|e| e.banned_until)
@@ -222,7 +224,7 @@ mod tests {
         let bad = ProviderId::Http("http://bad".into());
         book.penalise(&bad);
         book.penalise_for(&bad, Duration::from_secs(1));
-        let until = book.entries.lock().unwrap()[&bad].banned_until.unwrap();
+        let until = book.entries.lock()[&bad].banned_until.unwrap();
         assert!(until > Instant::now() + Duration::from_secs(3000));
         let brief = ProviderId::Http("http://brief".into());
         book.penalise_for(&brief, Duration::ZERO);

@@ -14,10 +14,11 @@
 //! puts it behind a lock, wakes waiting readers and does the side effects.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
+use parking_lot::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -272,8 +273,8 @@ impl InboundBudget {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Ledger> {
-        self.ledger.lock().expect("poisoned")
+    fn lock(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock()
     }
 
     fn publish(ledger: &Ledger) {

@@ -6,12 +6,13 @@
 //! as it arrives.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use cid::Cid;
 use libp2p::{PeerId, Stream, StreamProtocol};
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use super::budget::{InboundBudget, Reservation, StreamTicket};
@@ -89,7 +90,7 @@ impl Outbound {
 
     /// Queues `entry` for `peer`, starting its queue task if needed.
     fn send(&self, peer: PeerId, entry: Entry) {
-        let mut queues = self.queues.lock().expect("poisoned");
+        let mut queues = self.queues.lock();
         let entry = match queues.get(&peer) {
             Some(tx) => match tx.send(entry) {
                 Ok(()) => return,

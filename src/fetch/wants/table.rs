@@ -6,9 +6,10 @@
 //! Bitswap peers send is routed here to the entries waiting for it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 
 use cid::Cid;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -72,7 +73,7 @@ impl WantTable {
         cid: Cid,
         slot: Option<OwnedSemaphorePermit>,
     ) -> Option<(broadcast::Receiver<WantEvent>, WantGuard)> {
-        let mut wants = self.wants.lock().expect("poisoned");
+        let mut wants = self.wants.lock();
         let entry = match wants.entry(cid) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(vacant) => vacant.insert(WantEntry {
@@ -96,7 +97,7 @@ impl WantTable {
 
     /// The entries, locked.
     pub(super) fn entries(&self) -> MutexGuard<'_, HashMap<Cid, WantEntry>> {
-        self.wants.lock().expect("poisoned")
+        self.wants.lock()
     }
 
     /// Lets `provider` be asked for `cid` again.
@@ -185,11 +186,7 @@ impl Drop for WantGuard {
             return;
         }
         let entry = wants.remove(&self.cid).expect("present");
-        self.table
-            .recently_wanted
-            .lock()
-            .expect("poisoned")
-            .insert(self.cid);
+        self.table.recently_wanted.lock().insert(self.cid);
         for request in entry.http_requests {
             request.abort();
         }
@@ -217,12 +214,7 @@ pub(super) async fn dispatch(
                     // off the wire (`protocol::cid_of_block`): a want under the
                     // exact same CID is answered by them, no second hash needed.
                     let _ = entry.events.send(WantEvent::Block { provider, data });
-                } else if !table
-                    .recently_wanted
-                    .lock()
-                    .expect("poisoned")
-                    .contains(&cid)
-                {
+                } else if !table.recently_wanted.lock().contains(&cid) {
                     let asked_for_blocks: Vec<&WantEntry> = wants
                         .values()
                         .filter(|e| e.asked.get(&provider) == Some(&WantKind::Block))
