@@ -12,7 +12,7 @@
 //!   from it at once, and a provider it gave no address for is looked up
 //!   with FIND_PEER. Lookups of the same key share one query.
 //! - A provider whose every address failed to dial gets one fresh
-//!   FIND_PEER before it is given up ([`Dht::on_dial_failed`]).
+//!   FIND_PEER before it is given up (`Dht::on_dial_failed`).
 //! - Accelerated mode keeps a routing table of the whole DHT (buckets
 //!   large enough to hold it, up to `crawl_max_peers`), filled by a crawl:
 //!   random-key FIND_NODE walks, `crawl_parallelism` at a time, until
