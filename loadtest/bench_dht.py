@@ -16,6 +16,11 @@ every run):
            its control API: time to last byte (the API gives no first byte)
   kubo0    the same with ProviderSearchDelay = 0
 
+With --accelerated, the runs compare sluice's two DHT modes instead: a
+fresh sluice in client mode, and one in accelerated mode fetching once its
+first crawl is done; each reports its time to first provider (the
+sluice_router_first_provider_seconds of its one lookup) beside the fetch.
+
 Fetchers never provide (so a later run does not find a stopped fetcher).
 Output: one TSV line per fetch on stdout (run, who, ttfb_s, total_s, ok) and
 a summary with medians and ratios on stderr.
@@ -96,7 +101,18 @@ def wait(what, check, timeout):
     raise SystemExit(f"timed out waiting for {what}")
 
 
-def fetch_sluice(binary, bootstrap, cid, want_sha, work):
+def metric(ctl, name):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{ctl}/debug/metrics/prometheus", timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and 'source="dht"' in line)
+
+
+def crawled(ctl):
+    status = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{ctl}/debug/dht", timeout=2).read())
+    return (status.get("crawl") or {}).get("crawls_done", 0) >= 1
+
+
+def fetch_sluice(binary, bootstrap, cid, want_sha, work, mode="client"):
     port, ctl = free_port(), free_port()
     data = tempfile.mkdtemp(dir=work, prefix="sluice-")
     config = os.path.join(data, "sluice.toml")
@@ -112,14 +128,18 @@ listen = []
 [hints]
 allow_private = true
 [dht]
+mode = "{mode}"
 protocol = "/ipfs/lan/kad/1.0.0"
 bootstrap = ["{bootstrap}"]
+crawl_quiet_lookups = 8
 """)
     proc = subprocess.Popen([binary, "--config", config, "serve"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"})
     try:
         wait("sluice to join the DHT", lambda: b"dht: joined" in urllib.request.urlopen(
             f"http://127.0.0.1:{ctl}/readyz", timeout=2).read(), 60)
+        if mode == "accelerated":
+            wait("the first crawl", lambda: crawled(ctl), 180)
         start = time.monotonic()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/ipfs/{cid}", timeout=300) as r:
             first = r.read(1)
@@ -131,7 +151,9 @@ bootstrap = ["{bootstrap}"]
                     break
                 h.update(chunk)
         total = time.monotonic() - start
-        return ttfb, total, h.hexdigest() == want_sha
+        count = metric(ctl, "sluice_router_first_provider_seconds_count")
+        first = metric(ctl, "sluice_router_first_provider_seconds_sum") / count if count else None
+        return ttfb, total, h.hexdigest() == want_sha, first
     finally:
         proc.terminate()
         try:
@@ -152,7 +174,7 @@ def fetch_kubo(python, bootstrap, cid, want_sha, work, seed, delay_zero):
         start = time.monotonic()
         body = node.call(f"/api/v0/cat?arg={cid}&timeout=300", timeout=320)
         total = time.monotonic() - start
-        return None, total, hashlib.sha256(body).hexdigest() == want_sha
+        return None, total, hashlib.sha256(body).hexdigest() == want_sha, None
     finally:
         node.stop()
 
@@ -164,6 +186,7 @@ def main():
     ap.add_argument("--nodes", type=int, default=int(os.environ.get("NODES", "10")))
     ap.add_argument("--runs", type=int, default=int(os.environ.get("RUNS", "5")))
     ap.add_argument("--file-mib", type=int, default=int(os.environ.get("FILE_MIB", "16")))
+    ap.add_argument("--accelerated", action="store_true", help="compare sluice's client and accelerated modes")
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="sluice-bench-dht-")
@@ -183,22 +206,32 @@ def main():
         log(f"{args.nodes} Kubo DHT nodes up in {time.monotonic() - t0:.1f} s; {args.file_mib} MiB at the last: {cid}")
         time.sleep(5)  # the provider's announce reaches its closest peers
 
-        who = ["sluice", "kubo", "kubo0"]
+        who = ["client", "accelerated"] if args.accelerated else ["sluice", "kubo", "kubo0"]
         results = {w: [] for w in who}
-        print("run\twho\tttfb_s\ttotal_s\tok")
+        print("run\twho\tttfb_s\ttotal_s\tok\tfirst_provider_s")
         for run in range(args.runs):
-            order = who[run % 3:] + who[:run % 3]
+            order = who[run % len(who):] + who[:run % len(who)]
             for w in order:
                 seed = f"fetcher-{run}-{w}-{os.getpid()}"
-                if w == "sluice":
-                    r = fetch_sluice(args.sluice, nodes[0].addr, cid, want, work)
+                if w in ("sluice", "client", "accelerated"):
+                    mode = "accelerated" if w == "accelerated" else "client"
+                    r = fetch_sluice(args.sluice, nodes[0].addr, cid, want, work, mode)
                 else:
                     r = fetch_kubo(args.python, nodes[0].addr, cid, want, work, seed, w == "kubo0")
                 results[w].append(r)
                 ttfb = "" if r[0] is None else f"{r[0]:.3f}"
-                print(f"{run}\t{w}\t{ttfb}\t{r[1]:.3f}\t{r[2]}", flush=True)
+                first = "" if r[3] is None else f"{r[3]:.4f}"
+                print(f"{run}\t{w}\t{ttfb}\t{r[1]:.3f}\t{r[2]}\t{first}", flush=True)
                 if not r[2]:
                     log(f"run {run} {w}: WRONG BODY")
+        if args.accelerated:
+            first = {w: statistics.median(x[3] for x in results[w]) for w in who}
+            log(f"time to first provider, medians of {args.runs}: client {first['client'] * 1000:.1f} ms, "
+                f"accelerated {first['accelerated'] * 1000:.1f} ms: "
+                f"{first['accelerated'] / first['client']:.2f}x (target <= 0.3x)")
+            if not all(r[2] for w in who for r in results[w]):
+                raise SystemExit("some bodies were wrong")
+            return
         med = {w: statistics.median(x[1] for x in results[w]) for w in who}
         ttfb = statistics.median(x[0] for x in results["sluice"])
         log(f"medians of {args.runs}: sluice {med['sluice']:.3f} s (first byte {ttfb:.3f} s), "
