@@ -231,35 +231,3 @@ async fn ipns_name_published_at_one_node_resolves_at_another() {
     let resolved = dht.resolve_ipns(5, &dht.node(2).peer_id()).await;
     assert_eq!(resolved.as_deref(), Some(format!("/ipfs/{cid2}").as_str()));
 }
-
-/// Measures a 30-node DHT (wall time and memory); run by hand:
-/// `cargo test --test kubo_dht_harness -- --ignored --nocapture`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement: 30 Kubo processes"]
-async fn thirty_node_dht_starts() {
-    let dht = KuboDht::start(30).await;
-    eprintln!(
-        "30 Kubo DHT nodes up in {:?}, {} MiB RSS, {} MiB PSS in all",
-        dht.started_in,
-        dht.rss_bytes() >> 20,
-        dht.pss_bytes() >> 20
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("random.bin");
-    std::fs::write(&file, random_bytes(1 << 20)).unwrap();
-    let t = Instant::now();
-    let cid = dht.add(17, &file).await;
-    eprintln!(
-        "provider record found {:?} after adding at node 17",
-        t.elapsed()
-    );
-    let found = dht.find_providers(4, &cid, None).await;
-    assert!(found.provider(&dht.node(17).peer_id()).is_some());
-    eprintln!(
-        "lookup from node 4: {} requests, {} providers; {} MiB RSS, {} MiB PSS now",
-        found.requests,
-        found.providers.len(),
-        dht.rss_bytes() >> 20,
-        dht.pss_bytes() >> 20
-    );
-}
