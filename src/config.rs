@@ -20,6 +20,7 @@ use crate::fetch::RetrievalConfig;
 use crate::gateway::limits::LimitsConfig;
 use crate::gateway::GatewayConfig;
 use crate::log::LogConfig;
+use crate::names::NamesConfig;
 use crate::p2p::{DhtConfig, P2pConfig};
 use crate::routing::{HintsConfig, RoutingConfig};
 use crate::server::ServerConfig;
@@ -36,6 +37,7 @@ pub struct Config {
     pub retrieval: RetrievalConfig,
     pub bitswap: BitswapConfig,
     pub routing: RoutingConfig,
+    pub names: NamesConfig,
     pub limits: LimitsConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,

@@ -49,6 +49,10 @@
 //!   (`begin`, `fork`, `leave`, `current`, `spawn`), the per-session
 //!   provider ranking, and the process-wide peer book.
 //! - [`verify`]: checking a block against its CID, and the block size limit.
+//! - [`names`]: IPNS names — records from every record source (the DHT,
+//!   delegated routers) verified, the highest valid sequence used, cached
+//!   for their TTL, names pointing at names followed a bounded number of
+//!   times.
 //! - [`metrics`]: the process-wide Prometheus registry.
 //! - [`log`]: the `[log]` section and the `tracing` subscriber set-up.
 
@@ -69,6 +73,7 @@ pub mod fetch;
 pub mod gateway;
 pub mod log;
 pub mod metrics;
+pub mod names;
 pub mod p2p;
 pub mod routing;
 pub mod server;

@@ -156,11 +156,24 @@ impl Server {
         )
         .await?;
         tracing::info!(peer_id = %node.peer_id(), "libp2p node started");
+        let delegated = Routing::new(config.routing.clone(), policy.clone());
         let routing = ContentRouting::new(
             &node,
-            Routing::new(config.routing.clone(), policy.clone()),
+            delegated.clone(),
             Duration::from_millis(config.dht.lookup_timeout_ms),
         );
+        // IPNS records from the same sources as providers.
+        let mut record_sources: Vec<Arc<dyn crate::names::RecordSource>> = Vec::new();
+        if node.has_dht() {
+            record_sources.push(Arc::new(crate::names::DhtRecords(node.clone())));
+        }
+        if let Some(delegated) = &delegated {
+            record_sources.push(Arc::new(crate::names::DelegatedRecords(delegated.clone())));
+        }
+        let names = Arc::new(crate::names::Resolver::new(
+            config.names.clone(),
+            record_sources,
+        ));
         let fetcher = NetworkFetcher::start(
             node.clone(),
             routing,
@@ -197,7 +210,8 @@ impl Server {
                 config.hints.clone(),
                 config.limits.clone(),
             )
-            .with_address_policy(policy),
+            .with_address_policy(policy)
+            .with_names(names),
         );
         Ok(Server {
             listener,

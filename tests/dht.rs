@@ -386,3 +386,67 @@ async fn accelerated_mode_crawls_the_dht_then_answers_from_the_first_hop() {
         "{lookups} lookups, {first_hop} answered within the first hop's 20 requests"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipns_name_published_in_the_dht_is_served_under_ipns() {
+    let dht = KuboDht::start_with(&eight_keys()).await;
+    let work = tempfile::tempdir().unwrap();
+    let site = work.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(site.join("index.txt"), b"named content\n").unwrap();
+    let site_cid = dht.add(6, &site).await;
+    // Node 2 signs a record for its own name and stores it in the DHT.
+    let name = dht.publish_ipns(2, &site_cid).await;
+    let state = tempfile::tempdir().unwrap();
+    let gateway = sluice(&dht, &[0], state.path()).await;
+
+    let response = get(&gateway, &format!("/ipns/{name}/index.txt")).await;
+    assert_eq!(response.status(), 200);
+    let cache = common::header(&response, "cache-control");
+    assert_eq!(
+        cache, "public, max-age=60",
+        "the record's TTL, not immutable"
+    );
+    assert_eq!(
+        common::header(&response, "x-ipfs-path"),
+        format!("/ipns/{name}/index.txt")
+    );
+    assert!(common::header(&response, "x-ipfs-roots").contains(&site_cid));
+    assert_eq!(response.bytes().await.unwrap(), "named content\n");
+
+    // The same name as a CIDv1 with the libp2p-key codec, in base36.
+    let peer: libp2p::PeerId = name.parse().unwrap();
+    let base36 = cid::Cid::new_v1(0x72, *peer.as_ref())
+        .to_string_of_base(multibase::Base::Base36Lower)
+        .unwrap();
+    let response = get(&gateway, &format!("/ipns/{base36}/")).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("index.txt"));
+
+    // The record itself, as Kubo stored it and as it verifies.
+    let response = get(&gateway, &format!("/ipns/{name}?format=ipns-record")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        common::header(&response, "content-type"),
+        "application/vnd.ipfs.ipns-record"
+    );
+    let record = response.bytes().await.unwrap();
+    assert_eq!(
+        common::dht::ipns_verified_value(&peer, &record).unwrap(),
+        format!("/ipfs/{site_cid}")
+    );
+
+    // A name nobody published: an error that says no record was found.
+    let nobody = libp2p::identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id();
+    let response = get(&gateway, &format!("/ipns/{nobody}/")).await;
+    assert_eq!(response.status(), 502);
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("no IPNS record") && body.contains("dht"),
+        "{body}"
+    );
+    let response = get(&gateway, "/ipns/not-a-name/").await;
+    assert_eq!(response.status(), 400);
+}

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::blocks::BlockError;
 use crate::dag::DagError;
+use crate::names::NameError;
 use crate::routing::HintError;
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +120,20 @@ impl From<BlockError> for GatewayError {
             BlockError::Io { .. } => GatewayError::StoreUnavailable(err.to_string()),
             BlockError::Timeout(_) => GatewayError::Timeout(err.to_string()),
             BlockError::OverBudget(_) => GatewayError::OverBudget(err.to_string()),
+        }
+    }
+}
+
+impl From<NameError> for GatewayError {
+    fn from(err: NameError) -> Self {
+        match err {
+            NameError::BadName(_) => GatewayError::BadRequest(err.to_string()),
+            NameError::NoRecord { .. } | NameError::NoSources => {
+                GatewayError::NoProvider(err.to_string())
+            }
+            NameError::Broken { .. } | NameError::BadValue { .. } | NameError::TooDeep { .. } => {
+                GatewayError::BadContent(err.to_string())
+            }
         }
     }
 }

@@ -23,6 +23,7 @@ mod handler_file;
 mod headers;
 pub mod limits;
 mod middleware;
+mod names;
 mod panics;
 mod ranges;
 mod request;
@@ -58,7 +59,10 @@ pub fn router(gateway: Gateway) -> Router {
     let content_routes = Router::new()
         .route("/ipfs/{*path}", get(content))
         .route("/ipfs", get(content))
-        .route("/ipfs/", get(content));
+        .route("/ipfs/", get(content))
+        .route("/ipns/{*path}", get(content))
+        .route("/ipns", get(content))
+        .route("/ipns/", get(content));
     let routes = middleware::around_content(content_routes, gateway.clone())
         .route("/healthz", get(crate::control::healthz))
         .fallback(not_found)
@@ -121,7 +125,7 @@ async fn cors(request: Request, next: axum::middleware::Next) -> Response {
 
 async fn not_found(request: Request) -> Response {
     GatewayError::NotFound(format!(
-        "no route for {}: content is served under /ipfs/<cid>",
+        "no route for {}: content is served under /ipfs/<cid> and /ipns/<name>",
         request.uri().path()
     ))
     .into_response()
@@ -142,7 +146,23 @@ async fn serve(
     gateway: &Gateway,
     http: &axum::http::request::Parts,
 ) -> Result<Response, GatewayError> {
-    let request = request::parse(&http.uri, &http.headers, gateway.config.max_url_bytes)?;
+    let mut request = request::parse(&http.uri, &http.headers, gateway.config.max_url_bytes)?;
+    // An `/ipns/` name becomes the root and path it points at; its
+    // responses may be cached for as long as the name.
+    let mut name_ttl = None;
+    if let Some(name) = request.ipns_name.clone() {
+        let names = gateway
+            .names
+            .as_ref()
+            .ok_or(crate::names::NameError::NoSources)?;
+        if request.ipns_record {
+            return names::record_response(names, &name, &request).await;
+        }
+        let resolved = names.resolve(&name, &request.segments).await?;
+        request.root = resolved.root;
+        request.segments = resolved.segments;
+        name_ttl = Some(resolved.ttl);
+    }
     let header_hints = http
         .headers
         .get_all("x-ipfs-provider")
@@ -227,7 +247,11 @@ async fn serve(
             return Err(dispatch::remainder_error(&needed(resolved)?.remainder))
         }
     };
-    Ok(tag(response, kind.response_type(asked.format)))
+    let mut response = tag(response, kind.response_type(asked.format));
+    if let Some(ttl) = name_ttl {
+        names::cache_for(&mut response, ttl);
+    }
+    Ok(response)
 }
 
 /// A fact [`dispatch::decide`] asked for before choosing `kind`; missing

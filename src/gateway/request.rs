@@ -96,10 +96,17 @@ impl Default for CarParams {
     }
 }
 
-/// A validated request for content under `/ipfs/`.
+/// A validated request for content under `/ipfs/` or `/ipns/`.
 #[derive(Debug, Clone)]
 pub struct ContentRequest {
+    /// The CID after `/ipfs/`; for `/ipns/` the identity CID of no bytes
+    /// until the gateway sets the root the name resolved to.
     pub root: Cid,
+    /// The name after `/ipns/`, not resolved yet.
+    pub ipns_name: Option<String>,
+    /// `?format=ipns-record` or `Accept: application/vnd.ipfs.ipns-record`:
+    /// the name's record itself.
+    pub ipns_record: bool,
     /// Decoded path segments after the CID.
     pub segments: Vec<String>,
     /// The path as the client sent it (percent-encoded), without the query.
@@ -135,7 +142,10 @@ fn bad(message: String) -> GatewayError {
     GatewayError::BadRequest(message)
 }
 
-/// `uri` must start with `/ipfs/`.
+/// The media type of an IPNS record (IPIP-351).
+pub const IPNS_RECORD: &str = "application/vnd.ipfs.ipns-record";
+
+/// `uri` must start with `/ipfs/` or `/ipns/`.
 pub fn parse(
     uri: &Uri,
     headers: &HeaderMap,
@@ -148,16 +158,32 @@ pub fn parse(
         )));
     }
     let url_path = uri.path().to_string();
-    let rest = url_path
-        .strip_prefix("/ipfs/")
-        .ok_or_else(|| bad("content paths start with /ipfs/<cid>".into()))?;
+    let (rest, ipns) = match url_path.strip_prefix("/ipfs/") {
+        Some(rest) => (rest, false),
+        None => (
+            url_path.strip_prefix("/ipns/").ok_or_else(|| {
+                bad("content paths start with /ipfs/<cid> or /ipns/<name>".into())
+            })?,
+            true,
+        ),
+    };
     let mut raw_segments: Vec<&str> = rest.split('/').collect();
     let trailing_slash = raw_segments.len() > 1 && raw_segments.last() == Some(&"");
     if trailing_slash {
         raw_segments.pop();
     }
-    let cid_text = raw_segments.remove(0);
-    let root = parse_cid(cid_text)?;
+    let root_text = raw_segments.remove(0);
+    let (root, ipns_name) = if ipns {
+        if root_text.is_empty() {
+            return Err(bad("missing name after /ipns/".into()));
+        }
+        // Resolved later; the identity CID of no bytes holds the place.
+        let empty = multihash::Multihash::wrap(0, &[])
+            .map_err(|e| GatewayError::Internal(format!("empty identity multihash: {e}")))?;
+        (Cid::new_v1(0x55, empty), Some(decode_segment(root_text)?))
+    } else {
+        (parse_cid(root_text)?, None)
+    };
     if raw_segments.len() > MAX_PATH_SEGMENTS {
         return Err(bad(format!(
             "path has more than {MAX_PATH_SEGMENTS} segments"
@@ -170,6 +196,8 @@ pub fn parse(
 
     let mut request = ContentRequest {
         root,
+        ipns_name,
+        ipns_record: false,
         segments,
         url_path,
         query: uri.query().map(str::to_string),
@@ -187,6 +215,7 @@ pub fn parse(
     let mut query_car = QueryCar::default();
     for (key, value) in form_urlencoded(uri.query().unwrap_or("")) {
         match key.as_str() {
+            "format" if value == "ipns-record" => request.ipns_record = true,
             "format" => request.format = Some(Format::from_query(&value)?),
             "filename" => {
                 if value.contains(['\0', '\r', '\n']) {
@@ -207,6 +236,15 @@ pub fn parse(
         }
     }
 
+    let first_accepted = parse_accept(headers).into_iter().find(|r| r.quality > 0.0);
+    if request.format.is_none() && first_accepted.is_some_and(|r| r.media == IPNS_RECORD) {
+        request.ipns_record = true;
+    }
+    if request.ipns_record && request.ipns_name.is_none() {
+        return Err(bad(
+            "an IPNS record is asked for by name: /ipns/<name>?format=ipns-record".into(),
+        ));
+    }
     let accepted = negotiate_accept(headers)?;
     if request.format.is_none() {
         if let Some((format, _)) = &accepted {

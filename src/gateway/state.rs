@@ -13,6 +13,7 @@ use super::request::ContentRequest;
 use crate::blocks::read_ahead::ReadAheadPool;
 use crate::blocks::BlockService;
 use crate::dial::AddressPolicy;
+use crate::names::Resolver;
 use crate::routing::HintsConfig;
 
 /// What every handler needs.
@@ -25,6 +26,8 @@ pub struct Gateway {
     pub read_ahead: ReadAheadPool,
     /// Hints are checked against it as they are parsed.
     pub address_policy: AddressPolicy,
+    /// Resolves `/ipns/` names; `None`: names are not served.
+    pub names: Option<Arc<Resolver>>,
     /// Slots for content requests answered at once (`middleware`).
     pub(super) concurrency: Arc<tokio::sync::Semaphore>,
 }
@@ -43,6 +46,7 @@ impl Gateway {
             blocks,
             config,
             address_policy: AddressPolicy::new(hints.allow_private),
+            names: None,
             hints,
             read_ahead: ReadAheadPool::new(limits.read_ahead()),
             limits,
@@ -54,6 +58,12 @@ impl Gateway {
     /// listening addresses) instead of a policy of its own.
     pub fn with_address_policy(mut self, policy: AddressPolicy) -> Gateway {
         self.address_policy = policy;
+        self
+    }
+
+    /// Serves `/ipns/` names through `names`.
+    pub fn with_names(mut self, names: Arc<Resolver>) -> Gateway {
+        self.names = Some(names);
         self
     }
 }

@@ -181,6 +181,11 @@ pub(super) enum DhtCommand {
         peer: PeerId,
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
+    /// GET_VALUE: every record DHT servers hold under `key`, unverified.
+    GetRecords {
+        key: Vec<u8>,
+        found: mpsc::Sender<Vec<u8>>,
+    },
 }
 
 /// Most addresses kept per peer.
@@ -189,6 +194,8 @@ const MAX_ADDRS_PER_PEER: usize = 8;
 const MAX_REFIND_CANDIDATES: usize = 4096;
 /// Lookups waiting for a slot.
 const MAX_WAITING_LOOKUPS: usize = 1024;
+/// Records passed on from one GET_VALUE.
+const MAX_RECORDS_PER_LOOKUP: usize = 16;
 /// Largest remembered-peers file read.
 const MAX_REMEMBERED_FILE_BYTES: u64 = 1024 * 1024;
 
@@ -218,6 +225,8 @@ pub(super) struct Dht {
     providers: HashMap<QueryId, ProviderQuery>,
     provider_query_of: HashMap<Vec<u8>, QueryId>,
     peer_queries: HashMap<QueryId, (PeerId, Vec<PeerQueryFor>)>,
+    /// GET_VALUE queries and who gets their records.
+    record_queries: HashMap<QueryId, (mpsc::Sender<Vec<u8>>, usize)>,
     waiting: VecDeque<DhtCommand>,
     /// DHT-found providers that have not yet had their one re-find.
     refind: HashSet<PeerId>,
@@ -406,6 +415,7 @@ impl Dht {
             providers: HashMap::new(),
             provider_query_of: HashMap::new(),
             peer_queries: HashMap::new(),
+            record_queries: HashMap::new(),
             waiting: VecDeque::new(),
             refind: HashSet::new(),
             refind_order: VecDeque::new(),
@@ -446,7 +456,7 @@ impl Dht {
     }
 
     fn running(&self) -> usize {
-        self.providers.len() + self.peer_queries.len()
+        self.providers.len() + self.peer_queries.len() + self.record_queries.len()
     }
 
     /// Runs `command` now, or queues it while `max_concurrent_lookups` run.
@@ -490,6 +500,10 @@ impl Dht {
             DhtCommand::FindPeer { peer, reply } => {
                 self.find_peer(peer, PeerQueryFor::Caller(reply), kad);
             }
+            DhtCommand::GetRecords { key, found } => {
+                let id = kad.get_record(RecordKey::new(&key));
+                self.record_queries.insert(id, (found, 0));
+            }
         }
         self.set_status(|s| s.lookups_running = self.running());
     }
@@ -517,6 +531,7 @@ impl Dht {
             let abandoned = match &command {
                 DhtCommand::FindProviders { found, .. } => found.is_closed(),
                 DhtCommand::FindPeer { reply, .. } => reply.is_closed(),
+                DhtCommand::GetRecords { found, .. } => found.is_closed(),
             };
             if !abandoned {
                 self.execute(command, kad);
@@ -672,6 +687,26 @@ impl Dht {
                     self.finish_if_abandoned(id, kad);
                 }
                 QueryResult::GetProviders(_) if step.last => self.end_provider_query(id),
+                QueryResult::GetRecord(result) => {
+                    let mut done = step.last;
+                    if let (Ok(kad::GetRecordOk::FoundRecord(found)), Some((to, count))) =
+                        (result, self.record_queries.get_mut(&id))
+                    {
+                        *count += 1;
+                        // Values are bounded by kad's packet size; records by count.
+                        if to.try_send(found.record.value).is_err()
+                            || *count >= MAX_RECORDS_PER_LOOKUP
+                        {
+                            done = true;
+                            if let Some(mut query) = kad.query_mut(&id) {
+                                query.finish();
+                            }
+                        }
+                    }
+                    if done {
+                        self.record_queries.remove(&id);
+                    }
+                }
                 QueryResult::GetClosestPeers(_) if self.crawl_walk_done(id, kad) => {}
                 QueryResult::GetClosestPeers(result) => {
                     let peers = match result {

@@ -448,6 +448,17 @@ impl P2pNode {
         Some(receiver)
     }
 
+    /// The records DHT servers hold under `key` (GET_VALUE), unverified,
+    /// as they come; `None` when the DHT is off.
+    pub fn get_records(&self, key: Vec<u8>) -> Option<mpsc::Receiver<Vec<u8>>> {
+        self.dht.as_ref()?;
+        let (found, receiver) = mpsc::channel(16);
+        let _ = self
+            .commands
+            .send(Command::Dht(DhtCommand::GetRecords { key, found }));
+        Some(receiver)
+    }
+
     /// The addresses the DHT knows for `peer` (FIND_PEER); empty when it
     /// is off or the peer was not found.
     pub async fn find_peer(&self, peer: PeerId) -> Vec<Multiaddr> {

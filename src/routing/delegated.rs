@@ -259,6 +259,65 @@ impl Routing {
         ))
     }
 
+    /// The IPNS record each endpoint holds for `name`
+    /// (`GET /routing/v1/ipns/{name}`, IPIP-379), unverified; an endpoint
+    /// that has none says nothing, one that fails says why.
+    pub async fn ipns_records(&self, name: &PeerId) -> Vec<Result<Vec<u8>, String>> {
+        // The name as a CIDv1 with the libp2p-key codec, in base36.
+        let cid = Cid::new_v1(0x72, *name.as_ref());
+        let name_text = cid
+            .to_string_of_base(multibase::Base::Base36Lower)
+            .unwrap_or_else(|_| name.to_string());
+        let mut answers = Vec::new();
+        for endpoint in &self.config.endpoints {
+            let Ok(_permit) = self.limit.acquire().await else {
+                break;
+            };
+            let url = format!(
+                "{}/routing/v1/ipns/{name_text}",
+                endpoint.trim_end_matches('/')
+            );
+            let timeout = Duration::from_millis(self.config.lookup_timeout_ms);
+            let answer = tokio::time::timeout(timeout, self.ipns_record(&url)).await;
+            match answer {
+                Ok(Ok(Some(record))) => answers.push(Ok(record)),
+                Ok(Ok(None)) => {}
+                Ok(Err(reason)) => answers.push(Err(format!("{endpoint}: {reason}"))),
+                Err(_) => answers.push(Err(format!("{endpoint}: timed out"))),
+            }
+        }
+        answers
+    }
+
+    async fn ipns_record(&self, url: &str) -> Result<Option<Vec<u8>>, String> {
+        let mut response = self
+            .client
+            .get(url)
+            .map_err(|e| e.to_string())?
+            .header(reqwest::header::ACCEPT, "application/vnd.ipfs.ipns-record")
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(format!("status {}", response.status()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+            // Anything longer is no valid record: keep what shows it.
+            if body.len() + chunk.len() > crate::names::ipns::MAX_RECORD_BYTES + 1 {
+                body.extend_from_slice(
+                    &chunk[..(crate::names::ipns::MAX_RECORD_BYTES + 1 - body.len())],
+                );
+                break;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Some(body))
+    }
+
     /// The providers a record names, with disallowed addresses dropped.
     fn hint_of(&self, record: &Record) -> Option<Vec<ProviderHint>> {
         if record.schema != "peer" {
