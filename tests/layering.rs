@@ -64,6 +64,18 @@ const NEVER: &[(&str, &[&str], &str)] = &[
         &["fetch", "p2p", "server", "control"],
         "the DAG layer asks the block service for CIDs, never the network",
     ),
+    (
+        "routing",
+        &["names", "gateway", "blocks", "fetch", "server", "control"],
+        "routing finds providers and records; names, fetch and the gateway use it, not the reverse",
+    ),
+    (
+        "names",
+        &[
+            "gateway", "blocks", "fetch", "server", "control", "dag", "unixfs",
+        ],
+        "names resolve to /ipfs/ paths; what is served there is the gateway's",
+    ),
 ];
 
 /// `blocks` may use only the port `fetch` defines at its root (the

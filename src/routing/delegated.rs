@@ -53,6 +53,8 @@ impl Default for RoutingConfig {
 
 /// Longest answer read from a routing endpoint.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+/// Longest IPNS record answer read (records are at most 10 KiB).
+const MAX_RECORD_ANSWER_BYTES: usize = 16 * 1024;
 /// Longest cache lifetime honoured.
 const MAX_CACHE: Duration = Duration::from_secs(3600);
 
@@ -306,11 +308,11 @@ impl Routing {
         }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
-            // Anything longer is no valid record: keep what shows it.
-            if body.len() + chunk.len() > crate::names::ipns::MAX_RECORD_BYTES + 1 {
-                body.extend_from_slice(
-                    &chunk[..(crate::names::ipns::MAX_RECORD_BYTES + 1 - body.len())],
-                );
+            // Past this it is no record (names refuses what is too large):
+            // keep enough to show that, buffer no more.
+            let room = MAX_RECORD_ANSWER_BYTES + 1 - body.len();
+            if chunk.len() >= room {
+                body.extend_from_slice(&chunk[..room]);
                 break;
             }
             body.extend_from_slice(&chunk);
