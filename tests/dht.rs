@@ -8,34 +8,8 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::dht::{KuboDht, NodeKey};
+use common::dht::{eight_keys, random_bytes, KuboDht};
 use common::{parse_car, sha256_hex, TestGateway};
-
-/// `len` bytes no other run produces (xorshift seeded from the clock).
-fn random_bytes(len: usize) -> Vec<u8> {
-    let mut state = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
-
-/// Eight nodes; two (a bootstrap node among them) with Kubo's RSA keys,
-/// as the long-lived public DHT servers have.
-fn eight_keys() -> Vec<NodeKey> {
-    let mut keys = vec![NodeKey::Ed25519; 8];
-    keys[1] = NodeKey::Rsa;
-    keys[5] = NodeKey::Rsa;
-    keys
-}
 
 /// A gateway that knows only `bootstrap` of the DHT, keeping its state in
 /// `data_dir`.
@@ -58,28 +32,25 @@ async fn sluice(dht: &KuboDht, bootstrap: &[usize], data_dir: &Path) -> TestGate
     gateway
 }
 
-async fn readyz(gateway: &TestGateway) -> String {
-    gateway
-        .client
-        .get(format!("{}/readyz", gateway.control))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+async fn wait_joined(gateway: &TestGateway) {
+    wait_joined_at(&gateway.client, &gateway.control).await;
 }
 
-async fn wait_joined(gateway: &TestGateway) {
+/// Waits (60 s at most) until the control address at `control` says the
+/// DHT is joined (connection errors count as not yet).
+async fn wait_joined_at(client: &reqwest::Client, control: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let ready = readyz(gateway).await;
+        let ready = match client.get(format!("{control}/readyz")).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(e) => e.to_string(),
+        };
         if ready.contains("dht: joined") {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "the gateway did not join the DHT in 60 s: /readyz says {ready:?}"
+            "sluice did not join the DHT in 60 s: /readyz says {ready:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -205,22 +176,7 @@ async fn sluice_process(
         .unwrap();
     let running = common::binary::listening(child);
     let control = format!("http://127.0.0.1:{control}");
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = match client.get(format!("{control}/readyz")).send().await {
-            Ok(r) => r.text().await.unwrap_or_default(),
-            Err(e) => e.to_string(),
-        };
-        if ready.contains("dht: joined") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "sluice did not join the DHT in 60 s: /readyz says {ready:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_joined_at(&reqwest::Client::new(), &control).await;
     (running, format!("http://127.0.0.1:{port}"), control)
 }
 

@@ -8,34 +8,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::dht::{ipns_key, ipns_record, tcp_port, KuboDht, NodeKey, LAN_KAD, WAN_KAD};
+use common::dht::{
+    eight_keys, ipns_key, ipns_record, random_bytes, tcp_port, KuboDht, LAN_KAD, WAN_KAD,
+};
 use common::sha256_hex;
-
-/// `len` bytes no other test run produces (xorshift from the clock).
-fn random_bytes(len: usize) -> Vec<u8> {
-    let mut state = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
-
-/// Eight nodes, two of them (a bootstrap node and another) with Kubo's
-/// RSA keys as on the public network.
-fn eight_keys() -> Vec<NodeKey> {
-    let mut keys = vec![NodeKey::Ed25519; 8];
-    keys[1] = NodeKey::Rsa;
-    keys[5] = NodeKey::Rsa;
-    keys
-}
 
 /// A CIDv0 of bytes nobody has.
 fn random_cid() -> String {

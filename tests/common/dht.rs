@@ -1335,3 +1335,29 @@ async fn http_post(base: &str, path: &str, timeout: Duration) -> Result<(u16, Ve
         .await
         .map_err(|_| format!("no answer in {timeout:?}"))?
 }
+
+/// `len` bytes no other test run produces (xorshift from the clock).
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    let mut state = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// Eight nodes, two of them (a bootstrap node and another) with Kubo's
+/// RSA keys as on the public network.
+pub fn eight_keys() -> Vec<NodeKey> {
+    let mut keys = vec![NodeKey::Ed25519; 8];
+    keys[1] = NodeKey::Rsa;
+    keys[5] = NodeKey::Rsa;
+    keys
+}
