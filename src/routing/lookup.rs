@@ -40,6 +40,9 @@ pub enum LookupEvent {
         source: RouterSource,
         hint: ProviderHint,
     },
+    /// A source's first provider came: its lookup so far (replaced by
+    /// its `Done` record later), so a response that starts now shows it.
+    Progress(LookupRecord),
     /// A source is done; the channel closes after the last.
     Done(LookupRecord),
 }
@@ -98,7 +101,10 @@ impl ContentRouting {
                         let next = tokio::time::timeout_at(started + deadline, found.recv()).await;
                         match next {
                             Ok(Some(provider)) => {
-                                tally.provider();
+                                if tally.provider() {
+                                    let _ =
+                                        events.send(LookupEvent::Progress(tally.so_far())).await;
+                                }
                                 let hint = ProviderHint::Peer {
                                     peer: provider.peer,
                                     addrs: provider.addrs,
@@ -129,7 +135,9 @@ impl ContentRouting {
                 let mut tally = Tally::new(RouterSource::Delegated, started);
                 let answer = routing.find_providers(&cid).await;
                 for hint in &answer.providers {
-                    tally.provider();
+                    if tally.provider() {
+                        let _ = events.send(LookupEvent::Progress(tally.so_far())).await;
+                    }
                     let event = LookupEvent::Provider {
                         source: RouterSource::Delegated,
                         hint: hint.clone(),
@@ -174,7 +182,8 @@ impl Tally {
         }
     }
 
-    fn provider(&mut self) {
+    /// Counts a provider; true for the first.
+    fn provider(&mut self) -> bool {
         self.providers += 1;
         let label = RouterLabel {
             source: self.source.label().into(),
@@ -188,6 +197,21 @@ impl Tally {
                 .router_first_provider
                 .get_or_create(&label)
                 .observe(after.as_secs_f64());
+            return true;
+        }
+        false
+    }
+
+    /// The lookup as it stands: found, still running.
+    fn so_far(&self) -> LookupRecord {
+        LookupRecord {
+            source: self.source.label(),
+            outcome: LookupOutcome::Found,
+            providers: self.providers,
+            took: self.started.elapsed(),
+            first_provider: self.first,
+            detail: None,
+            started: self.started.into_std(),
         }
     }
 
@@ -220,6 +244,7 @@ impl Tally {
             took: self.started.elapsed(),
             first_provider: self.first,
             detail,
+            started: self.started.into_std(),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! from. Pure bookkeeping: the lookups themselves live in `routing`.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How one source's lookup ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -45,6 +45,10 @@ pub struct LookupRecord {
     pub first_provider: Option<Duration>,
     /// What went wrong, for `failed`.
     pub detail: Option<String>,
+    /// When the lookup started: a later record of the same lookup (same
+    /// source and start) replaces an earlier one.
+    #[serde(skip)]
+    pub started: Instant,
 }
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -68,6 +72,14 @@ pub(super) struct SearchLog {
 
 impl SearchLog {
     pub(super) fn push(&mut self, record: LookupRecord) {
+        if let Some(same) = self
+            .records
+            .iter_mut()
+            .find(|r| r.source == record.source && r.started == record.started)
+        {
+            *same = record;
+            return;
+        }
         if self.records.len() == MAX_RECORDS {
             self.records.pop_front();
         }
@@ -122,6 +134,7 @@ mod tests {
             took: Duration::from_millis(2100),
             first_provider: None,
             detail: (outcome == LookupOutcome::Failed).then(|| "status 500".to_string()),
+            started: Instant::now(),
         }
     }
 
@@ -138,6 +151,20 @@ mod tests {
             "dht: no provider (2.1 s); delegated: failed (status 500); dht: 1 provider (2.1 s); dht: timed out after 2.1 s"
         );
         assert_eq!(describe_lookups(&[]), "no source was asked");
+    }
+
+    #[test]
+    fn a_later_record_of_the_same_lookup_replaces_the_first() {
+        let mut log = SearchLog::default();
+        let first = record("dht", LookupOutcome::Found, 1);
+        let mut done = first.clone();
+        done.providers = 3;
+        log.push(first);
+        log.push(record("delegated", LookupOutcome::None, 0));
+        log.push(done);
+        let records = log.records();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].providers, 3);
     }
 
     #[test]

@@ -212,6 +212,10 @@ impl NetworkFetcher {
                 };
                 usize::from(self.add_hint(session, &hint, source))
             }
+            LookupEvent::Progress(record) => {
+                session.note_lookup(record);
+                0
+            }
             LookupEvent::Done(record) => {
                 tracing::debug!(
                     source = record.source,
