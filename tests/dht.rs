@@ -406,3 +406,39 @@ async fn an_ipns_name_published_in_the_dht_is_served_under_ipns() {
     let response = get(&gateway, "/ipns/not-a-name/").await;
     assert_eq!(response.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_when_no_bootstrap_peer_answers() {
+    let nobody = libp2p::identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id();
+    // A loopback port nothing listens on.
+    let dead = format!(
+        "/ip4/127.0.0.1/tcp/{}/p2p/{nobody}",
+        common::binary::free_port()
+    );
+    let gateway = TestGateway::start_with(Vec::new(), move |c| {
+        c.dht.mode = sluice::p2p::DhtMode::Client;
+        c.dht.protocol = "/ipfs/lan/kad/1.0.0".into();
+        c.dht.bootstrap = vec![dead];
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = gateway
+            .client
+            .get(format!("{}/readyz", gateway.control))
+            .send()
+            .await
+            .unwrap();
+        // Still ready: local content and hints work without the DHT.
+        assert_eq!(ready.status(), 200);
+        let text = ready.text().await.unwrap();
+        if text.contains("dht: not joined: no bootstrap peer answered (1 in [dht] bootstrap") {
+            break;
+        }
+        assert!(!text.contains("dht: joined"), "{text}");
+        assert!(Instant::now() < deadline, "/readyz says {text:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -151,7 +151,9 @@ pub struct DhtStatus {
     /// Bootstrap and remembered peers the node tried to join through.
     pub bootstrap_peers: usize,
     pub remembered_peers: usize,
-    /// Whether any peer answered the first join; `None` while it runs.
+    /// Whether a peer of this DHT answered (connected and identified as
+    /// speaking its protocol); `None` while the first join runs, `false`
+    /// once it ended with nobody.
     pub joined: Option<bool>,
     pub lookups_running: usize,
     /// Accelerated mode only.
@@ -642,6 +644,12 @@ impl Dht {
         for addr in self.allowed(listen_addrs) {
             kad.add_address(&peer, addr);
         }
+        // Peers in the table may be only addresses from the config or the
+        // remembered file: joined means one of them answered.
+        if self.status.read().joined != Some(true) {
+            tracing::info!(%peer, "DHT joined: a DHT peer answered");
+            self.set_status(|s| s.joined = Some(true));
+        }
     }
 
     /// Handles a kad event; returns peers to dial with the addresses found
@@ -759,9 +767,9 @@ impl Dht {
                 QueryResult::Bootstrap(result) if step.last && Some(id) == self.bootstrap_query => {
                     self.bootstrap_query = None;
                     let peers = kad.kbuckets().map(|b| b.num_entries()).sum::<usize>();
-                    let joined = peers > 0;
+                    let joined = self.status.read().joined == Some(true);
                     if joined {
-                        tracing::info!(routing_table_peers = peers, "DHT joined");
+                        tracing::info!(routing_table_peers = peers, "DHT join walk done");
                     } else {
                         let status = self.status.read().clone();
                         tracing::warn!(
@@ -776,10 +784,7 @@ impl Dht {
                 }
                 _ => {}
             },
-            kad::Event::RoutingUpdated { .. } => {
-                self.dirty = true;
-                self.set_status(|s| s.joined = Some(true));
-            }
+            kad::Event::RoutingUpdated { .. } => self.dirty = true,
             _ => {}
         }
         self.refresh_table_size(kad);
