@@ -162,8 +162,9 @@ impl Server {
             delegated.clone(),
             Duration::from_millis(config.dht.lookup_timeout_ms),
         );
-        // IPNS records from the same sources as providers.
-        let mut record_sources: Vec<Arc<dyn crate::names::RecordSource>> = Vec::new();
+        // IPNS records from the same sources as providers, and from files.
+        let mut record_sources: Vec<Arc<dyn crate::names::RecordSource>> =
+            vec![Arc::new(crate::names::LocalRecords(data_dir.join("ipns")))];
         if node.has_dht() {
             record_sources.push(Arc::new(crate::names::DhtRecords(node.clone())));
         }

@@ -356,7 +356,19 @@ async fn an_ipns_name_published_in_the_dht_is_served_under_ipns() {
     let state = tempfile::tempdir().unwrap();
     let gateway = sluice(&dht, &[0], state.path()).await;
 
+    // The name as the CIDv1 libp2p-key in base36 (a base58 peer ID is
+    // redirected there).
+    let peer: libp2p::PeerId = name.parse().unwrap();
+    let base36 = cid::Cid::new_v1(0x72, *peer.as_ref())
+        .to_string_of_base(multibase::Base::Base36Lower)
+        .unwrap();
     let response = get(&gateway, &format!("/ipns/{name}/index.txt")).await;
+    assert_eq!(response.status(), 302);
+    assert_eq!(
+        common::header(&response, "location"),
+        format!("/ipns/{base36}/index.txt")
+    );
+    let response = get(&gateway, &format!("/ipns/{base36}/index.txt")).await;
     assert_eq!(response.status(), 200);
     let cache = common::header(&response, "cache-control");
     assert_eq!(
@@ -365,22 +377,16 @@ async fn an_ipns_name_published_in_the_dht_is_served_under_ipns() {
     );
     assert_eq!(
         common::header(&response, "x-ipfs-path"),
-        format!("/ipns/{name}/index.txt")
+        format!("/ipns/{base36}/index.txt")
     );
     assert!(common::header(&response, "x-ipfs-roots").contains(&site_cid));
     assert_eq!(response.bytes().await.unwrap(), "named content\n");
-
-    // The same name as a CIDv1 with the libp2p-key codec, in base36.
-    let peer: libp2p::PeerId = name.parse().unwrap();
-    let base36 = cid::Cid::new_v1(0x72, *peer.as_ref())
-        .to_string_of_base(multibase::Base::Base36Lower)
-        .unwrap();
     let response = get(&gateway, &format!("/ipns/{base36}/")).await;
     assert_eq!(response.status(), 200);
     assert!(response.text().await.unwrap().contains("index.txt"));
 
     // The record itself, as Kubo stored it and as it verifies.
-    let response = get(&gateway, &format!("/ipns/{name}?format=ipns-record")).await;
+    let response = get(&gateway, &format!("/ipns/{base36}?format=ipns-record")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         common::header(&response, "content-type"),
@@ -396,6 +402,9 @@ async fn an_ipns_name_published_in_the_dht_is_served_under_ipns() {
     let nobody = libp2p::identity::Keypair::generate_ed25519()
         .public()
         .to_peer_id();
+    let nobody = cid::Cid::new_v1(0x72, *nobody.as_ref())
+        .to_string_of_base(multibase::Base::Base36Lower)
+        .unwrap();
     let response = get(&gateway, &format!("/ipns/{nobody}/")).await;
     assert_eq!(response.status(), 502);
     let body = response.text().await.unwrap();

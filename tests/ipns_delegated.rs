@@ -83,9 +83,21 @@ async fn the_highest_valid_sequence_across_routers_wins() {
     )])
     .await;
     let gateway = gateway(vec![old, forged, new]).await;
+    // A base58 name is sent to its canonical base36 form first.
     let response = gateway
         .client
         .get(gateway.url(&format!("/ipns/{name}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    assert_eq!(
+        common::header(&response, "location"),
+        format!("/ipns/{}", base36(&name))
+    );
+    let response = gateway
+        .client
+        .get(gateway.url(&format!("/ipns/{}", base36(&name))))
         .send()
         .await
         .unwrap();
@@ -146,7 +158,7 @@ async fn a_broken_record_is_never_used_and_the_error_says_why() {
     ] {
         let response = gateway
             .client
-            .get(gateway.url(&format!("/ipns/{name}")))
+            .get(gateway.url(&format!("/ipns/{}", base36(&name))))
             .send()
             .await
             .unwrap();

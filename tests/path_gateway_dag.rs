@@ -1,4 +1,4 @@
-// Covers 88 of 96 path_gateway_dag cases (the 8 TestGatewayJSONCborAndIPNS cases need IPNS: out of scope).
+// Covers 96 of 96 path_gateway_dag cases (the 8 TestGatewayJSONCborAndIPNS cases through the fixture IPNS records).
 // Covers 50 of 50 t0123_gateway_json_cbor cases (legacy), folded into the same tests; its 4 no-op cases
 // want Content-Type exactly `text/plain`, where the newer suite wants it to contain `text/plain`:
 // those follow the newer file.
@@ -723,4 +723,63 @@ async fn test_native_dag() {
         name,
     )
     .await;
+}
+
+/// TestGatewayJSONCborAndIPNS: the same DAG-JSON and DAG-CBOR roots as
+/// above, through the IPNS names of the fixture records; the payload is the
+/// same as under `/ipfs/`, the caching headers are the name's.
+#[tokio::test]
+async fn test_gateway_json_cbor_and_ipns() {
+    let Some(gw) = TestGateway::with_fixtures().await else {
+        return;
+    };
+    for (format, name) in [
+        (
+            "json",
+            "k51qzi5uqu5dhjghbwdvbo6mi40htrq6e2z4pwgp15pgv3ho1azvidttzh8yy2",
+        ),
+        (
+            "cbor",
+            "k51qzi5uqu5dghjous0agrwavl8vzl64xckoqzwqeqwudfr74kfd11zcyk3b7l",
+        ),
+    ] {
+        let (cid, _) = car_root(&format!("path_gateway_dag/dag-{format}-traversal.car"));
+        // GET {name} from /ipns without explicit format returns the same payload as /ipfs.
+        let ipfs = gw.get_with(&format!("/ipfs/{cid}"), &[]).await;
+        let ipns = gw.get_with(&format!("/ipns/{name}"), &[]).await;
+        assert_eq!(ipns.status(), 200, "{format}: /ipns/ without format");
+        assert_eq!(body(ipfs).await, body(ipns).await, "{format}: same payload");
+        // ... with explicit format returns the same payload as /ipfs.
+        let query = format!("?format=dag-{format}");
+        let ipfs = gw.get_with(&format!("/ipfs/{cid}{query}"), &[]).await;
+        let ipns = gw.get_with(&format!("/ipns/{name}{query}"), &[]).await;
+        assert_eq!(ipns.status(), 200, "{format}: /ipns/ with format");
+        assert_eq!(
+            body(ipfs).await,
+            body(ipns).await,
+            "{format}: same payload, format="
+        );
+        // ... with explicit application/vnd.ipld.dag-{format} has expected headers.
+        let media = format!("application/vnd.ipld.dag-{format}");
+        let resp = gw
+            .get_with(&format!("/ipns/{name}"), &[("Accept", &media)])
+            .await;
+        assert_eq!(header(&resp, "content-type"), media);
+        assert_eq!(header(&resp, "etag"), format!("\"{cid}.dag-{format}\""));
+        assert!(!header(&resp, "x-ipfs-path").is_empty());
+        assert!(!header(&resp, "x-ipfs-roots").is_empty());
+        assert!(
+            !header(&resp, "cache-control").contains("immutable"),
+            "a name is not immutable"
+        );
+        // ... on /ipns with Accept: text/html returns HTML (dag-index-html).
+        let resp = gw
+            .get_with(&format!("/ipns/{name}/"), &[("Accept", "text/html")])
+            .await;
+        assert!(header(&resp, "etag").contains("DagIndex-"), "{format}");
+        assert!(header(&resp, "content-type").contains("text/html"));
+        assert!(header(&resp, "content-disposition").is_empty());
+        assert!(header(&resp, "cache-control").is_empty());
+        assert!(String::from_utf8_lossy(&body(resp).await).contains("</html>"));
+    }
 }

@@ -151,6 +151,9 @@ async fn serve(
     // responses may be cached for as long as the name.
     let mut name_ttl = None;
     if let Some(name) = request.ipns_name.clone() {
+        if let Some(canonical) = names::canonical_location(&name, &request) {
+            return Ok(canonical);
+        }
         let names = gateway
             .names
             .as_ref()

@@ -1,7 +1,8 @@
 //! Names: IPNS names resolved to the `/ipfs/` path they point at.
 //!
-//! Records come from every [`RecordSource`] at once (the DHT's GET_VALUE
-//! and each delegated router's `/routing/v1/ipns/{name}`); each is verified
+//! Records come from every [`RecordSource`] at once (the DHT's GET_VALUE,
+//! each delegated router's `/routing/v1/ipns/{name}`, and record files in
+//! the data directory's `ipns/`); each is verified
 //! ([`ipns::verify`]) before it is used and the valid one with the highest
 //! sequence wins. A name is cached for its record's TTL, never past the
 //! record's validity. A record pointing at another name is followed, at
@@ -21,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 pub use ipns::{IpnsRecord, RecordError};
-pub use sources::{DelegatedRecords, DhtRecords};
+pub use sources::{DelegatedRecords, DhtRecords, LocalRecords};
 
 /// `[names]` in the config file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

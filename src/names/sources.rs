@@ -1,6 +1,10 @@
-//! The record sources: the DHT (GET_VALUE of `/ipns/` + the name's bytes)
-//! and the delegated routers (`/routing/v1/ipns/{name}`).
+//! The record sources: the DHT (GET_VALUE of `/ipns/` + the name's bytes),
+//! the delegated routers (`/routing/v1/ipns/{name}`), and record files an
+//! operator put in the data directory (`ipns/<name>.ipns-record`, as
+//! Kubo's `routing put` keeps them).
 
+use std::io::Read;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use libp2p::PeerId;
@@ -60,6 +64,47 @@ impl RecordSource for DelegatedRecords {
                 }
             }
         });
+        receiver
+    }
+}
+
+/// Longest record file read (records are at most 10 KiB).
+const MAX_RECORD_FILE_BYTES: u64 = 16 * 1024;
+
+/// Record files in a directory, named by the name in either form: the
+/// peer ID (`12D3Koo…`) or the CIDv1 libp2p-key in base36 (`k51…`).
+pub struct LocalRecords(pub PathBuf);
+
+impl LocalRecords {
+    fn read(&self, name: &PeerId) -> Vec<Vec<u8>> {
+        let base36 = cid::Cid::new_v1(0x72, *name.as_ref())
+            .to_string_of_base(multibase::Base::Base36Lower)
+            .ok();
+        [Some(name.to_string()), base36]
+            .into_iter()
+            .flatten()
+            .filter_map(|stem| {
+                let file = std::fs::File::open(self.0.join(format!("{stem}.ipns-record"))).ok()?;
+                let mut bytes = Vec::new();
+                file.take(MAX_RECORD_FILE_BYTES + 1)
+                    .read_to_end(&mut bytes)
+                    .ok()?;
+                Some(bytes)
+            })
+            .collect()
+    }
+}
+
+impl RecordSource for LocalRecords {
+    fn label(&self) -> &'static str {
+        "local"
+    }
+
+    fn records(&self, name: PeerId) -> mpsc::Receiver<SourceAnswer> {
+        let (answers, receiver) = mpsc::channel(4);
+        for record in self.read(&name) {
+            let _ = answers.try_send(SourceAnswer::Record(record));
+        }
         receiver
     }
 }

@@ -42,6 +42,11 @@ pub fn fixtures() -> Option<PathBuf> {
 
 /// Every fixture CAR under `dir`.
 pub fn all_fixture_cars(dir: &Path) -> Vec<PathBuf> {
+    all_fixture_files(dir, "car")
+}
+
+/// Every file under `dir` whose name ends in `.{extension}`.
+pub fn all_fixture_files(dir: &Path, extension: &str) -> Vec<PathBuf> {
     let mut cars = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -49,7 +54,7 @@ pub fn all_fixture_cars(dir: &Path) -> Vec<PathBuf> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "car") {
+            } else if path.extension().is_some_and(|e| e == extension) {
                 cars.push(path);
             }
         }
@@ -120,9 +125,26 @@ impl TestGateway {
 
     /// Starts a gateway with every conformance fixture loaded, or `None`
     /// when the fixtures are absent (see [`fixtures`]).
+    /// A gateway serving every fixture CAR, with every fixture IPNS
+    /// record in its data directory's `ipns/` (as the conformance suite
+    /// provisions a gateway: `routing put` of each record).
     pub async fn with_fixtures() -> Option<TestGateway> {
         let dir = fixtures()?;
-        Some(Self::start(all_fixture_cars(&dir)).await)
+        let records = all_fixture_files(&dir, "ipns-record");
+        Some(
+            Self::start_with(all_fixture_cars(&dir), move |c| {
+                let into = c.store.data_dir.join("ipns");
+                std::fs::create_dir_all(&into).unwrap();
+                // Named by the name before any `_variant` suffix, as the
+                // suite reads the key from the file name.
+                for record in &records {
+                    let stem = record.file_stem().unwrap().to_str().unwrap();
+                    let name = stem.split('_').next().unwrap();
+                    std::fs::copy(record, into.join(format!("{name}.ipns-record"))).unwrap();
+                }
+            })
+            .await,
+        )
     }
 
     pub fn url(&self, path: &str) -> String {
