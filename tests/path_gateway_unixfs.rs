@@ -2,8 +2,9 @@
 //! suite checks it (path_gateway_unixfs, t0113 symlinks, t0115 listings,
 //! t0116 cache headers, CORS).
 //!
-//! Covers 32 of the 32 in-scope path_gateway_unixfs cases (the 6 others
-//! need IPNS), 3 of 3 symlink cases, 2 of 2 CORS cases.
+//! Covers the 32 path_gateway_unixfs cases without names and the 5 of
+//! TestGatewayCacheWithIPNS (the suite's current file), 3 of 3 symlink
+//! cases, 2 of 2 CORS cases.
 
 mod common;
 
@@ -454,4 +455,73 @@ async fn a_format_chosen_by_accept_names_its_content_location() {
     assert_eq!(probe.status(), 200);
     assert_eq!(header(&probe, "content-type"), "application/vnd.ipld.raw");
     assert!(probe.bytes().await.unwrap().is_empty());
+}
+
+/// TestGatewayCacheWithIPNS: the gateway-cache fixture through the IPNS
+/// name of its fixture record (pointing at its root): the same paths,
+/// roots and Etags as under `/ipfs/`, never immutable caching.
+#[tokio::test]
+async fn cache_headers_with_ipns() {
+    let Some(gw) = TestGateway::with_fixtures().await else {
+        return;
+    };
+    let key = "k51qzi5uqu5dlxdsdu5fpuu7h69wu4ohp32iwm9pdt9nq3y5rpn3ln9j12zfhe";
+    let name_cache = |resp: &reqwest::Response| {
+        let cache = header(resp, "cache-control");
+        assert!(
+            cache.is_empty() || cache.starts_with("public, max-age="),
+            "{cache}"
+        );
+        assert!(!cache.contains("immutable"), "{cache}");
+    };
+
+    let dir3 = format!("/ipns/{key}/root2/root3/");
+    let listing = gw.get(&dir3).await;
+    assert_eq!(listing.status(), 200);
+    assert_eq!(header(&listing, "x-ipfs-path"), dir3);
+    assert_eq!(
+        header(&listing, "x-ipfs-roots"),
+        format!("{CACHE_R1},{CACHE_R2},{CACHE_R3}")
+    );
+    let etag = header(&listing, "etag");
+    assert!(etag.contains("DirIndex-") && etag.contains(&format!("_CID-{CACHE_R3}")));
+    name_cache(&listing);
+
+    let dir4 = format!("/ipns/{key}/root2/root3/root4/");
+    let index = gw.get(&dir4).await;
+    assert_eq!(index.status(), 200);
+    assert_eq!(header(&index, "x-ipfs-path"), dir4);
+    assert_eq!(
+        header(&index, "x-ipfs-roots"),
+        format!("{CACHE_R1},{CACHE_R2},{CACHE_R3},{CACHE_R4}")
+    );
+    assert_eq!(header(&index, "etag"), format!("\"{CACHE_R4}\""));
+    name_cache(&index);
+
+    let file = format!("/ipns/{key}/root2/root3/root4/index.html");
+    let response = gw.get(&file).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-ipfs-path"), file);
+    assert_eq!(
+        header(&response, "x-ipfs-roots"),
+        format!("{CACHE_R1},{CACHE_R2},{CACHE_R3},{CACHE_R4},{CACHE_INDEX}")
+    );
+    assert_eq!(header(&response, "etag"), format!("\"{CACHE_INDEX}\""));
+    name_cache(&response);
+
+    let raw = gw.get(&format!("{dir4}?format=raw")).await;
+    assert_eq!(raw.status(), 200);
+    name_cache(&raw);
+    let expected: &[u8] = &[
+        0x12, 0x34, 0x0a, 0x24, 0x01, 0x55, 0x12, 0x20, 0x58, 0x91, 0xb5, 0xb5, 0x22, 0xd5, 0xdf,
+        0x08, 0x6d, 0x0f, 0xf0, 0xb1, 0x10, 0xfb, 0xd9, 0xd2, 0x1b, 0xb4, 0xfc, 0x71, 0x63, 0xaf,
+        0x34, 0xd0, 0x82, 0x86, 0xa2, 0xe8, 0x46, 0xf6, 0xbe, 0x03, 0x12, 0x0a, 0x69, 0x6e, 0x64,
+        0x65, 0x78, 0x2e, 0x68, 0x74, 0x6d, 0x6c, 0x18, 0x06, 0x0a, 0x02, 0x08, 0x01,
+    ];
+    assert_eq!(raw.bytes().await.unwrap().as_ref(), expected);
+
+    let not_modified = gw
+        .get_with(&file, &[("If-None-Match", &format!("\"{CACHE_INDEX}\""))])
+        .await;
+    assert_eq!(not_modified.status(), 304);
 }
