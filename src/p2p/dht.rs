@@ -687,7 +687,27 @@ impl Dht {
                         }
                         let addrs = self.addresses_of(peer, kad);
                         if addrs.is_empty() {
-                            self.find_peer(peer, PeerQueryFor::Provider { key: key.clone() }, kad);
+                            // One answer can name hundreds of providers
+                            // without addresses: look up only as many as
+                            // the lookup can still use, within the
+                            // lookup slots.
+                            let wanted = self.providers.get(&id).map_or(0, |q| {
+                                self.config
+                                    .max_providers_per_lookup
+                                    .saturating_sub(q.found.len())
+                            });
+                            let pending = self.peer_queries.values().filter(|(_, purposes)| {
+                                purposes.iter().any(|p| matches!(p, PeerQueryFor::Provider { key: k } if *k == key))
+                            }).count();
+                            if pending < wanted
+                                && self.running() < self.config.max_concurrent_lookups.max(1)
+                            {
+                                self.find_peer(
+                                    peer,
+                                    PeerQueryFor::Provider { key: key.clone() },
+                                    kad,
+                                );
+                            }
                         } else {
                             self.pass_on(&key, DhtProvider { peer, addrs });
                         }
@@ -1079,6 +1099,15 @@ mod tests {
         assert!(dials.is_empty());
         let passed = found.try_recv().expect("passed on after FIND_PEER");
         assert_eq!(passed.addrs, vec![fresh]);
+    }
+
+    #[test]
+    fn an_answer_naming_hundreds_of_providers_without_addresses_starts_few_lookups() {
+        let (mut dht, mut kad, id, key, _found) = client_with_lookup();
+        let many: Vec<PeerId> = (0..300).map(|_| peer()).collect();
+        dht.on_event(providers_found(id, &key, &many), &mut kad);
+        let limit = DhtConfig::default().max_providers_per_lookup;
+        assert_eq!(dht.peer_queries.len(), limit, "FIND_PEERs started");
     }
 
     #[test]
