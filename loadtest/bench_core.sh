@@ -27,7 +27,11 @@
 # WARM_SECS (3), SLUICE_PORT (18931), NGINX_PORT (18932), SKIP_BUILD (0),
 # DIAG_CACHE_BYTES (8 MiB, cache of the diagnostic sluice; 0 skips it),
 # IDLE_WAIT_BUDGET (120: seconds, in all, to wait for a quiet machine before
-# timed runs), KEEP_TMP (0).
+# timed runs), KEEP_TMP (0), SLUICE_BINARY and MAKE_CAR (binaries to use
+# instead of target/release/{sluice,examples/make-car}, e.g. builds of other
+# commits for an A/B; with SKIP_BUILD=1), SLUICE_EXTRA_CONFIG (TOML appended
+# to every sluice config file the script writes, e.g. '[dht]' and
+# 'mode = "off"' on two lines for a build that has a DHT; "" by default).
 set -euo pipefail
 
 RUNS=${RUNS:-3}
@@ -102,8 +106,9 @@ fi
 
 [[ $SKIP_BUILD == 1 ]] || log "building release binaries"
 release_build --quiet --bin sluice --example make-car
-SLUICE="$REPO/target/release/sluice"
-MAKE_CAR="$REPO/target/release/examples/make-car"
+SLUICE=${SLUICE_BINARY:-$REPO/target/release/sluice}
+MAKE_CAR=${MAKE_CAR:-$REPO/target/release/examples/make-car}
+SLUICE_EXTRA_CONFIG=${SLUICE_EXTRA_CONFIG:-}
 [[ -x $SLUICE && -x $MAKE_CAR ]] || die "release binaries missing (run without SKIP_BUILD=1)"
 
 CONTROL_PORT_OFFSET=10 # sluice's control (metrics) server: gateway port + 10
@@ -156,6 +161,7 @@ endpoints = []
 [metrics]
 listen = "127.0.0.1:$((port + CONTROL_PORT_OFFSET))"
 EOF
+    if [[ -n $SLUICE_EXTRA_CONFIG ]]; then printf '\n%s\n' "$SLUICE_EXTRA_CONFIG" >>"$data.toml"; fi
     # Only the variables set here reach sluice: no SLUICE_* from the caller.
     (
         while read -r var; do unset "$var"; done < <(compgen -e | grep '^SLUICE_' || true)
@@ -471,6 +477,10 @@ GIT_DIRTY=$(git -C "$REPO" status --porcelain -- src Cargo.toml Cargo.lock 2>/de
 NGINX_VERSION=$("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //')
 WRK_VERSION=$({ wrk -v 2>&1 || true; } | head -1 | awk '{ print $2 }')
 CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+BINARY_DESC=""
+[[ -n ${SLUICE_BINARY:-} ]] && BINARY_DESC="SLUICE_BINARY=$SLUICE_BINARY (sha256 $(sha256sum "$SLUICE" | cut -c1-16)), scripts at "
+EXTRA_DESC=""
+[[ -n $SLUICE_EXTRA_CONFIG ]] && EXTRA_DESC=", plus SLUICE_EXTRA_CONFIG \`$(tr '\n' ' ' <<<"$SLUICE_EXTRA_CONFIG" | sed 's/ *$//')\`"
 SMALL_RATIO=$(ratio "${MED[sluice_small_rps]}" "${MED[nginx_small_rps]}")
 MID_RATIO=$(ratio "${MED[sluice_mid_rps]}" "${MED[nginx_mid_rps]}")
 SMALL_OK=$(awk -v r="$SMALL_RATIO" 'BEGIN { print (r >= 0.7) ? "met" : "MISSED" }')
@@ -482,7 +492,7 @@ RSS_OK=$( ((M_GROWTH_HWM < 64 * 1024)) && echo met || echo MISSED)
     echo "Command: \`bash loadtest/bench_core.sh\` (RUNS=$RUNS, SMALL_SECS=$SMALL_SECS, MID_SECS=$MID_SECS)"
     echo
     echo "- Machine: $(nproc) cores ($CPU), kernel $(uname -r), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM"
-    echo "- sluice: $GIT_REV$( ((GIT_DIRTY)) && echo " + $GIT_DIRTY uncommitted changes in src/Cargo.*"), defaults (block cache 256 MiB) except \`[p2p] listen = []\`, \`[routing] endpoints = []\` and its own \`[metrics] listen\` port; started in ${SLUICE_START_SECS} s"
+    echo "- sluice: $BINARY_DESC$GIT_REV$( ((GIT_DIRTY)) && echo " + $GIT_DIRTY uncommitted changes in src/Cargo.*"), defaults (block cache 256 MiB) except \`[p2p] listen = []\`, \`[routing] endpoints = []\` and its own \`[metrics] listen\` port$EXTRA_DESC; started in ${SLUICE_START_SECS} s"
     echo "- nginx $NGINX_VERSION (Debian package), worker_processes auto, sendfile on, access_log off, keepalive_requests 1000000"
     echo "- Load: wrk $WRK_VERSION \`-t$THREADS -c$CONNS --latency --timeout 60s\`, ${SMALL_SECS} s (4 KiB) / ${MID_SECS} s (64 MiB) per run, $RUNS runs per server alternating, medians shown; all on 127.0.0.1, client and servers share the cores"
     echo "- Load average: $LOAD_START at start, $LOAD_END at end of the wrk runs; other processes took at most ${OTHER_MAX}% of a core during a timed run (median ${OTHER_MED}%); waited ${IDLE_WAITED} s for the machine to be quiet"

@@ -28,7 +28,10 @@
 # SLUICE_BINARY (default target/release/sluice; e.g. a build of a given commit
 # made elsewhere, with SKIP_BUILD=1), SLUICE_RUST_LOG (the fetching sluice's
 # RUST_LOG), PEERS_NODE_WRAPPER (a script run instead of Node for the Helia
-# processes, e.g. one adding --cpu-prof for a provider).
+# processes, e.g. one adding --cpu-prof for a provider). Other SLUICE_*
+# variables reach every sluice the script starts, under the ones it sets
+# itself (e.g. SLUICE_DHT_MODE=off for a build with a DHT; an older build
+# ignores a variable that names no key it has).
 # Each provider's CPU seconds during a fetch are logged (scenario 2): on a
 # small machine, work pushed onto idle providers slows the busy one.
 # Summary: loadtest/results/retrieval-<UTC>.{md,json,log}.
@@ -104,6 +107,7 @@ fi
   echo "bench_retrieval.sh $STAMP"
   echo "git: $(git rev-parse --short HEAD) $(git status --porcelain -- src | wc -l) modified src files"
   echo "sluice binary: $SLUICE_BINARY, built $(stat -c %y "$SLUICE_BINARY" | cut -d. -f1), sha256 $(sha256sum "$SLUICE_BINARY" | cut -c1-16)"
+  echo "SLUICE_* from the caller: $(env | grep '^SLUICE_' | grep -v '^SLUICE_BINARY=' | sort | tr '\n' ' ' || true)"
   echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT_PREFIX.log"
