@@ -2,10 +2,7 @@
 //! answered at once and on live retrieval sessions (429 with
 //! `Retry-After`), and on the size of the request headers (431).
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 
 use super::super::errors::GatewayError;
@@ -18,7 +15,11 @@ use crate::session;
 /// Refuses a request when `[limits] max_concurrent_requests` are in flight
 /// or `max_live_sessions` sessions are live; otherwise holds a concurrency
 /// slot until the response body ends.
-pub async fn admit(State(gateway): State<Arc<Gateway>>, request: Request, next: Next) -> Response {
+pub async fn admit<F, Fut>(gateway: &Gateway, request: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let Ok(permit) = gateway.concurrency.clone().try_acquire_owned() else {
         let limit = gateway.limits.max_concurrent_requests;
         return GatewayError::Overloaded(format!(
@@ -35,18 +36,18 @@ pub async fn admit(State(gateway): State<Arc<Gateway>>, request: Request, next: 
         ))
         .into_response_for(wants_html(request.headers()));
     }
-    let response = next.run(request).await;
+    let response = inner(request).await;
     keep_until_body_ends(response, permit)
 }
 
 /// 431 when the request headers are larger than `[limits] max_header_bytes`.
 /// Inside the other layers, so the refusal is counted and timed like any
 /// other failed request.
-pub async fn limit_header_size(
-    State(gateway): State<Arc<Gateway>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn limit_header_size<F, Fut>(gateway: &Gateway, request: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let max = gateway.limits.max_header_bytes;
     if header_bytes(request.headers()) > max {
         let err = GatewayError::HeadersTooLarge(format!(
@@ -54,5 +55,5 @@ pub async fn limit_header_size(
         ));
         return failed(request.uri(), err, wants_html(request.headers()));
     }
-    next.run(request).await
+    inner(request).await
 }

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::Response;
 
 use super::response::keep_until_body_ends;
@@ -22,12 +21,16 @@ pub struct RequestStarted(pub Instant);
 /// Counts the request in flight, times its first byte, and records the
 /// rest when its body ends. The session, if the session layer set one up,
 /// is read from the request's extensions.
-pub async fn observe(mut request: Request, next: Next) -> Response {
+pub async fn observe<F, Fut>(mut request: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let session = request.extensions().get::<Session>().cloned();
     let in_flight = InFlight::enter();
     let started = Instant::now();
     request.extensions_mut().insert(RequestStarted(started));
-    let response = next.run(request).await;
+    let response = inner(request).await;
     let metrics = Metrics::global();
     let response_type = response
         .extensions()

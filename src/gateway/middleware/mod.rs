@@ -28,7 +28,9 @@ pub use response::failed;
 
 use std::sync::Arc;
 
-use axum::middleware::from_fn_with_state;
+use axum::extract::{Request, State};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::Response;
 use axum::Router;
 
 use super::state::Gateway;
@@ -37,14 +39,26 @@ use super::state::Gateway;
 /// given here are wrapped: health checks and the 404 fallback are not
 /// requests for content and are not limited or counted as such.
 pub fn around_content(routes: Router<Arc<Gateway>>, gateway: Arc<Gateway>) -> Router<Arc<Gateway>> {
-    // A layer added later wraps the ones added before it: innermost first.
-    routes
-        .route_layer(from_fn_with_state(
-            gateway.clone(),
-            admission::limit_header_size,
-        ))
-        .route_layer(from_fn_with_state(gateway.clone(), timeouts::first_byte))
-        .route_layer(axum::middleware::from_fn(metrics::observe))
-        .route_layer(from_fn_with_state(gateway.clone(), session::in_session))
-        .route_layer(from_fn_with_state(gateway, admission::admit))
+    routes.route_layer(from_fn_with_state(gateway, content_layers))
+}
+
+/// The layers, outermost first, as plain calls inside one axum layer: as
+/// five `from_fn` layers each boxed and cloned the services inside it on
+/// every request (most of the cost of serving a small file).
+async fn content_layers(
+    State(gateway): State<Arc<Gateway>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let gateway = &*gateway;
+    admission::admit(gateway, request, |request| {
+        session::in_session(gateway, request, |request| {
+            metrics::observe(request, |request| {
+                timeouts::first_byte(gateway, request, |request| {
+                    admission::limit_header_size(gateway, request, |request| next.run(request))
+                })
+            })
+        })
+    })
+    .await
 }

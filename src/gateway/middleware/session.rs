@@ -7,12 +7,9 @@
 //! request; when the body ends or is dropped the session ends, which drops
 //! its wants and so sends CANCEL to every peer asked.
 
-use std::sync::Arc;
-
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
@@ -24,11 +21,11 @@ const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 /// Runs the rest of the request, and its body, in a new session. The
 /// session also rides in the request's extensions, for the layers inside
 /// that report on it when the body ends.
-pub async fn in_session(
-    State(gateway): State<Arc<Gateway>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn in_session<F, Fut>(gateway: &Gateway, mut request: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let session = Session::new();
     session.set_budget(Budget {
         max_blocks: gateway.limits.max_blocks_per_request,
@@ -42,7 +39,7 @@ pub async fn in_session(
         hints = request.headers().get_all("x-ipfs-provider").iter().count(),
     );
     request.extensions_mut().insert(session.clone());
-    let mut response = session::within(session.clone(), next.run(request))
+    let mut response = session::within(session.clone(), inner(request))
         .instrument(span)
         .await;
     if let Ok(timing) = HeaderValue::from_str(&session.server_timing()) {

@@ -5,13 +5,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
 use tokio::time::Sleep;
@@ -26,11 +25,11 @@ use crate::metrics::Metrics;
 
 /// A 504 when the handler has no response within the first-byte timeout;
 /// the body it does return is bounded by [`LimitedBody`].
-pub async fn first_byte(
-    State(gateway): State<Arc<Gateway>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn first_byte<F, Fut>(gateway: &Gateway, request: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let limits = &gateway.limits;
     // The total time counts from when the request was first seen.
     let started = request
@@ -40,7 +39,7 @@ pub async fn first_byte(
     let uri = request.uri().clone();
     let html = wants_html(request.headers());
     let first_byte = Duration::from_secs(limits.first_byte_timeout_secs);
-    let response = match tokio::time::timeout(first_byte, next.run(request)).await {
+    let response = match tokio::time::timeout(first_byte, inner(request)).await {
         Ok(response) => response,
         Err(_) => failed(
             &uri,
