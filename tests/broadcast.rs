@@ -52,19 +52,23 @@ async fn a_widening_search_asks_a_bounded_few_and_who_delivered_before_first() {
     for _ in 1..PEERS {
         peers.push(TestPeer::start(HashMap::new(), Behaviour::Honest).await);
     }
-    for peer in &peers {
-        peer.node
-            .as_ref()
-            .unwrap()
-            .dial(sluice, vec![sluice_addr.clone()]);
-    }
-    for peer in &peers {
-        peer.node
-            .as_ref()
-            .unwrap()
-            .connect(sluice, Duration::from_secs(60))
-            .await
-            .expect("test peer connects to the gateway");
+    // In batches: the gateway accepts at most `[p2p] max_pending_connections`
+    // (128) handshakes at once and refuses the rest.
+    for batch in peers.chunks(32) {
+        for peer in batch {
+            peer.node
+                .as_ref()
+                .unwrap()
+                .dial(sluice, vec![sluice_addr.clone()]);
+        }
+        for peer in batch {
+            peer.node
+                .as_ref()
+                .unwrap()
+                .connect(sluice, Duration::from_secs(60))
+                .await
+                .expect("test peer connects to the gateway");
+        }
     }
 
     // The holder delivers once (named by a hint), so the peer book knows it.
