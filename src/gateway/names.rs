@@ -17,9 +17,7 @@ use crate::names::{cache_lifetime, ipns, NameError, Resolver};
 /// is case-insensitive (the path gateway spec); other forms are served.
 pub fn canonical_location(name: &str, request: &ContentRequest) -> Option<Response> {
     let peer: libp2p::PeerId = name.parse().ok()?;
-    let base36 = cid::Cid::new_v1(0x72, *peer.as_ref())
-        .to_string_of_base(multibase::Base::Base36Lower)
-        .ok()?;
+    let base36 = ipns::canonical_name(&peer);
     let rest = request.url_path.strip_prefix("/ipns/")?;
     let rest = &rest[rest.find('/').unwrap_or(rest.len())..];
     let query = request

@@ -100,6 +100,15 @@ pub fn parse_name(text: &str) -> Result<PeerId, RecordError> {
     PeerId::from_multihash(*cid.hash()).map_err(|_| bad())
 }
 
+/// The canonical text of a name: the CIDv1 `libp2p-key` in base36
+/// (`k51…`), which fits in a DNS label and is case-insensitive.
+pub fn canonical_name(name: &PeerId) -> String {
+    cid::Cid::new_v1(LIBP2P_KEY, *name.as_ref())
+        .to_string_of_base(multibase::Base::Base36Lower)
+        // Base36 can encode any bytes; the peer ID form is the fallback.
+        .unwrap_or_else(|_| name.to_string())
+}
+
 /// The DHT key of `name`'s records: `/ipns/` + the peer ID's bytes.
 pub fn dht_key(name: &PeerId) -> Vec<u8> {
     let mut key = b"/ipns/".to_vec();

@@ -54,7 +54,7 @@ impl RecordSource for DelegatedRecords {
         let (answers, receiver) = mpsc::channel(16);
         let routing = self.0.clone();
         tokio::spawn(async move {
-            for answer in routing.ipns_records(&name).await {
+            for answer in routing.ipns_records(&ipns::canonical_name(&name)).await {
                 let answer = match answer {
                     Ok(record) => SourceAnswer::Record(record),
                     Err(why) => SourceAnswer::Failed(why),
@@ -77,12 +77,8 @@ pub struct LocalRecords(pub PathBuf);
 
 impl LocalRecords {
     fn read(&self, name: &PeerId) -> Vec<Vec<u8>> {
-        let base36 = cid::Cid::new_v1(0x72, *name.as_ref())
-            .to_string_of_base(multibase::Base::Base36Lower)
-            .ok();
-        [Some(name.to_string()), base36]
+        [name.to_string(), ipns::canonical_name(name)]
             .into_iter()
-            .flatten()
             .filter_map(|stem| {
                 let file = std::fs::File::open(self.0.join(format!("{stem}.ipns-record"))).ok()?;
                 let mut bytes = Vec::new();

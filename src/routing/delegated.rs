@@ -261,15 +261,11 @@ impl Routing {
         ))
     }
 
-    /// The IPNS record each endpoint holds for `name`
-    /// (`GET /routing/v1/ipns/{name}`, IPIP-379), unverified; an endpoint
-    /// that has none says nothing, one that fails says why.
-    pub async fn ipns_records(&self, name: &PeerId) -> Vec<Result<Vec<u8>, String>> {
-        // The name as a CIDv1 with the libp2p-key codec, in base36.
-        let cid = Cid::new_v1(0x72, *name.as_ref());
-        let name_text = cid
-            .to_string_of_base(multibase::Base::Base36Lower)
-            .unwrap_or_else(|_| name.to_string());
+    /// The IPNS record each endpoint holds for `name_text` (a name in its
+    /// canonical form, `GET /routing/v1/ipns/{name}`, IPIP-379),
+    /// unverified; an endpoint that has none says nothing, one that fails
+    /// says why.
+    pub async fn ipns_records(&self, name_text: &str) -> Vec<Result<Vec<u8>, String>> {
         let mut answers = Vec::new();
         for endpoint in &self.config.endpoints {
             let Ok(_permit) = self.limit.acquire().await else {
