@@ -1,5 +1,6 @@
-//! `[gateway]`: limits on what one request may ask of the HTTP layer (the
-//! `[limits]` section, for budgets and concurrency, is in `limits`).
+//! `[gateway]`: limits on what one request may ask of the HTTP layer, and
+//! which hosts serve which sites (the `[limits]` section, for budgets and
+//! concurrency, is in `limits`).
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +11,16 @@ pub struct GatewayConfig {
     pub max_url_bytes: usize,
     /// Most entries rendered in one HTML directory listing.
     pub max_listing_entries: usize,
+    /// Hosts that serve the subdomain gateway: `<cid>.ipfs.<host>`,
+    /// `<key>.ipns.<host>`, `<inlined-dnslink>.ipns.<host>`; path-form
+    /// requests to the host itself move to their subdomain.
+    pub subdomain_hosts: Vec<String>,
+    /// A request whose host is another DNS name with a DNSLink record is
+    /// that site (the DNSLink gateway).
+    pub dnslink: bool,
+    /// Honour `X-Forwarded-Host` and `X-Forwarded-Proto` (only behind a
+    /// proxy that sets them; a client could otherwise choose its origin).
+    pub trust_forwarded_headers: bool,
 }
 
 impl Default for GatewayConfig {
@@ -17,6 +28,9 @@ impl Default for GatewayConfig {
         GatewayConfig {
             max_url_bytes: 8 * 1024,
             max_listing_entries: 100_000,
+            subdomain_hosts: vec!["localhost".into()],
+            dnslink: true,
+            trust_forwarded_headers: false,
         }
     }
 }

@@ -40,6 +40,10 @@ pub enum GatewayError {
     /// The request would read more than a request may (`[limits]`).
     #[error("{0}")]
     OverBudget(String),
+    /// A site's own configuration is broken (its `_redirects` file): the
+    /// spec makes it a 500 that says what is wrong.
+    #[error("{0}")]
+    BrokenSite(String),
     /// A bug (a panic caught while answering); never expected.
     #[error("{0}")]
     Internal(String),
@@ -62,7 +66,9 @@ impl GatewayError {
             GatewayError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             // Not retryable as is: the client must ask for less.
             GatewayError::OverBudget(_) => StatusCode::FORBIDDEN,
-            GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::BrokenSite(_) | GatewayError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 

@@ -12,6 +12,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use super::errors::GatewayError;
 use super::etag::{not_modified, not_modified_response};
 use super::headers::{content_headers, value};
+use super::origin::SiteOrigin;
 use super::ranges::bytes_response;
 use super::state::Ctx;
 use super::templates;
@@ -31,7 +32,7 @@ pub const INDEX_FILE: &str = "index.html";
 pub fn redirect_to_slash(ctx: &Ctx<'_>) -> Response {
     let request = &ctx.request;
     // Relative links in a listing or an index.html only work under a slash.
-    let mut location = format!("{}/", request.url_path);
+    let mut location = format!("{}/", request.public_path);
     if let Some(query) = &request.query {
         location.push('?');
         location.push_str(query);
@@ -135,28 +136,119 @@ pub async fn serve_listing(ctx: &Ctx<'_>, dir: &ResolvedPath) -> Result<Response
     )
 }
 
+/// Where a listing's links point: the site's own origin for names and the
+/// parent, the path gateway (or a CID inspector, for a DNSLink site, which
+/// has no path gateway of its own) for CIDs and breadcrumbs.
+struct ListingLinks {
+    namespace: &'static str,
+    /// The breadcrumbs: (name, href), the root first.
+    crumbs: Vec<(String, String)>,
+    /// What entry names are relative to; ends in `/`.
+    base: String,
+    /// Links to entries by CID.
+    cid_href: fn(&str, &str, &str) -> String,
+    /// The authority `cid_href` links to.
+    cid_host: String,
+    /// CID links leave the site (a new tab, no referrer).
+    cid_external: bool,
+}
+
+fn listing_links(request: &super::request::ContentRequest) -> ListingLinks {
+    fn encode(segment: &str) -> String {
+        utf8_percent_encode(segment, SEGMENT).to_string()
+    }
+    fn path_gateway_cid(host: &str, cid: &str, name: &str) -> String {
+        format!("{host}/ipfs/{cid}?filename={}", encode(name))
+    }
+    let public_segments: Vec<String> = request
+        .public_path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let crumbs_under = |root_name: String, root_href: String, base: &str| {
+        let mut crumbs = vec![(root_name, root_href)];
+        let mut href = base.to_string();
+        for segment in &public_segments {
+            href.push('/');
+            href.push_str(&encode(segment));
+            crumbs.push((segment.clone(), href.clone()));
+        }
+        crumbs
+    };
+    match &request.site {
+        None => {
+            let root = request.root.to_string();
+            let base = format!("/ipfs/{root}");
+            let mut crumbs = vec![(root, base.clone())];
+            let mut href = base;
+            for segment in &request.segments {
+                href.push('/');
+                href.push_str(&encode(segment));
+                crumbs.push((segment.clone(), href.clone()));
+            }
+            ListingLinks {
+                namespace: "ipfs",
+                crumbs,
+                base: format!("{href}/"),
+                cid_href: path_gateway_cid,
+                cid_host: String::new(),
+                cid_external: false,
+            }
+        }
+        Some(SiteOrigin::Subdomain {
+            namespace,
+            id,
+            gateway,
+        }) => {
+            let root = format!("//{gateway}/{}/{id}", namespace.as_str());
+            ListingLinks {
+                namespace: namespace.as_str(),
+                crumbs: crumbs_under(id.clone(), root.clone(), &root),
+                base: request.public_path.clone(),
+                cid_href: path_gateway_cid,
+                cid_host: format!("//{gateway}"),
+                cid_external: false,
+            }
+        }
+        Some(SiteOrigin::DnsLink { host }) => {
+            let root = format!("//{host}");
+            ListingLinks {
+                namespace: "ipns",
+                crumbs: crumbs_under(host.clone(), format!("{root}/"), &root),
+                base: request.public_path.clone(),
+                cid_href: |_, cid, _| format!("https://cid.ipfs.tech/#{cid}"),
+                cid_host: String::new(),
+                cid_external: true,
+            }
+        }
+    }
+}
+
 fn render_listing(
     request: &super::request::ContentRequest,
     dir: &ResolvedPath,
     entries: &[DirEntry],
     max: usize,
 ) -> String {
-    let root = request.root.to_string();
-    let mut href = format!("/ipfs/{root}");
-    let mut breadcrumbs = vec![
-        context! { name => root.clone(), href => Value::from_safe_string(escape_attr(&href)) },
-    ];
-    for segment in &request.segments {
-        href.push('/');
-        href.push_str(&utf8_percent_encode(segment, SEGMENT).to_string());
-        breadcrumbs.push(
-            context! { name => segment, href => Value::from_safe_string(escape_attr(&href)) },
-        );
-    }
-    // `url_path` ends in '/': entries are relative to it.
-    let base = format!("{href}/");
-    let parent = (!request.segments.is_empty())
-        .then(|| Value::from_safe_string(escape_attr(&format!("{base}.."))));
+    let links = listing_links(request);
+    let safe = |text: &str| Value::from_safe_string(escape_attr(text));
+    let breadcrumbs: Vec<_> = links
+        .crumbs
+        .iter()
+        .map(|(name, href)| context! { name => name, href => safe(href) })
+        .collect();
+    // No way up from a site's root, nor from the root CID.
+    let at_root = match request.site {
+        None => request.segments.is_empty(),
+        Some(_) => request.public_path == "/",
+    };
+    let base = &links.base;
+    let parent = (!at_root).then(|| safe(&format!("{base}..")));
     let shown: Vec<_> = entries
         .iter()
         .take(max)
@@ -165,11 +257,8 @@ fn render_listing(
             let cid = entry.cid.to_string();
             context! {
                 name => entry.name,
-                href => Value::from_safe_string(escape_attr(&format!("{base}{encoded}"))),
-                cid_href => Value::from_safe_string(escape_attr(&format!(
-                    "/ipfs/{cid}?filename={}",
-                    utf8_percent_encode(&encoded, SEGMENT)
-                ))),
+                href => safe(&format!("{base}{encoded}")),
+                cid_href => safe(&(links.cid_href)(&links.cid_host, &cid, &encoded)),
                 short_cid => short_cid(&cid),
                 cid => cid,
                 size => entry.size.map(human_size).unwrap_or_default(),
@@ -180,9 +269,11 @@ fn render_listing(
         "directory.html",
         context! {
             path => request.url_path,
+            namespace => links.namespace,
             cid => dir.cid.to_string(),
             breadcrumbs => breadcrumbs,
             parent => parent,
+            cid_external => links.cid_external,
             entries => shown,
             truncated => entries.len() > max,
             total => entries.len(),

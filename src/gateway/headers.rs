@@ -38,7 +38,7 @@ pub fn content_headers(request: &ContentRequest, roots: &[Cid], etag: &str) -> H
             .as_deref()
             .map(|q| format!("?{q}&"))
             .unwrap_or_else(|| "?".into());
-        let location = format!("{}{query}format={}", request.url_path, format.name());
+        let location = format!("{}{query}format={}", request.public_path, format.name());
         headers.insert(header::CONTENT_LOCATION, value(&location));
     }
     headers

@@ -21,12 +21,16 @@ mod handler_codec;
 mod handler_dir;
 mod handler_file;
 mod headers;
+mod hosts;
 pub mod limits;
 mod middleware;
 mod names;
+mod origin;
 mod panics;
 mod ranges;
+mod redirects;
 mod request;
+mod site_redirects;
 mod sniff;
 mod state;
 pub(crate) mod templates;
@@ -66,8 +70,10 @@ pub fn router(gateway: Gateway) -> Router {
     let routes = middleware::around_content(content_routes, gateway.clone())
         .route("/healthz", get(crate::control::healthz))
         .fallback(not_found)
-        .with_state(gateway);
-    harden(routes)
+        .with_state(gateway.clone());
+    // The host decides the site before the path is routed.
+    let by_host = axum::middleware::from_fn_with_state(gateway, hosts::route_by_host);
+    harden(Router::new().fallback_service(tower::Layer::layer(&by_host, routes)))
 }
 
 /// The layers around the routes: a panic in a handler is a 500 (still
@@ -136,7 +142,8 @@ async fn not_found(request: Request) -> Response {
 /// layers around it ([`middleware`]).
 async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let (parts, _body) = request.into_parts();
-    match serve(&gateway, &parts).await {
+    let site = parts.extensions.get::<origin::OnSite>().cloned();
+    match serve(&gateway, &parts, site).await {
         Ok(response) => response,
         Err(err) => middleware::failed(&parts.uri, err, request::wants_html(&parts.headers)),
     }
@@ -145,8 +152,16 @@ async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
 async fn serve(
     gateway: &Gateway,
     http: &axum::http::request::Parts,
+    site: Option<origin::OnSite>,
 ) -> Result<Response, GatewayError> {
     let mut request = request::parse(&http.uri, &http.headers, gateway.config.max_url_bytes)?;
+    if let Some(site) = site {
+        request.site = Some(site.origin);
+        request.public_path = site.public_path;
+    }
+    // The segments above the request's own: a DNSLink or IPNS value's path,
+    // the root a site's `_redirects` sits in.
+    let mut site_root = Vec::new();
     // An `/ipns/` name becomes the root and path it points at; its
     // responses may be cached for as long as the name.
     let mut name_ttl = None;
@@ -162,6 +177,8 @@ async fn serve(
             return names::record_response(names, &name, &request).await;
         }
         let resolved = names.resolve(&name, &request.segments).await?;
+        let own = request.segments.len();
+        site_root = resolved.segments[..resolved.segments.len().saturating_sub(own)].to_vec();
         request.root = resolved.root;
         request.segments = resolved.segments;
         name_ttl = Some(resolved.ttl);
@@ -192,19 +209,41 @@ async fn serve(
     } else {
         gateway.blocks.clone()
     };
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         gateway,
         http,
         request,
         blocks,
     };
-    let asked = Asked::of(&ctx.request);
+    let mut asked = Asked::of(&ctx.request);
     // The facts the decision asks for, gathered only when it asks.
     let mut resolved = None;
     let mut index = None;
+    // A `_redirects` rule that serves another path may set the status.
+    let mut status = None;
     let mut decision = dispatch::decide(&asked, Resolved::Unresolved);
     if decision == Decision::ResolvePath {
-        let path = resolve_path(&ctx.blocks, ctx.request.root, &ctx.request.segments).await?;
+        let path = match resolve_path(&ctx.blocks, ctx.request.root, &ctx.request.segments).await {
+            Ok(path) => path,
+            Err(err) if site_redirects::applies(&ctx, &err) => {
+                match site_redirects::consult(&ctx, &site_root).await? {
+                    None => return Err(err.into()),
+                    Some(redirects::Outcome::Redirect { status, location }) => {
+                        return Ok(site_redirects::redirect(status, &location))
+                    }
+                    Some(redirects::Outcome::Rewrite {
+                        status: rule_status,
+                        path,
+                    }) => {
+                        site_redirects::rewrite(&mut ctx.request, &site_root, &path)?;
+                        asked = Asked::of(&ctx.request);
+                        status = Some(rule_status);
+                        resolve_path(&ctx.blocks, ctx.request.root, &ctx.request.segments).await?
+                    }
+                }
+            }
+            Err(err) => return Err(err.into()),
+        };
         decision = dispatch::decide(&asked, Resolved::of(&path, Index::NotLookedUp));
         resolved = Some(path);
     }
@@ -251,6 +290,9 @@ async fn serve(
         }
     };
     let mut response = tag(response, kind.response_type(asked.format));
+    if let Some(status) = status {
+        site_redirects::set_status(&mut response, status);
+    }
     if let Some(ttl) = name_ttl {
         names::cache_for(&mut response, ttl);
     }

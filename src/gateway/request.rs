@@ -7,6 +7,7 @@ use axum::http::{header, HeaderMap, Uri};
 use cid::Cid;
 
 use super::errors::GatewayError;
+use super::origin::SiteOrigin;
 use crate::dag::{DagScope, EntityBytes, MAX_PATH_SEGMENTS};
 
 /// Response formats a client can ask for explicitly.
@@ -109,8 +110,16 @@ pub struct ContentRequest {
     pub ipns_record: bool,
     /// Decoded path segments after the CID.
     pub segments: Vec<String>,
-    /// The path as the client sent it (percent-encoded), without the query.
+    /// The content path (percent-encoded), without the query:
+    /// `/ipfs/<cid>/…` or `/ipns/<name>/…`, as sent or as the site's host
+    /// made it.
     pub url_path: String,
+    /// The site the host named, when it is not the path gateway.
+    pub site: Option<SiteOrigin>,
+    /// The path the client sees in its address bar (percent-encoded): the
+    /// content path on the path gateway, the path under the site's root on
+    /// a site's own origin. Redirects and links are written with it.
+    pub public_path: String,
     pub query: Option<String>,
     pub trailing_slash: bool,
     pub format: Option<Format>,
@@ -199,7 +208,9 @@ pub fn parse(
         ipns_name,
         ipns_record: false,
         segments,
+        public_path: url_path.clone(),
         url_path,
+        site: None,
         query: uri.query().map(str::to_string),
         trailing_slash,
         format: None,

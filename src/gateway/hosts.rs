@@ -1,0 +1,138 @@
+//! The first step of every request, before routing: the site its host
+//! names ([`super::origin`]), and the request rewritten into the content
+//! path that site serves (`<cid>.ipfs.<gateway>/a` becomes `/ipfs/<cid>/a`,
+//! a DNSLink host's `/a` becomes `/ipns/<host>/a`), with the site recorded
+//! for the handlers. Path-form requests to a subdomain gateway host, and
+//! sites named in a non-canonical form, are redirected here.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::errors::GatewayError;
+use super::headers::value;
+use super::origin::{
+    addressed_authority, addressed_scheme, is_trustless, site_of, subdomain_location, HostRules,
+    Namespace, OnSite, Site, SiteOrigin,
+};
+use super::request::wants_html;
+use super::state::Gateway;
+
+/// Routes `request` by the host it addresses (an axum layer around the
+/// path gateway's router).
+pub async fn route_by_host(
+    State(gateway): State<Arc<Gateway>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let config = &gateway.config;
+    let trust = config.trust_forwarded_headers;
+    let authority = addressed_authority(request.uri(), request.headers(), trust);
+    let rules = HostRules {
+        subdomain_hosts: &config.subdomain_hosts,
+        dnslink: config.dnslink && gateway.names.is_some(),
+    };
+    let html = wants_html(request.headers());
+    let fail = |err: GatewayError| err.into_response_for(html);
+    let site = match site_of(authority.as_deref(), rules) {
+        Ok(site) => site,
+        Err(err) => return fail(err),
+    };
+    let scheme = addressed_scheme(request.uri(), request.headers(), trust);
+    match site {
+        Site::Path {
+            subdomain_host: None,
+        } => next.run(request).await,
+        Site::Path {
+            subdomain_host: Some(gateway_host),
+        } => {
+            if is_trustless(request.uri(), request.headers()) {
+                return next.run(request).await;
+            }
+            let uri = request.uri();
+            match subdomain_location(uri.path(), uri.query(), scheme, &gateway_host) {
+                Ok(Some(location)) => moved(&location),
+                Ok(None) => next.run(request).await,
+                Err(err) => fail(err),
+            }
+        }
+        Site::Canonical { host } => {
+            let path_and_query = request
+                .uri()
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str());
+            moved(&format!("{scheme}://{host}{path_and_query}"))
+        }
+        Site::Subdomain {
+            namespace,
+            id,
+            gateway: gateway_host,
+        } => {
+            let origin = SiteOrigin::Subdomain {
+                namespace,
+                id: id.clone(),
+                gateway: gateway_host,
+            };
+            match rewrite(request, namespace, &id, origin) {
+                Ok(request) => next.run(request).await,
+                Err(err) => fail(err),
+            }
+        }
+        Site::MaybeDnsLink { domain } => {
+            if !has_dnslink(&gateway, &domain).await {
+                return next.run(request).await;
+            }
+            let host = authority.unwrap_or_else(|| domain.clone()).to_ascii_lowercase();
+            match rewrite(request, Namespace::Ipns, &domain, SiteOrigin::DnsLink { host }) {
+                Ok(request) => next.run(request).await,
+                Err(err) => fail(err),
+            }
+        }
+    }
+}
+
+/// Whether `domain` names a DNSLink site. Only a name without a record is
+/// the path gateway: a record that is broken is the site's error to show.
+async fn has_dnslink(gateway: &Gateway, domain: &str) -> bool {
+    let Some(names) = &gateway.names else {
+        return false;
+    };
+    names.resolve(domain, &[]).await.is_ok()
+}
+
+/// `request` with its path under the site's root, and the site recorded.
+fn rewrite(
+    mut request: Request,
+    namespace: Namespace,
+    id: &str,
+    origin: SiteOrigin,
+) -> Result<Request, GatewayError> {
+    let public_path = request.uri().path().to_string();
+    let query = request
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let target = format!("/{}/{id}{public_path}{query}", namespace.as_str());
+    let uri: Uri = target.parse().map_err(|e| {
+        GatewayError::BadRequest(format!("the request target does not form a content path: {e}"))
+    })?;
+    *request.uri_mut() = uri;
+    request.extensions_mut().insert(OnSite {
+        origin,
+        public_path,
+    });
+    Ok(request)
+}
+
+fn moved(location: &str) -> Response {
+    (
+        StatusCode::MOVED_PERMANENTLY,
+        [(header::LOCATION, value(location))],
+        format!("moved to {location}\n"),
+    )
+        .into_response()
+}
