@@ -34,21 +34,26 @@ pub trait BlockStore: Send + Sync + 'static {
     }
 }
 
+/// Stores find a block by its multihash, as Kubo's do: the bytes are the
+/// same whatever the CID's version (a CIDv0 site asked for by its CIDv1
+/// on a subdomain) or codec.
+type BlockKey = cid::multihash::Multihash<64>;
+
 /// Blocks in memory; used by tests and for small ad-hoc content.
 #[derive(Default)]
 pub struct MemoryStore {
-    blocks: RwLock<HashMap<Cid, Bytes>>,
+    blocks: RwLock<HashMap<BlockKey, Bytes>>,
 }
 
 impl MemoryStore {
     pub fn insert(&self, cid: Cid, data: Bytes) {
-        self.blocks.write().insert(cid, data);
+        self.blocks.write().insert(*cid.hash(), data);
     }
 }
 
 impl BlockStore for MemoryStore {
     fn get<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<Option<Bytes>>> {
-        let found = self.blocks.read().get(cid).cloned();
+        let found = self.blocks.read().get(cid.hash()).cloned();
         Box::pin(async move { Ok(found) })
     }
 }
@@ -58,7 +63,7 @@ impl BlockStore for MemoryStore {
 /// index.
 pub struct CarFileStore {
     file: Arc<std::fs::File>,
-    index: HashMap<Cid, (u64, u32)>,
+    index: HashMap<BlockKey, (u64, u32)>,
     roots: Vec<Cid>,
 }
 
@@ -75,7 +80,7 @@ impl CarFileStore {
         let mut index = HashMap::new();
         while let Some(section) = reader.next_section()? {
             index.insert(
-                section.cid,
+                *section.cid.hash(),
                 (section.data_offset, section.data.len() as u32),
             );
         }
@@ -102,7 +107,7 @@ impl CarFileStore {
 impl BlockStore for CarFileStore {
     fn get<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, io::Result<Option<Bytes>>> {
         Box::pin(async move {
-            let Some(&(offset, len)) = self.index.get(cid) else {
+            let Some(&(offset, len)) = self.index.get(cid.hash()) else {
                 return Ok(None);
             };
             let file = self.file.clone();
