@@ -13,7 +13,10 @@
 //! - [`config`]: the TOML configuration, its embedded defaults and the
 //!   `SLUICE_*` environment overrides; it only assembles the sections,
 //!   each defined in the module that owns it.
-//! - [`gateway`]: the HTTP layer — the request layers (`gateway::middleware`),
+//! - [`gateway`]: the HTTP layer — the site a request's host names (the
+//!   path gateway, subdomain and DNSLink sites: `gateway::origin`, rewritten
+//!   before routing by `gateway::hosts`), sites' `_redirects` rules
+//!   (`gateway::redirects`), the request layers (`gateway::middleware`),
 //!   request parsing, the one response-kind decision (`gateway::dispatch`),
 //!   one handler per response type, Etags, response headers, limits, panics
 //!   as 500s (`gateway::panics`), and the single place errors become HTTP

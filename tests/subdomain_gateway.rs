@@ -1,8 +1,10 @@
-// Covers the gateway-conformance v0.13 subdomain groups that need no DNS:
-// TestGatewaySubdomains (17 of 17), TestUnixFSDirectoryListingOnSubdomainGateway
-// (3 of 3), TestGatewaySubdomainAndIPNS (9 of 9), TestProxyGatewaySubdomains
-// (3 of 3). The DNSLink cases are in dnslink_gateway.rs; the CONNECT tunnel
-// cases (TestProxyTunnelGatewaySubdomains) are not served.
+// Covers the gateway-conformance v0.13 subdomain cases that need no DNS:
+// TestGatewaySubdomains (20 of 21; its URI router case is with the other
+// URI router cases), TestUnixFSDirectoryListingOnSubdomainGateway (3 of 3),
+// TestGatewaySubdomainAndIPNS (9 of 9), TestSubdomainGatewayDNSLinkInlining
+// (the 2 redirect cases of its 9; the rest, which resolve DNSLink, are in
+// dnslink_gateway.rs), TestProxyGatewaySubdomains (3 of 3). The CONNECT
+// tunnel cases (TestProxyTunnelGatewaySubdomains, 3) are not served.
 //
 //! The subdomain gateway, as the conformance suite checks it: path-form
 //! requests on a subdomain host move to `<cid>.ipfs.<host>` (CIDv1 base32,
@@ -115,6 +117,14 @@ async fn path_requests_on_a_subdomain_host_move_to_their_subdomain() {
             "http://{}.ipfs.localhost/Portugal%252C+Espa%C3%B1a=Peninsula%20Ib%C3%A9rica.txt",
             base32(&encoded_dir)
         )
+    );
+    let response = gw
+        .get_with("/ipns/en.wikipedia-on-ipfs.example.org/wiki/", &host)
+        .await;
+    assert_eq!(response.status(), 301);
+    assert_eq!(
+        header(&response, "location"),
+        "http://en-wikipedia--on--ipfs-example-org.ipns.localhost/wiki/"
     );
     // An invalid CID is an error that names the path, before any redirect.
     let response = gw.get_with("/ipfs/QmInvalidCID", &host).await;
@@ -254,6 +264,17 @@ async fn forwarded_headers_only_when_trusted() {
             format!("{proto}://{v1}.ipfs.localhost/")
         );
     }
+    // DNSLink names are inlined into one label, for a wildcard certificate.
+    let response = trusting
+        .get_with(
+            "/ipns/en.wikipedia-on-ipfs.example.org/wiki/",
+            &[("Host", "localhost"), ("X-Forwarded-Proto", "https")],
+        )
+        .await;
+    assert_eq!(
+        header(&response, "location"),
+        "https://en-wikipedia--on--ipfs-example-org.ipns.localhost/wiki/"
+    );
     // Without trust, a client cannot pick its origin with a header.
     let Some((plain, _)) = gateway(false).await else {
         return;
