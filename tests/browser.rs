@@ -32,7 +32,11 @@ fetch('about/note.txt').then(r => r.text()).then(t => {
 }).catch(e => { document.getElementById('link').textContent = 'link: failed ' + e; });
 "#;
 
-fn file(name: &str, text: &str, blocks: &mut Vec<sluice::unixfs::builder::Block>) -> (String, Built) {
+fn file(
+    name: &str,
+    text: &str,
+    blocks: &mut Vec<sluice::unixfs::builder::Block>,
+) -> (String, Built) {
     let built = build_file(text.as_bytes(), FileLayout::MODERN, &mut |b| blocks.push(b)).unwrap();
     (name.to_string(), built)
 }
@@ -122,9 +126,22 @@ async fn a_site_in_chromium() {
     let origin = format!("http://{label}.ipfs.localhost:{port}");
     let profile = dir.path().join("profile");
 
-    let dom = tokio::task::block_in_place(|| open(&browser, &profile, &format!("{origin}/"), &["--dump-dom".into()]));
-    assert!(dom.contains("style: rgb(12, 34, 56)"), "the stylesheet applied:\n{dom}");
-    assert!(dom.contains("link: relative link works"), "the linked file loaded:\n{dom}");
+    let dom = tokio::task::block_in_place(|| {
+        open(
+            &browser,
+            &profile,
+            &format!("{origin}/"),
+            &["--dump-dom".into()],
+        )
+    });
+    assert!(
+        dom.contains("style: rgb(12, 34, 56)"),
+        "the stylesheet applied:\n{dom}"
+    );
+    assert!(
+        dom.contains("link: relative link works"),
+        "the linked file loaded:\n{dom}"
+    );
     assert!(dom.contains(&format!("origin: {origin}")), "{dom}");
 
     // The path form moves to the subdomain: the browser follows.
@@ -136,15 +153,35 @@ async fn a_site_in_chromium() {
             &["--dump-dom".into()],
         )
     });
-    assert!(dom.contains(&format!("origin: {origin}")), "redirected to the site's origin:\n{dom}");
+    assert!(
+        dom.contains(&format!("origin: {origin}")),
+        "redirected to the site's origin:\n{dom}"
+    );
 
-    let dom = tokio::task::block_in_place(|| open(&browser, &profile, &format!("{origin}/docs/"), &["--dump-dom".into()]));
+    let dom = tokio::task::block_in_place(|| {
+        open(
+            &browser,
+            &profile,
+            &format!("{origin}/docs/"),
+            &["--dump-dom".into()],
+        )
+    });
     assert!(dom.contains("Index of"), "{dom}");
     assert!(dom.contains(r#"<a href="/docs/a.txt">a.txt</a>"#), "{dom}");
     assert!(dom.contains(r#"<a href="/docs/b.txt">b.txt</a>"#), "{dom}");
 
-    let dom = tokio::task::block_in_place(|| open(&browser, &profile, &format!("{origin}/app/users/42"), &["--dump-dom".into()]));
-    assert!(dom.contains("path: /app/users/42"), "the app serves a deep link:\n{dom}");
+    let dom = tokio::task::block_in_place(|| {
+        open(
+            &browser,
+            &profile,
+            &format!("{origin}/app/users/42"),
+            &["--dump-dom".into()],
+        )
+    });
+    assert!(
+        dom.contains("path: /app/users/42"),
+        "the app serves a deep link:\n{dom}"
+    );
     assert!(dom.contains("style: rgb(12, 34, 56)"), "{dom}");
 
     let shot = dir.path().join("site.png");
@@ -153,7 +190,10 @@ async fn a_site_in_chromium() {
             &browser,
             &profile,
             &format!("{origin}/"),
-            &[format!("--screenshot={}", shot.display()), "--window-size=800,600".into()],
+            &[
+                format!("--screenshot={}", shot.display()),
+                "--window-size=800,600".into(),
+            ],
         )
     });
     let png = std::fs::read(&shot).expect("a screenshot");

@@ -114,12 +114,20 @@ async fn rules_of_the_examples_site() {
         ("/redirect-one", 301, "/one.html"),
         ("/301-redirect-one", 301, "/one.html"),
         ("/302-redirect-two", 302, "/two.html"),
-        ("/posts/2022/01/01/hello-world", 301, "/articles/2022/01/01/hello-world"),
+        (
+            "/posts/2022/01/01/hello-world",
+            301,
+            "/articles/2022/01/01/hello-world",
+        ),
         ("/splat/one.html", 301, "/redirected-splat/one.html"),
     ] {
         let response = on(&gw, &host, path).await;
         if response.status() != status {
-            panic!("{path}: {} {}", response.status(), response.text().await.unwrap());
+            panic!(
+                "{path}: {} {}",
+                response.status(),
+                response.text().await.unwrap()
+            );
         }
         assert_eq!(header(&response, "location"), location, "{path}");
     }

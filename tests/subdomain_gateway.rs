@@ -77,7 +77,10 @@ async fn path_requests_on_a_subdomain_host_move_to_their_subdomain() {
     assert_eq!(v0.version(), cid::Version::V0);
     let host = [("Host", "localhost")];
     for (path, expected) in [
-        (format!("/ipfs/{v1}/"), format!("http://{v1}.ipfs.localhost/")),
+        (
+            format!("/ipfs/{v1}/"),
+            format!("http://{v1}.ipfs.localhost/"),
+        ),
         (
             format!("/ipfs/{dir_cid}/"),
             format!("http://{dir_cid}.ipfs.localhost/"),
@@ -101,7 +104,11 @@ async fn path_requests_on_a_subdomain_host_move_to_their_subdomain() {
     }
     // The path remainder is kept exactly as it was sent.
     let encoded_dir = fixture_cid(
-        &fixture(&dir, "path_gateway_unixfs", "dir-with-percent-encoded-filename.car"),
+        &fixture(
+            &dir,
+            "path_gateway_unixfs",
+            "dir-with-percent-encoded-filename.car",
+        ),
         &[],
     );
     let response = gw
@@ -129,7 +136,9 @@ async fn path_requests_on_a_subdomain_host_move_to_their_subdomain() {
     // An invalid CID is an error that names the path, before any redirect.
     let response = gw.get_with("/ipfs/QmInvalidCID", &host).await;
     assert_eq!(response.status(), 400);
-    assert!(body(response).await.contains("invalid path \"/ipfs/QmInvalidCID\""));
+    assert!(body(response)
+        .await
+        .contains("invalid path \"/ipfs/QmInvalidCID\""));
     // A CID too long for a DNS label: the spec's error, on either form.
     let too_long = fixture_cid(&car, &["hello-CIDv1_TOO_LONG"]);
     let response = gw.get_with(&format!("/ipfs/{too_long}/"), &host).await;
@@ -144,9 +153,7 @@ async fn path_requests_on_a_subdomain_host_move_to_their_subdomain() {
         .await
         .contains("CID incompatible with DNS label length limit of 63"));
     // Trustless clients are not sent to an origin: a CAR is served here.
-    let response = gw
-        .get_with(&format!("/ipfs/{v1}?format=car"), &host)
-        .await;
+    let response = gw.get_with(&format!("/ipfs/{v1}?format=car"), &host).await;
     assert_eq!(response.status(), 200);
     assert!(header(&response, "content-type").starts_with("application/vnd.ipld.car"));
     // An IP address is the path gateway only.
@@ -183,10 +190,16 @@ async fn sites_are_served_from_the_host_name() {
     // The listing links stay on the site's origin; breadcrumbs and CIDs
     // point at the path gateway on the parent host.
     let listing = body(gw.get_with("/", &[("Host", &dir_host)]).await).await;
-    assert!(listing.contains(r#"<a href="/hello">hello</a>"#), "{listing}");
+    assert!(
+        listing.contains(r#"<a href="/hello">hello</a>"#),
+        "{listing}"
+    );
     assert!(listing.contains(r#"<a href="/ipfs">ipfs</a>"#));
     let listing = body(gw.get_with("/ipfs/ipns/", &[("Host", &dir_host)]).await).await;
-    assert!(listing.contains(r#"<a href="/ipfs/ipns/..">..</a>"#), "{listing}");
+    assert!(
+        listing.contains(r#"<a href="/ipfs/ipns/..">..</a>"#),
+        "{listing}"
+    );
     assert!(listing.contains(r#"<a href="/ipfs/ipns/bar">bar</a>"#));
     assert!(listing.contains(&format!(
         r#"/ipfs/<a href="//localhost/ipfs/{dir_cid}">{dir_cid}</a>/<a href="//localhost/ipfs/{dir_cid}/ipfs">ipfs</a>/<a href="//localhost/ipfs/{dir_cid}/ipfs/ipns">ipns</a>"#
@@ -210,7 +223,10 @@ async fn directory_listing_on_a_subdomain() {
     let root_text = base32(&root);
     let listing = body(gw.get_with("/", &[("Host", &host)]).await).await;
     assert!(listing.contains("Index of"));
-    assert!(!listing.contains(r#"<a href="/">..</a>"#), "no way up from the root");
+    assert!(
+        !listing.contains(r#"<a href="/">..</a>"#),
+        "no way up from the root"
+    );
     let response = gw.get_with("/%C4%85/%C4%99", &[("Host", &host)]).await;
     assert_eq!(response.status(), 301);
     assert_eq!(header(&response, "location"), "/%C4%85/%C4%99/");
@@ -241,7 +257,10 @@ async fn forwarded_headers_only_when_trusted() {
     let path = format!("/ipfs/{v1}/");
     for proto in ["https", "http"] {
         let response = trusting
-            .get_with(&path, &[("Host", "localhost"), ("X-Forwarded-Proto", proto)])
+            .get_with(
+                &path,
+                &[("Host", "localhost"), ("X-Forwarded-Proto", proto)],
+            )
             .await;
         assert_eq!(response.status(), 301);
         assert_eq!(
@@ -291,9 +310,15 @@ async fn forwarded_headers_only_when_trusted() {
         .await;
     assert_eq!(response.status(), 200);
     let response = plain
-        .get_with(&path, &[("Host", "localhost"), ("X-Forwarded-Proto", "https")])
+        .get_with(
+            &path,
+            &[("Host", "localhost"), ("X-Forwarded-Proto", "https")],
+        )
         .await;
-    assert_eq!(header(&response, "location"), format!("http://{v1}.ipfs.localhost/"));
+    assert_eq!(
+        header(&response, "location"),
+        format!("http://{v1}.ipfs.localhost/")
+    );
 }
 
 #[tokio::test]
@@ -302,7 +327,10 @@ async fn ipns_keys_on_subdomains() {
         return;
     };
     let hello = "hello\n";
-    for record in ["QmVujd5Vb7moysJj8itnGufN7MEtPRCNHkKpNuA4onsRa3", "12D3KooWLQzUv2FHWGVPXTXSZpdHs7oHbXub2G5WC8Tx4NQhyd2d"] {
+    for record in [
+        "QmVujd5Vb7moysJj8itnGufN7MEtPRCNHkKpNuA4onsRa3",
+        "12D3KooWLQzUv2FHWGVPXTXSZpdHs7oHbXub2G5WC8Tx4NQhyd2d",
+    ] {
         assert!(dir
             .join("subdomain_gateway")
             .join(format!("{record}.ipns-record"))
@@ -412,7 +440,10 @@ async fn odd_hosts_are_clear_errors() {
         ("exa_mple .com", "is not a host name"),
         ("localhost:99999", "is not a host name"),
         ("notacid.ipfs.localhost", "invalid CID"),
-        (&format!("{long_label}.ipns.localhost") as &str, "DNS label length limit"),
+        (
+            &format!("{long_label}.ipns.localhost") as &str,
+            "DNS label length limit",
+        ),
         ("-x-.ipns.localhost", "neither a libp2p key nor"),
         ("a..b.ipns.localhost", "not a DNS name"),
     ] {

@@ -60,10 +60,7 @@ pub async fn route_by_host(
             }
         }
         Site::Canonical { host } => {
-            let path_and_query = request
-                .uri()
-                .path_and_query()
-                .map_or("/", |pq| pq.as_str());
+            let path_and_query = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
             moved(&format!("{scheme}://{host}{path_and_query}"))
         }
         Site::Subdomain {
@@ -85,8 +82,15 @@ pub async fn route_by_host(
             if !has_dnslink(&gateway, &domain).await {
                 return next.run(request).await;
             }
-            let host = authority.unwrap_or_else(|| domain.clone()).to_ascii_lowercase();
-            match rewrite(request, Namespace::Ipns, &domain, SiteOrigin::DnsLink { host }) {
+            let host = authority
+                .unwrap_or_else(|| domain.clone())
+                .to_ascii_lowercase();
+            match rewrite(
+                request,
+                Namespace::Ipns,
+                &domain,
+                SiteOrigin::DnsLink { host },
+            ) {
                 Ok(request) => next.run(request).await,
                 Err(err) => fail(err),
             }
@@ -118,7 +122,9 @@ fn rewrite(
         .unwrap_or_default();
     let target = format!("/{}/{id}{public_path}{query}", namespace.as_str());
     let uri: Uri = target.parse().map_err(|e| {
-        GatewayError::BadRequest(format!("the request target does not form a content path: {e}"))
+        GatewayError::BadRequest(format!(
+            "the request target does not form a content path: {e}"
+        ))
     })?;
     *request.uri_mut() = uri;
     request.extensions_mut().insert(OnSite {

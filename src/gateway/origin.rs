@@ -91,7 +91,11 @@ pub struct HostRules<'a> {
 
 /// The authority the client addressed: the absolute-form request target
 /// (as a proxy gets it), else `X-Forwarded-Host` when trusted, else `Host`.
-pub fn addressed_authority(uri: &Uri, headers: &HeaderMap, trust_forwarded: bool) -> Option<String> {
+pub fn addressed_authority(
+    uri: &Uri,
+    headers: &HeaderMap,
+    trust_forwarded: bool,
+) -> Option<String> {
     if let Some(authority) = uri.authority() {
         return Some(authority.as_str().to_string());
     }
@@ -116,9 +120,19 @@ pub fn addressed_authority(uri: &Uri, headers: &HeaderMap, trust_forwarded: bool
 /// terminating TLS), else the absolute-form target's, else `http`.
 pub fn addressed_scheme(uri: &Uri, headers: &HeaderMap, trust_forwarded: bool) -> &'static str {
     let forwarded = trust_forwarded
-        .then(|| headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()))
+        .then(|| {
+            headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+        })
         .flatten()
-        .map(|v| v.split(',').next().unwrap_or("").trim().to_ascii_lowercase());
+        .map(|v| {
+            v.split(',')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
     match forwarded.as_deref().or(uri.scheme_str()) {
         Some("https") => "https",
         _ => "http",
@@ -137,7 +151,9 @@ fn split_authority(authority: &str) -> Result<Option<(String, Option<u16>)>, Gat
     if authority.starts_with('[') {
         // An IPv6 literal.
         let end = authority.find(']').ok_or_else(odd)?;
-        authority[1..end].parse::<std::net::Ipv6Addr>().map_err(|_| odd())?;
+        authority[1..end]
+            .parse::<std::net::Ipv6Addr>()
+            .map_err(|_| odd())?;
         return Ok(None);
     }
     let (host, port) = match authority.rsplit_once(':') {
@@ -339,12 +355,9 @@ pub fn is_trustless(uri: &Uri, headers: &HeaderMap) -> bool {
         "application/vnd.ipfs.ipns-record",
     ];
     let query = uri.query().unwrap_or("");
-    let by_query = query.split('&').any(|pair| {
-        matches!(
-            pair,
-            "format=raw" | "format=car" | "format=ipns-record"
-        )
-    });
+    let by_query = query
+        .split('&')
+        .any(|pair| matches!(pair, "format=raw" | "format=car" | "format=ipns-record"));
     let by_accept = headers
         .get_all(axum::http::header::ACCEPT)
         .iter()
@@ -535,7 +548,10 @@ mod tests {
             );
         }
         let err = site(&format!("{long}.ipfs.localhost")).unwrap_err();
-        assert!(err.to_string().contains("DNS label length limit of 63"), "{err}");
+        assert!(
+            err.to_string().contains("DNS label length limit of 63"),
+            "{err}"
+        );
         assert!(site("notacid.ipfs.localhost").is_err());
         assert!(site("-bad-.ipns.localhost").is_err());
     }
@@ -588,7 +604,9 @@ mod tests {
         };
         assert_eq!(
             at(&format!("/ipfs/{CIDV1}/a%20b/c.txt"), Some("x=1")).unwrap(),
-            Some(format!("http://{CIDV1}.ipfs.localhost:8080/a%20b/c.txt?x=1"))
+            Some(format!(
+                "http://{CIDV1}.ipfs.localhost:8080/a%20b/c.txt?x=1"
+            ))
         );
         // CIDv0 becomes CIDv1 in base32.
         let v1 = dns_label_of_cid(&Cid::try_from(CIDV0).unwrap()).unwrap();
@@ -610,7 +628,9 @@ mod tests {
         assert_eq!(at("/ipfs/", Some("uri=ipfs%3A%2F%2Fx")).unwrap(), None);
         assert_eq!(at("/healthz", None).unwrap(), None);
         let err = at("/ipfs/QmInvalidCID", None).unwrap_err();
-        assert!(err.to_string().contains("invalid path \"/ipfs/QmInvalidCID\""));
+        assert!(err
+            .to_string()
+            .contains("invalid path \"/ipfs/QmInvalidCID\""));
     }
 
     #[test]

@@ -111,7 +111,9 @@ fn parse_rule(line: &str) -> Result<Rule, String> {
         return Err("the to path must start with / or be an http(s) URL".into());
     }
     if REWRITES.contains(&status) && is_url {
-        return Err(format!("status {status} serves a path of the site, not a URL"));
+        return Err(format!(
+            "status {status} serves a path of the site, not a URL"
+        ));
     }
     let mut segments: Vec<&str> = from.trim_matches('/').split('/').collect();
     if segments == [""] {
@@ -182,8 +184,7 @@ impl Rules {
 impl Rule {
     /// The placeholder values if `segments` match.
     fn matches<'a>(&self, segments: &[&'a str]) -> Option<HashMap<&str, String>> {
-        if segments.len() < self.from.len() || (!self.splat && segments.len() != self.from.len())
-        {
+        if segments.len() < self.from.len() || (!self.splat && segments.len() != self.from.len()) {
             return None;
         }
         let mut values = HashMap::new();
@@ -267,7 +268,10 @@ mod tests {
             at("/posts/2022/01/01/hello-world"),
             redirect(301, "/articles/2022/01/01/hello-world")
         );
-        assert_eq!(at("/splat/one.html"), redirect(301, "/redirected-splat/one.html"));
+        assert_eq!(
+            at("/splat/one.html"),
+            redirect(301, "/redirected-splat/one.html")
+        );
         assert_eq!(at("/splat/a/b"), redirect(301, "/redirected-splat/a/b"));
         assert_eq!(at("/not-found/x"), rewrite(404, "/404.html"));
         assert_eq!(at("/gone/x"), rewrite(410, "/410.html"));
@@ -293,9 +297,15 @@ mod tests {
             parse(b"# a comment\r\n\r\n/a /b\r\n  /ext https://example.com/:splat 308 \r\n/ext/* https://example.com/:splat 307")
                 .unwrap();
         assert_eq!(rules.find("/a", None), redirect(301, "/b"));
-        assert_eq!(rules.find("/ext/x/y", None), redirect(307, "https://example.com/x/y"));
+        assert_eq!(
+            rules.find("/ext/x/y", None),
+            redirect(307, "https://example.com/x/y")
+        );
         // An unknown placeholder stays as written.
-        assert_eq!(rules.find("/ext", None), redirect(308, "https://example.com/:splat"));
+        assert_eq!(
+            rules.find("/ext", None),
+            redirect(308, "https://example.com/:splat")
+        );
     }
 
     #[test]
@@ -317,7 +327,10 @@ mod tests {
         let big = "/a /b\n".repeat(20_000);
         let err = parse(big.as_bytes()).unwrap_err().to_string();
         assert!(err.contains("redirects file size cannot exceed"), "{err}");
-        assert!(parse(&[0xff, 0xfe]).unwrap_err().to_string().contains("UTF-8"));
+        assert!(parse(&[0xff, 0xfe])
+            .unwrap_err()
+            .to_string()
+            .contains("UTF-8"));
     }
 
     #[test]
