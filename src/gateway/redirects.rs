@@ -183,7 +183,7 @@ impl Rules {
 
 impl Rule {
     /// The placeholder values if `segments` match.
-    fn matches<'a>(&self, segments: &[&'a str]) -> Option<HashMap<&str, String>> {
+    fn matches(&self, segments: &[&str]) -> Option<HashMap<&str, String>> {
         if segments.len() < self.from.len() || (!self.splat && segments.len() != self.from.len()) {
             return None;
         }
