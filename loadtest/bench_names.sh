@@ -81,7 +81,7 @@ mode = "off"
 [dns]
 nameservers = ["127.0.0.1:$DNS_PORT"]
 [log]
-level = "warn"
+filter = "warn"
 EOF
 RUST_LOG=warn "$BIN" --config "$WORK/sluice.toml" serve >"$WORK/sluice.log" 2>&1 &
 GW_PID=$!
