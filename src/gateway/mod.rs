@@ -21,15 +21,18 @@ mod handler_codec;
 mod handler_dir;
 mod handler_file;
 mod headers;
+mod landing;
 pub mod limits;
 mod middleware;
 mod names;
 mod panics;
 mod ranges;
+mod representations;
 mod request;
 mod sniff;
 mod state;
 pub(crate) mod templates;
+mod uri_router;
 
 use std::sync::Arc;
 
@@ -65,6 +68,7 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/ipns/", get(content));
     let routes = middleware::around_content(content_routes, gateway.clone())
         .route("/healthz", get(crate::control::healthz))
+        .route("/", get(landing::landing))
         .fallback(not_found)
         .with_state(gateway);
     harden(routes)
@@ -136,16 +140,22 @@ async fn not_found(request: Request) -> Response {
 /// layers around it ([`middleware`]).
 async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let (parts, _body) = request.into_parts();
-    match serve(&gateway, &parts).await {
+    let mut response = match serve(&gateway, &parts).await {
         Ok(response) => response,
         Err(err) => middleware::failed(&parts.uri, err, request::wants_html(&parts.headers)),
-    }
+    };
+    headers::vary_on_accept(response.headers_mut());
+    response
 }
 
 async fn serve(
     gateway: &Gateway,
     http: &axum::http::request::Parts,
 ) -> Result<Response, GatewayError> {
+    request::check_target_length(&http.uri, gateway.config.max_url_bytes)?;
+    if let Some(redirect) = uri_router::redirect(&http.uri) {
+        return redirect;
+    }
     let mut request = request::parse(&http.uri, &http.headers, gateway.config.max_url_bytes)?;
     // An `/ipns/` name becomes the root and path it points at; its
     // responses may be cached for as long as the name.
@@ -198,7 +208,7 @@ async fn serve(
         request,
         blocks,
     };
-    let asked = Asked::of(&ctx.request);
+    let asked = Asked::of(&ctx.request, gateway.config.allow_codec_conversion);
     // The facts the decision asks for, gathered only when it asks.
     let mut resolved = None;
     let mut index = None;
@@ -248,6 +258,9 @@ async fn serve(
         ResponseKind::DagHtml => handler_codec::serve_html_view(&ctx, needed(resolved.as_ref())?)?,
         ResponseKind::PathRemainder => {
             return Err(dispatch::remainder_error(&needed(resolved)?.remainder))
+        }
+        ResponseKind::NotAcceptable(format) => {
+            return Err(representations::refuse(&needed(resolved)?, format))
         }
     };
     let mut response = tag(response, kind.response_type(asked.format));
