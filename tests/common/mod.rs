@@ -129,10 +129,16 @@ impl TestGateway {
     /// record in its data directory's `ipns/` (as the conformance suite
     /// provisions a gateway: `routing put` of each record).
     pub async fn with_fixtures() -> Option<TestGateway> {
+        Self::with_fixtures_and(|_| {}).await
+    }
+
+    /// [`TestGateway::with_fixtures`], with `adjust` applied to its config.
+    pub async fn with_fixtures_and(adjust: impl FnOnce(&mut Config)) -> Option<TestGateway> {
         let dir = fixtures()?;
         let records = all_fixture_files(&dir, "ipns-record");
         Some(
             Self::start_with(all_fixture_cars(&dir), move |c| {
+                adjust(c);
                 let into = c.store.data_dir.join("ipns");
                 std::fs::create_dir_all(&into).unwrap();
                 // Named by the name before any `_variant` suffix, as the
