@@ -14,10 +14,12 @@
 //!   `SLUICE_*` environment overrides; it only assembles the sections,
 //!   each defined in the module that owns it.
 //! - [`gateway`]: the HTTP layer — the request layers (`gateway::middleware`),
-//!   request parsing, the one response-kind decision (`gateway::dispatch`),
-//!   one handler per response type, Etags, response headers, limits, panics
-//!   as 500s (`gateway::panics`), and the single place errors become HTTP
-//!   statuses.
+//!   request parsing, the one response-kind decision (`gateway::dispatch`)
+//!   and the representations a node has without codec conversion
+//!   (`gateway::representations`), one handler per response type, the
+//!   `?uri=` router (`gateway::uri_router`), the page at `/`
+//!   (`gateway::landing`), Etags, response headers, limits, panics as 500s
+//!   (`gateway::panics`), and the single place errors become HTTP statuses.
 //! - [`control`]: the control address — health, Prometheus metrics,
 //!   `/debug/sessions`, `/debug/dht`.
 //! - [`dag`]: decoding blocks of every codec, content path resolution, and
