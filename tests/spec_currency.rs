@@ -546,3 +546,76 @@ async fn landing_page_for_browsers_and_other_clients() {
     let missing = gw.get("/nothing-here").await;
     assert_eq!(missing.status(), 404);
 }
+
+/// A dag-pb node with links and no UnixFS data has no deserialized form
+/// of its own: no format is a 406 (naming the HTML view, raw and CAR), a
+/// browser gets the HTML view, and with conversions on it is dag-json.
+#[tokio::test]
+async fn dag_pb_without_unixfs_data() {
+    use ipld_dagpb::{PbLink, PbNode};
+    use multihash_codetable::{Code, MultihashDigest};
+
+    let leaf = b"leaf bytes".to_vec();
+    let leaf_cid = Cid::new_v1(0x55, Code::Sha2_256.digest(&leaf));
+    let node = PbNode {
+        links: vec![PbLink {
+            cid: leaf_cid,
+            name: Some("leaf".into()),
+            size: Some(leaf.len() as u64),
+        }],
+        data: None,
+    }
+    .into_bytes();
+    let node_cid = Cid::new_v1(0x70, Code::Sha2_256.digest(&node));
+    let dir = tempfile::tempdir().unwrap();
+    let car_path = dir.path().join("plain-dag-pb.car");
+    let mut car =
+        sluice::car::CarWriter::new(std::fs::File::create(&car_path).unwrap(), &[node_cid])
+            .unwrap();
+    car.write_block(&node_cid, &node).unwrap();
+    car.write_block(&leaf_cid, &leaf).unwrap();
+    car.finish().unwrap();
+    let path = format!("/ipfs/{node_cid}");
+
+    let gw = TestGateway::start(vec![car_path.clone()]).await;
+    let response = gw.get(&path).await;
+    assert_eq!(response.status(), 406);
+    let text = response.text().await.unwrap();
+    for part in [
+        "a dag-pb node without UnixFS data",
+        "no deserialized form of its own",
+        "an HTML view (Accept: text/html)",
+        "?format=raw",
+    ] {
+        assert!(text.contains(part), "{part:?} not in {text:?}");
+    }
+    let refused = gw.get(&format!("{path}?format=dag-json")).await;
+    assert_refused(refused, "dag-json", "dag-json of plain dag-pb").await;
+    let html = gw.get_with(&path, &[("Accept", "text/html")]).await;
+    assert_eq!(html.status(), 200);
+    assert!(header(&html, "content-type").starts_with("text/html"));
+    let page = html.text().await.unwrap();
+    assert!(
+        page.contains(&leaf_cid.to_string()),
+        "the page links the leaf"
+    );
+    common::assert_body(gw.get(&format!("{path}?format=raw")).await, &node).await;
+
+    let converting = TestGateway::start_with(vec![car_path], |c| {
+        c.gateway.allow_codec_conversion = true;
+    })
+    .await;
+    let response = converting.get(&path).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        header(&response, "content-type"),
+        "application/vnd.ipld.dag-json"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        json["Links"][0]["Hash"]["/"],
+        serde_json::Value::String(leaf_cid.to_string()),
+        "{json}"
+    );
+    assert_eq!(json["Links"][0]["Name"], "leaf", "{json}");
+}
