@@ -23,7 +23,7 @@ pub async fn landing(State(gateway): State<Arc<Gateway>>, request: Request) -> R
     let host = origin_host(headers);
     let control = gateway
         .control_addr
-        .map(|addr| format!("http://{addr}"))
+        .map(|addr| control_url(addr, &host))
         .unwrap_or_else(|| "the control address ([metrics] listen)".into());
     let control_note = if gateway.control_addr.is_some() {
         "The control address is a separate listener from this one ([metrics] listen)."
@@ -75,6 +75,19 @@ fn origin_host(headers: &HeaderMap) -> String {
         .to_ascii_lowercase()
 }
 
+/// The control server's URL; one listening on every address is reached
+/// by the name the client used for this one, on the control port.
+fn control_url(addr: SocketAddr, host: &str) -> String {
+    if !addr.ip().is_unspecified() {
+        return format!("http://{addr}");
+    }
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    format!("http://{name}:{}", addr.port())
+}
+
 /// `http://<cid>.ipfs.<host>/` for the host the client used; an IP address
 /// has no subdomains, so `localhost` (which resolves to loopback with its
 /// subdomains, RFC 6761) stands in for it on the same port.
@@ -113,6 +126,27 @@ mod tests {
         ] {
             assert_eq!(subdomain_example(host), expected, "{host}");
         }
+    }
+
+    #[test]
+    fn control_urls_name_a_reachable_address() {
+        let addr = |text: &str| text.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            control_url(addr("127.0.0.1:8081"), "localhost:8080"),
+            "http://127.0.0.1:8081"
+        );
+        assert_eq!(
+            control_url(addr("0.0.0.0:8081"), "gw.example.org:8080"),
+            "http://gw.example.org:8081"
+        );
+        assert_eq!(
+            control_url(addr("[::]:9000"), "[::1]:8080"),
+            "http://[::1]:9000"
+        );
+        assert_eq!(
+            control_url(addr("0.0.0.0:8081"), "gw.example.org"),
+            "http://gw.example.org:8081"
+        );
     }
 
     #[test]

@@ -572,13 +572,21 @@ mod tests {
 
     #[test]
     fn format_query_beats_accept() {
-        let r = req(
-            &format!("/ipfs/{CID}?format=raw"),
-            Some("application/vnd.ipld.car"),
-        )
-        .unwrap();
-        assert_eq!(r.format, Some(Format::Raw));
-        assert!(!r.format_from_accept);
+        // IPIP-0523: ?format= wins over any Accept, specific or not.
+        for (query, accept, expected) in [
+            ("raw", "application/vnd.ipld.car", Format::Raw),
+            ("car", "application/vnd.ipld.raw", Format::Car),
+            ("json", "application/vnd.ipld.raw", Format::Json),
+            ("dag-cbor", "application/vnd.ipld.dag-json", Format::DagCbor),
+            ("raw", "text/html,*/*;q=0.8", Format::Raw),
+        ] {
+            let r = req(&format!("/ipfs/{CID}?format={query}"), Some(accept)).unwrap();
+            assert_eq!(r.format, Some(expected), "?format={query} with {accept}");
+            assert!(!r.format_from_accept, "?format={query} with {accept}");
+        }
+        let by_accept = req(&format!("/ipfs/{CID}"), Some("application/vnd.ipld.raw")).unwrap();
+        assert_eq!(by_accept.format, Some(Format::Raw));
+        assert!(by_accept.format_from_accept);
     }
 
     #[test]
