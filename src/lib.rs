@@ -17,10 +17,12 @@
 //!   path gateway, subdomain and DNSLink sites: `gateway::origin`, rewritten
 //!   before routing by `gateway::hosts`), sites' `_redirects` rules
 //!   (`gateway::redirects`), the request layers (`gateway::middleware`),
-//!   request parsing, the one response-kind decision (`gateway::dispatch`),
-//!   one handler per response type, Etags, response headers, limits, panics
-//!   as 500s (`gateway::panics`), and the single place errors become HTTP
-//!   statuses.
+//!   request parsing, the one response-kind decision (`gateway::dispatch`)
+//!   and the representations a node has without codec conversion
+//!   (`gateway::representations`), one handler per response type, the
+//!   `?uri=` router (`gateway::uri_router`), the page at `/`
+//!   (`gateway::landing`), Etags, response headers, limits, panics as 500s
+//!   (`gateway::panics`), and the single place errors become HTTP statuses.
 //! - [`control`]: the control address — health, Prometheus metrics,
 //!   `/debug/sessions`, `/debug/dht`.
 //! - [`dag`]: decoding blocks of every codec, content path resolution, and

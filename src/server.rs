@@ -212,7 +212,8 @@ impl Server {
                 config.limits.clone(),
             )
             .with_address_policy(policy)
-            .with_names(names),
+            .with_names(names)
+            .with_control_address(control_listener.local_addr().ok()),
         );
         Ok(Server {
             listener,

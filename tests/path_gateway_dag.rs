@@ -1,5 +1,9 @@
-// Covers 96 of 96 path_gateway_dag cases (the 8 TestGatewayJSONCborAndIPNS cases through the fixture IPNS records).
-// Covers 50 of 50 t0123_gateway_json_cbor cases (legacy), folded into the same tests; its 4 no-op cases
+// Covers 80 of 80 path_gateway_dag cases of gateway-conformance v0.13 (TestGatewayJsonCbor 3, TestCodecMismatchReturns406 6,
+// TestPlainCodec 18, TestPathing 6, TestNativeDag 39, TestGatewayJSONCborAndIPNS 8 through the fixture IPNS records).
+// The legacy suite's conversion cases (TestDagPbConversion 12, the dag-* reading of plain codecs 6, dag-cbor to
+// dag-json 3, the v0.9 HEAD ?format=dag-json of the cbor row) run on a gateway with allow_codec_conversion = true.
+// Covers 50 of 50 t0123_gateway_json_cbor cases (legacy), folded into the same tests (its conversions in the
+// allow_codec_conversion tests); its 4 no-op cases
 // want Content-Type exactly `text/plain`, where the newer suite wants it to contain `text/plain`:
 // those follow the newer file.
 //
@@ -155,6 +159,10 @@ fn missing_cid() -> Cid {
     )
 }
 
+fn allow_conversion(config: &mut sluice::config::Config) {
+    config.gateway.allow_codec_conversion = true;
+}
+
 async fn body(resp: reqwest::Response) -> Vec<u8> {
     resp.bytes().await.unwrap().to_vec()
 }
@@ -282,11 +290,75 @@ async fn test_gateway_json_cbor() {
         assert_eq!(header(&resp, "content-type"), "application/json", "{what}");
         assert_eq!(body(resp).await, data, "{what}");
     }
+
+    // GET raw block with JSON bytes prefers format over Accept header
+    // (IPIP-0523: format=json wins over Accept: application/vnd.ipld.raw).
+    let what = "?format=json with Accept: application/vnd.ipld.raw";
+    let resp = gw
+        .get_with(
+            &format!("{path}?format=json"),
+            &[("Accept", "application/vnd.ipld.raw")],
+        )
+        .await;
+    assert_eq!(resp.status(), 200, "{what}");
+    assert_eq!(header(&resp, "content-type"), "application/json", "{what}");
+    assert_eq!(body(resp).await, data, "{what}");
 }
 
+/// TestCodecMismatchReturns406 (IPIP-0524): a format that is not the
+/// block's own codec is a 406 (the default, `allow_codec_conversion` off).
 #[tokio::test]
-async fn test_dag_pb_conversion() {
+async fn test_codec_mismatch_returns_406() {
     let Some(gw) = TestGateway::with_fixtures().await else {
+        return;
+    };
+    let (file, _) = node_at(JSON_CBOR_CAR, &["ą", "ę", "file-źł.txt"]);
+    let (dag_json, _) = car_root("path_gateway_dag/dag-json-traversal.car");
+    let (dag_cbor, _) = car_root("path_gateway_dag/dag-cbor-traversal.car");
+    let accept_dag_json = [("Accept", "application/vnd.ipld.dag-json")];
+    for (what, path, headers) in [
+        (
+            "UnixFS (dag-pb) file with format=dag-json",
+            format!("/ipfs/{file}?format=dag-json"),
+            &[][..],
+        ),
+        (
+            "UnixFS (dag-pb) file with format=dag-cbor",
+            format!("/ipfs/{file}?format=dag-cbor"),
+            &[][..],
+        ),
+        (
+            "UnixFS (dag-pb) file with Accept: application/vnd.ipld.dag-json",
+            format!("/ipfs/{file}"),
+            &accept_dag_json[..],
+        ),
+        (
+            "DAG-JSON block with format=dag-cbor",
+            format!("/ipfs/{dag_json}?format=dag-cbor"),
+            &[][..],
+        ),
+        (
+            "DAG-CBOR block with format=dag-json",
+            format!("/ipfs/{dag_cbor}?format=dag-json"),
+            &[][..],
+        ),
+        (
+            "DAG-CBOR block with Accept: application/vnd.ipld.dag-json",
+            format!("/ipfs/{dag_cbor}"),
+            &accept_dag_json[..],
+        ),
+    ] {
+        assert_eq!(gw.get_with(&path, headers).await.status(), 406, "{what}");
+    }
+}
+
+/// The legacy TestDagPbConversion (gateway-conformance up to v0.9, t0123):
+/// UnixFS converted to dag-json / dag-cbor. Since v0.10 (IPIP-0524) these
+/// are 406s by default; they run here on a gateway with
+/// `[gateway] allow_codec_conversion = true`, the opt-in that brings them back.
+#[tokio::test]
+async fn test_dag_pb_conversion_when_allowed() {
+    let Some(gw) = TestGateway::with_fixtures_and(allow_conversion).await else {
         return;
     };
     let (dir, dir_block) = car_root(JSON_CBOR_CAR);
@@ -383,13 +455,11 @@ async fn test_plain_codec() {
 
     for (fmt, disposition) in [("json", "inline"), ("cbor", "attachment")] {
         let (plain, plain_block) = car_root(&format!("path_gateway_dag/plain-{fmt}.car"));
-        let (pod, pod_block) = car_root(&format!(
+        let (pod, _) = car_root(&format!(
             "path_gateway_dag/plain-cbor-that-can-be-dag-{fmt}.car"
         ));
         let plain_type = format!("application/{fmt}");
-        let dag_type = format!("application/vnd.ipld.dag-{fmt}");
         let plain_disposition = format!("{disposition}; filename=\"{plain}.{fmt}\"");
-        let pod_disposition = format!("{disposition}; filename=\"{pod}.{fmt}\"");
         // Every plain response: its Content-Disposition, and (t0123) its
         // Content-Type.
         let plain_checks = |resp: &reqwest::Response, what: &str| {
@@ -426,6 +496,27 @@ async fn test_plain_codec() {
             .await;
         }
 
+        // Asking a plain {fmt} block for dag-{fmt} is a conversion: 406 by
+        // default (the case below is the legacy suite's, with conversions on).
+        let refused = gw.get(&format!("/ipfs/{pod}?format=dag-{fmt}")).await;
+        assert_eq!(refused.status(), 406, "{pod}?format=dag-{fmt}");
+    }
+}
+
+/// The legacy TestPlainCodec cases (gateway-conformance up to v0.9) that
+/// read a plain json / cbor block as its dag-* variant: conversions, so run
+/// with `allow_codec_conversion = true`.
+#[tokio::test]
+async fn test_plain_codec_as_dag_when_allowed() {
+    let Some(gw) = TestGateway::with_fixtures_and(allow_conversion).await else {
+        return;
+    };
+    for (fmt, disposition) in [("json", "inline"), ("cbor", "attachment")] {
+        let (pod, pod_block) = car_root(&format!(
+            "path_gateway_dag/plain-cbor-that-can-be-dag-{fmt}.car"
+        ));
+        let dag_type = format!("application/vnd.ipld.dag-{fmt}");
+        let pod_disposition = format!("{disposition}; filename=\"{pod}.{fmt}\"");
         // GET plain {fmt} codec with format=dag-{fmt} interprets {fmt} as
         // dag-* variant and produces expected Content-Type and body.
         let what = format!("{pod}?format=dag-{fmt}");
@@ -480,17 +571,29 @@ async fn test_pathing() {
         let text = resp.text().await.unwrap();
         assert!(text.contains(REMAINDER_NOT_IMPLEMENTED), "{what}: {text}");
 
-        // GET DAG-{fmt} traverses multiple links
+        // GET DAG-{fmt} traverses multiple links (each row in its own codec,
+        // as v0.13 asks; the legacy suite asked dag-json of both)
         let what = format!("dag-{fmt} /foo/link/bar");
         let resp = gw
-            .get(&format!("/ipfs/{root}/foo/link/bar?format=dag-json"))
+            .get(&format!("/ipfs/{root}/foo/link/bar?format=dag-{fmt}"))
             .await;
         assert_eq!(resp.status(), 200, "{what}");
-        assert_json_eq(
-            &body(resp).await,
-            &serde_json::json!({ "hello": "this is not a link" }),
-            &what,
-        );
+        let got = body(resp).await;
+        match fmt {
+            "json" => assert_json_eq(
+                &got,
+                &serde_json::json!({ "hello": "this is not a link" }),
+                &what,
+            ),
+            // The suite's bytes: dag-cbor of {"hello": "this is not a link"}.
+            _ => {
+                let mut expected = vec![0xa1, 0x65];
+                expected.extend(b"hello");
+                expected.push(0x72);
+                expected.extend(b"this is not a link");
+                assert_eq!(got, expected, "{what}");
+            }
+        }
 
         // GET DAG-{fmt} returns 404 on non-existing link
         let resp = gw.get(&format!("/ipfs/{root}/foo/i-do-not-exist")).await;
@@ -606,21 +709,24 @@ async fn test_native_dag() {
             "{what}"
         );
 
-        // HEAD with an explicit DAG-JSON format returns HTTP 200 (the Etag
-        // names the response's format, also for the cbor row)
-        let what = format!("{fmt}: HEAD ?format=dag-json");
-        let resp = gw.head_with(&format!("{path}?format=dag-json"), &[]).await;
+        // HEAD with an explicit format returns HTTP 200 (v0.10+: the row's
+        // own dag-{fmt}; the legacy suite asked dag-json of both rows, a
+        // conversion for the cbor one, checked in
+        // test_dag_cbor_conversion_when_allowed)
+        let what = format!("{fmt}: HEAD ?format=dag-{fmt}");
+        let resp = gw.head_with(&format!("{path}?format=dag-{fmt}"), &[]).await;
         assert_eq!(resp.status(), 200, "{what}");
-        assert_eq!(header(&resp, "etag"), format!("\"{t}.dag-json\""), "{what}");
         assert_eq!(
-            header(&resp, "content-type"),
-            "application/vnd.ipld.dag-json",
+            header(&resp, "etag"),
+            format!("\"{t}.dag-{fmt}\""),
             "{what}"
         );
-        // Content-Length: that of the body a GET gets.
-        let content_length = header(&resp, "content-length");
-        let get_body = body(gw.get(&format!("{path}?format=dag-json")).await).await;
-        assert_eq!(content_length, get_body.len().to_string(), "{what}");
+        assert_eq!(header(&resp, "content-type"), dag_type, "{what}");
+        assert_eq!(
+            header(&resp, "content-length"),
+            block.len().to_string(),
+            "{what}"
+        );
 
         // HEAD with only-if-cached for missing block returns HTTP 412
         let resp = gw
@@ -682,8 +788,62 @@ async fn test_native_dag() {
         }
     }
 
-    // Convert application/vnd.ipld.dag-cbor to application/vnd.ipld.dag-json
+    // GET DAG-CBOR with Accept: text/html returns HTML preview (v0.10+;
+    // the legacy "Convert application/vnd.ipld.dag-cbor to text/html", with
+    // its range cases: a stable page, so that ranges of it can be checked
+    // against the first response)
+    let (cbor, _) = car_root("path_gateway_dag/dag-cbor-traversal.car");
+    let path = format!("/ipfs/{cbor}/");
+    let accept_html = [("Accept", "text/html")];
+    let html = body(gw.get_with(&path, &accept_html).await).await;
+    assert!(
+        String::from_utf8_lossy(&html).contains("</html>"),
+        "dag-cbor as text/html"
+    );
+    let name = "Convert dag-cbor to text/html with range request includes correct bytes";
+    check_range_cases(
+        &gw,
+        &path,
+        &accept_html,
+        &html,
+        "text/html",
+        &no_base_check,
+        name,
+    )
+    .await;
+}
+
+/// The legacy TestNativeDag cases (gateway-conformance up to v0.9) that
+/// converted dag-cbor to dag-json: with `allow_codec_conversion = true`.
+#[tokio::test]
+async fn test_dag_cbor_conversion_when_allowed() {
+    let Some(gw) = TestGateway::with_fixtures_and(allow_conversion).await else {
+        return;
+    };
     let (cbor, cbor_block) = car_root("path_gateway_dag/dag-cbor-traversal.car");
+
+    // HEAD {cbor} with an explicit DAG-JSON format returns HTTP 200, with
+    // the Content-Length of the body a GET gets.
+    let what = "cbor: HEAD ?format=dag-json";
+    let resp = gw
+        .head_with(&format!("/ipfs/{cbor}?format=dag-json"), &[])
+        .await;
+    assert_eq!(resp.status(), 200, "{what}");
+    assert_eq!(
+        header(&resp, "etag"),
+        format!("\"{cbor}.dag-json\""),
+        "{what}"
+    );
+    assert_eq!(
+        header(&resp, "content-type"),
+        "application/vnd.ipld.dag-json",
+        "{what}"
+    );
+    let content_length = header(&resp, "content-length");
+    let get_body = body(gw.get(&format!("/ipfs/{cbor}?format=dag-json")).await).await;
+    assert_eq!(content_length, get_body.len().to_string(), "{what}");
+
+    // Convert application/vnd.ipld.dag-cbor to application/vnd.ipld.dag-json
     let path = format!("/ipfs/{cbor}/");
     let accept_json = [("Accept", "application/vnd.ipld.dag-json")];
     let converted = body(gw.get_with(&path, &accept_json).await).await;
@@ -699,26 +859,6 @@ async fn test_native_dag() {
         &accept_json,
         &converted,
         "application/vnd.ipld.dag-json",
-        &no_base_check,
-        name,
-    )
-    .await;
-
-    // Convert application/vnd.ipld.dag-cbor to text/html (a stable page, so
-    // that ranges of it can be checked against the first response)
-    let accept_html = [("Accept", "text/html")];
-    let html = body(gw.get_with(&path, &accept_html).await).await;
-    assert!(
-        String::from_utf8_lossy(&html).contains("</html>"),
-        "dag-cbor as text/html"
-    );
-    let name = "Convert dag-cbor to text/html with range request includes correct bytes";
-    check_range_cases(
-        &gw,
-        &path,
-        &accept_html,
-        &html,
-        "text/html",
         &no_base_check,
         name,
     )

@@ -1,7 +1,8 @@
 // Covers 8 of 8 path_gateway_raw cases (TestGatewayBlock: 6; TestGatewayBlockMultiRangeRequest: probe + follow-up).
 // Covers 5 of 5 t0117_gateway_block cases (legacy; 4 folded into the path_gateway_raw checks, 1 on its own).
 // Covers 5 of 5 trustless_gateway_raw cases.
-// Covers 55 of 55 trustless_gateway_car cases (25 base cases × {?format=car, Accept} + 5 order/dups cases).
+// Covers 59 of 59 trustless_gateway_car cases of gateway-conformance v0.13 (25 base cases × {?format=car, Accept}
+// + 7 order/dups cases, 2 of them IPIP-0523's car-* query precedence, + 2 TestTrustlessCarFormatPrecedence).
 // Covers 5 of 5 t0118_gateway_car cases (legacy), on the trustless_gateway_car fixtures: t0118's own CARs are not local.
 //
 //! Raw blocks and CARs, as the gateway-conformance suite checks them:
@@ -928,6 +929,71 @@ async fn test_trustless_car_order_and_duplicates() {
     let (roots, cids) = car_response(resp, d, "y", what).await;
     assert_eq!(roots, one(d), "{what}");
     assert_eq!(cids, with_dups, "{what}");
+
+    // GET CAR with ?car-order=dfs takes precedence over order=unk in Accept
+    // (IPIP-0523)
+    let what = "?car-order=dfs with Accept order=unk";
+    let resp = gw
+        .get_with(
+            &format!("{path}?format=car&car-order=dfs"),
+            &[("Accept", "application/vnd.ipld.car; order=unk")],
+        )
+        .await;
+    let (_, cids) = car_response(resp, d, "n", what).await;
+    assert_eq!(cids, no_dups, "{what}");
+
+    // GET CAR with ?car-dups=y takes precedence over dups=n in Accept
+    let what = "?car-dups=y with Accept dups=n";
+    let resp = gw
+        .get_with(
+            &format!("{path}?format=car&car-dups=y"),
+            &[("Accept", "application/vnd.ipld.car; dups=n")],
+        )
+        .await;
+    let (_, cids) = car_response(resp, d, "y", what).await;
+    assert_eq!(cids, with_dups, "{what}");
+}
+
+/// TestTrustlessCarFormatPrecedence (IPIP-0523): `?format=` wins over a
+/// different format in `Accept`.
+#[tokio::test]
+async fn test_trustless_car_format_precedence() {
+    let Some(gw) = TestGateway::with_fixtures().await else {
+        return;
+    };
+    let dag = Dag::open(RAW_BLOCK_CAR);
+    let dir = dag.cid(&["dir"]);
+    let dir_block = block_from_car(&fixture(RAW_BLOCK_CAR), &dir);
+
+    // GET with format=car query parameter takes precedence over Accept header
+    let what = "?format=car with Accept: application/vnd.ipld.raw";
+    let resp = gw
+        .get_with(
+            &format!("/ipfs/{dir}?format=car"),
+            &[("Accept", "application/vnd.ipld.raw")],
+        )
+        .await;
+    assert_eq!(resp.status(), 200, "{what}");
+    assert!(
+        header(&resp, "content-type").contains("application/vnd.ipld.car"),
+        "{what}"
+    );
+
+    // GET with format=raw query parameter takes precedence over Accept header
+    let what = "?format=raw with Accept: application/vnd.ipld.car";
+    let resp = gw
+        .get_with(
+            &format!("/ipfs/{dir}?format=raw"),
+            &[("Accept", "application/vnd.ipld.car")],
+        )
+        .await;
+    assert_eq!(resp.status(), 200, "{what}");
+    assert_eq!(
+        header(&resp, "content-type"),
+        "application/vnd.ipld.raw",
+        "{what}"
+    );
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), dir_block, "{what}");
 }
 
 // ---------------------------------------------------------------------------

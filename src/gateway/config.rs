@@ -11,6 +11,10 @@ pub struct GatewayConfig {
     pub max_url_bytes: usize,
     /// Most entries rendered in one HTML directory listing.
     pub max_listing_entries: usize,
+    /// Serve a block in a codec other than its own (dag-pb or dag-cbor as
+    /// dag-json, dag-json as dag-cbor, ...). Off by default: IPIP-0524 took
+    /// conversions out of the specs, and such requests are a 406.
+    pub allow_codec_conversion: bool,
     /// Hosts that serve the subdomain gateway: `<cid>.ipfs.<host>`,
     /// `<key>.ipns.<host>`, `<inlined-dnslink>.ipns.<host>`; path-form
     /// requests to the host itself move to their subdomain.
@@ -28,6 +32,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             max_url_bytes: 8 * 1024,
             max_listing_entries: 100_000,
+            allow_codec_conversion: false,
             subdomain_hosts: vec!["localhost".into()],
             dnslink: true,
             trust_forwarded_headers: false,

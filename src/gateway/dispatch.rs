@@ -5,6 +5,11 @@
 //! handlers never choose for one another: [`super::serve`] gathers the
 //! facts [`decide`] asks for, then calls the one handler it names.
 //!
+//! A block is served in its own codec only (IPIP-0524): asking for another
+//! is [`ResponseKind::NotAcceptable`], unless `[gateway]
+//! allow_codec_conversion` is on ([`serves_as_is`] says which formats need
+//! no conversion).
+//!
 //! `HEAD`, `Range` and `Cache-Control: only-if-cached` do not change the
 //! kind: the first two are answered inside each handler, the last by the
 //! block service the handlers read from.
@@ -38,6 +43,10 @@ pub enum ResponseKind {
     DagHtml,
     /// The path ends inside a block, which is not served (501).
     PathRemainder,
+    /// The node exists only in other representations than the one asked
+    /// for (`None`: than the implicit one) without converting codecs: a 406
+    /// naming them (`super::representations`).
+    NotAcceptable(Option<Format>),
 }
 
 impl ResponseKind {
@@ -57,7 +66,10 @@ impl ResponseKind {
                 None,
             ) => ResponseType::Directory,
             (
-                ResponseKind::Codec(_) | ResponseKind::DagHtml | ResponseKind::PathRemainder,
+                ResponseKind::Codec(_)
+                | ResponseKind::DagHtml
+                | ResponseKind::PathRemainder
+                | ResponseKind::NotAcceptable(_),
                 None,
             ) => ResponseType::Codec,
         }
@@ -70,14 +82,17 @@ pub struct Asked {
     pub format: Option<Format>,
     pub wants_html: bool,
     pub trailing_slash: bool,
+    /// `[gateway] allow_codec_conversion`: other codecs are converted to.
+    pub convert_codecs: bool,
 }
 
 impl Asked {
-    pub fn of(request: &ContentRequest) -> Asked {
+    pub fn of(request: &ContentRequest, convert_codecs: bool) -> Asked {
         Asked {
             format: request.format,
             wants_html: request.wants_html,
             trailing_slash: request.trailing_slash,
+            convert_codecs,
         }
     }
 }
@@ -160,9 +175,47 @@ pub fn decide(asked: &Asked, resolved: Resolved) -> Decision {
         // Asking a UnixFS node for plain json/cbor is not a conversion: the
         // client gets the file or directory as a path gateway serves it.
         Some(Format::Json | Format::Cbor) if is_unixfs => as_path_gateway(asked, codec, node),
-        Some(format) => Respond(ResponseKind::Codec(format)),
+        Some(format) if asked.convert_codecs || serves_as_is(format, codec) => {
+            Respond(ResponseKind::Codec(format))
+        }
+        Some(format) => Respond(ResponseKind::NotAcceptable(Some(format))),
         None => as_path_gateway(asked, codec, node),
     }
+}
+
+/// Whether a block of `codec` is served as `format` without converting it:
+/// its own codec, or (the bytes as they are, with the plain type) JSON of
+/// dag-json and CBOR of dag-cbor, which are valid JSON and CBOR.
+/// gateway-conformance v0.13 still expects those two as 200s (TestNativeDag),
+/// and IPIP-0524 leaves json/cbor of other codecs to the implementation.
+pub fn serves_as_is(format: Format, block_codec: u64) -> bool {
+    match format {
+        Format::Raw | Format::Car => true,
+        Format::DagJson => block_codec == codec::DAG_JSON,
+        Format::DagCbor => block_codec == codec::DAG_CBOR,
+        Format::Json => matches!(block_codec, codec::JSON | codec::DAG_JSON),
+        Format::Cbor => matches!(block_codec, codec::CBOR | codec::DAG_CBOR),
+    }
+}
+
+/// The format a data block is served in when none is asked for: its own.
+fn own_format(block_codec: u64) -> Option<Format> {
+    match block_codec {
+        codec::DAG_JSON => Some(Format::DagJson),
+        codec::DAG_CBOR => Some(Format::DagCbor),
+        codec::JSON => Some(Format::Json),
+        codec::CBOR => Some(Format::Cbor),
+        _ => None,
+    }
+}
+
+/// Data-model codecs a browser gets an HTML view of (IPIP-0524 names
+/// `text/html` as the way to browse dag-pb data too).
+pub fn has_html_view(block_codec: u64) -> bool {
+    matches!(
+        block_codec,
+        codec::DAG_JSON | codec::DAG_CBOR | codec::DAG_PB
+    )
 }
 
 /// A node as the path gateway serves it when no format is asked for.
@@ -176,19 +229,16 @@ fn as_path_gateway(asked: &Asked, block_codec: u64, node: NodeKind) -> Decision 
         NodeKind::Directory(Index::NotLookedUp) => Decision::FindIndex,
         NodeKind::Directory(Index::File) => Respond(ResponseKind::DirectoryIndex),
         NodeKind::Directory(Index::Absent) => Respond(ResponseKind::DirectoryListing),
-        NodeKind::Data
-            if asked.wants_html && matches!(block_codec, codec::DAG_JSON | codec::DAG_CBOR) =>
-        {
+        NodeKind::Data if asked.wants_html && has_html_view(block_codec) => {
             Respond(ResponseKind::DagHtml)
         }
-        NodeKind::Data => Respond(ResponseKind::Codec(match block_codec {
-            codec::DAG_JSON => Format::DagJson,
-            codec::DAG_CBOR => Format::DagCbor,
-            codec::JSON => Format::Json,
-            codec::CBOR => Format::Cbor,
-            // dag-pb without UnixFS data, libp2p keys: show the data model.
-            _ => Format::DagJson,
-        })),
+        NodeKind::Data => match own_format(block_codec) {
+            Some(format) => Respond(ResponseKind::Codec(format)),
+            // dag-pb without UnixFS data, libp2p keys: their data model as
+            // dag-json is a conversion.
+            None if asked.convert_codecs => Respond(ResponseKind::Codec(Format::DagJson)),
+            None => Respond(ResponseKind::NotAcceptable(asked.format)),
+        },
     }
 }
 
@@ -214,6 +264,15 @@ mod tests {
             format,
             wants_html,
             trailing_slash,
+            convert_codecs: false,
+        }
+    }
+
+    /// The same request to a gateway with `allow_codec_conversion` on.
+    fn converting(asked: Asked) -> Asked {
+        Asked {
+            convert_codecs: true,
+            ..asked
         }
     }
 
@@ -265,27 +324,54 @@ mod tests {
             (asked(Some(Json), false, false), dir(Index::NotLookedUp), Respond(K::DirectoryRedirect)),
             (asked(Some(Cbor), false, true), dir(Index::NotLookedUp), FindIndex),
             (asked(Some(Json), false, true), dir(Index::Absent), Respond(K::DirectoryListing)),
-            (asked(Some(Json), false, false), node(DAG_PB, Data), Respond(K::Codec(DagJson))),
-            // ... but dag-json/dag-cbor of UnixFS is a conversion.
-            (asked(Some(DagJson), false, false), node(DAG_PB, File), Respond(K::Codec(DagJson))),
-            (asked(Some(DagCbor), false, true), dir(Index::NotLookedUp), Respond(K::Codec(DagCbor))),
-            (asked(Some(DagJson), true, false), node(RAW, File), Respond(K::Codec(DagJson))),
-            // An explicit codec format of a data block, HTML or not.
-            (asked(Some(DagJson), true, false), node(DAG_CBOR, Data), Respond(K::Codec(DagJson))),
-            (asked(Some(DagCbor), false, false), node(DAG_JSON, Data), Respond(K::Codec(DagCbor))),
+            // ... but dag-pb without UnixFS data has no JSON of its own.
+            (asked(Some(Json), false, false), node(DAG_PB, Data), Respond(K::NotAcceptable(Some(Json)))),
+            (converting(asked(Some(Json), false, false)), node(DAG_PB, Data), Respond(K::Codec(DagJson))),
+            // dag-json/dag-cbor of UnixFS is a conversion: 406 unless allowed.
+            (asked(Some(DagJson), false, false), node(DAG_PB, File), Respond(K::NotAcceptable(Some(DagJson)))),
+            (asked(Some(DagCbor), false, true), dir(Index::NotLookedUp), Respond(K::NotAcceptable(Some(DagCbor)))),
+            (asked(Some(DagJson), true, false), node(RAW, File), Respond(K::NotAcceptable(Some(DagJson)))),
+            (converting(asked(Some(DagJson), false, false)), node(DAG_PB, File), Respond(K::Codec(DagJson))),
+            (converting(asked(Some(DagCbor), false, true)), dir(Index::NotLookedUp), Respond(K::Codec(DagCbor))),
+            (converting(asked(Some(DagJson), true, false)), node(RAW, File), Respond(K::Codec(DagJson))),
+            // An explicit codec format of a data block, HTML or not: its own
+            // codec (and plain json/cbor of dag-json/dag-cbor) as stored...
+            (asked(Some(DagJson), true, false), node(DAG_JSON, Data), Respond(K::Codec(DagJson))),
+            (asked(Some(DagCbor), false, false), node(DAG_CBOR, Data), Respond(K::Codec(DagCbor))),
+            (asked(Some(Json), false, false), node(JSON, Data), Respond(K::Codec(Json))),
+            (asked(Some(Cbor), false, false), node(CBOR, Data), Respond(K::Codec(Cbor))),
             (asked(Some(Json), false, false), node(DAG_JSON, Data), Respond(K::Codec(Json))),
             (asked(Some(Cbor), true, false), node(DAG_CBOR, Data), Respond(K::Codec(Cbor))),
-            (asked(Some(Json), false, false), node(LIBP2P_KEY, File), Respond(K::Codec(Json))),
-            // No format: a browser gets the HTML view of dag-json/dag-cbor...
+            // ... any other is a conversion.
+            (asked(Some(DagJson), true, false), node(DAG_CBOR, Data), Respond(K::NotAcceptable(Some(DagJson)))),
+            (asked(Some(DagCbor), false, false), node(DAG_JSON, Data), Respond(K::NotAcceptable(Some(DagCbor)))),
+            (asked(Some(DagJson), false, false), node(JSON, Data), Respond(K::NotAcceptable(Some(DagJson)))),
+            (asked(Some(DagCbor), false, false), node(CBOR, Data), Respond(K::NotAcceptable(Some(DagCbor)))),
+            (asked(Some(Cbor), false, false), node(DAG_JSON, Data), Respond(K::NotAcceptable(Some(Cbor)))),
+            (asked(Some(Json), false, false), node(DAG_CBOR, Data), Respond(K::NotAcceptable(Some(Json)))),
+            (asked(Some(Json), false, false), node(LIBP2P_KEY, File), Respond(K::NotAcceptable(Some(Json)))),
+            (converting(asked(Some(DagJson), true, false)), node(DAG_CBOR, Data), Respond(K::Codec(DagJson))),
+            (converting(asked(Some(DagCbor), false, false)), node(DAG_JSON, Data), Respond(K::Codec(DagCbor))),
+            (converting(asked(Some(Json), false, false)), node(LIBP2P_KEY, File), Respond(K::Codec(Json))),
+            // Raw blocks and CARs of anything, conversions or not.
+            (converting(asked(Some(Raw), false, false)), Resolved::Unresolved, Respond(K::RawBlock)),
+            (converting(asked(Some(Car), true, false)), Resolved::Unresolved, Respond(K::Car)),
+            // No format: a browser gets the HTML view of dag-json, dag-cbor
+            // and dag-pb without UnixFS data...
             (asked(NONE, true, false), node(DAG_JSON, Data), Respond(K::DagHtml)),
             (asked(NONE, true, true), node(DAG_CBOR, Data), Respond(K::DagHtml)),
-            // ... other clients (and other codecs) the block's own codec.
+            (asked(NONE, true, false), node(DAG_PB, Data), Respond(K::DagHtml)),
+            // ... other clients the block's own codec...
             (asked(NONE, false, false), node(DAG_JSON, Data), Respond(K::Codec(DagJson))),
             (asked(NONE, false, false), node(DAG_CBOR, Data), Respond(K::Codec(DagCbor))),
             (asked(NONE, true, false), node(JSON, Data), Respond(K::Codec(Json))),
             (asked(NONE, false, false), node(CBOR, Data), Respond(K::Codec(Cbor))),
-            (asked(NONE, true, false), node(DAG_PB, Data), Respond(K::Codec(DagJson))),
-            (asked(NONE, false, false), node(LIBP2P_KEY, Data), Respond(K::Codec(DagJson))),
+            // ... and blocks with no data-model codec of their own nothing
+            // without a conversion.
+            (asked(NONE, false, false), node(DAG_PB, Data), Respond(K::NotAcceptable(None))),
+            (asked(NONE, true, false), node(LIBP2P_KEY, Data), Respond(K::NotAcceptable(None))),
+            (converting(asked(NONE, false, false)), node(DAG_PB, Data), Respond(K::Codec(DagJson))),
+            (converting(asked(NONE, false, false)), node(LIBP2P_KEY, Data), Respond(K::Codec(DagJson))),
         ];
         for (asked, resolved, expected) in table {
             assert_eq!(
@@ -322,6 +408,10 @@ mod tests {
             ResponseType::Directory
         );
         assert_eq!(K::DagHtml.response_type(None), ResponseType::Codec);
+        assert_eq!(
+            K::NotAcceptable(None).response_type(None),
+            ResponseType::Codec
+        );
         assert_eq!(
             K::Codec(Format::DagJson).response_type(None),
             ResponseType::Codec

@@ -1,6 +1,7 @@
-//! IPLD codec responses: dag-json, dag-cbor, json and cbor, as stored or
-//! converted where the specs allow, and an HTML view of a DAG node for
-//! browsers.
+//! IPLD codec responses: dag-json, dag-cbor, json and cbor, as stored, or
+//! converted when `[gateway] allow_codec_conversion` is on (otherwise
+//! [`super::dispatch`] never asks for a conversion), and an HTML view of a
+//! DAG node for browsers.
 
 use axum::http::{header, HeaderMap};
 use axum::response::Response;

@@ -44,6 +44,28 @@ pub fn content_headers(request: &ContentRequest, roots: &[Cid], etag: &str) -> H
     headers
 }
 
+/// Adds `Accept` to `Vary` unless it is there: every answer to a content
+/// request (redirects and errors too) depends on what `Accept` asks for.
+pub fn vary_on_accept(headers: &mut HeaderMap) {
+    let listed: Vec<String> = headers
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|token| token.trim().to_string())
+        .filter(|token| !token.is_empty())
+        .collect();
+    if listed
+        .iter()
+        .any(|token| token == "*" || token.eq_ignore_ascii_case("accept"))
+    {
+        return;
+    }
+    let mut tokens = vec!["Accept".to_string()];
+    tokens.extend(listed);
+    headers.insert(header::VARY, value(&tokens.join(", ")));
+}
+
 /// A header value from text the gateway built; anything not visible ASCII
 /// is percent-encoded rather than dropped.
 pub fn value(text: &str) -> HeaderValue {
@@ -103,6 +125,35 @@ pub fn nosniff() -> (header::HeaderName, HeaderValue) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vary_names_accept_once() {
+        let vary = |existing: &[&'static str]| {
+            let mut headers = HeaderMap::new();
+            for v in existing {
+                headers.append(header::VARY, HeaderValue::from_static(v));
+            }
+            vary_on_accept(&mut headers);
+            let lines: Vec<_> = headers
+                .get_all(header::VARY)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect();
+            lines
+        };
+        assert_eq!(vary(&[]), ["Accept"]);
+        assert_eq!(
+            vary(&["Accept, Accept-Encoding"]),
+            ["Accept, Accept-Encoding"]
+        );
+        assert_eq!(vary(&["accept"]), ["accept"]);
+        assert_eq!(vary(&["Accept-Encoding"]), ["Accept, Accept-Encoding"]);
+        assert_eq!(
+            vary(&["Origin", "Accept-Encoding"]),
+            ["Accept, Origin, Accept-Encoding"]
+        );
+        assert_eq!(vary(&["*"]), ["*"]);
+    }
 
     #[test]
     fn disposition_encodes_unicode() {

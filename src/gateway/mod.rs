@@ -22,6 +22,7 @@ mod handler_dir;
 mod handler_file;
 mod headers;
 mod hosts;
+mod landing;
 pub mod limits;
 mod middleware;
 mod names;
@@ -29,11 +30,13 @@ mod origin;
 mod panics;
 mod ranges;
 mod redirects;
+mod representations;
 mod request;
 mod site_redirects;
 mod sniff;
 mod state;
 pub(crate) mod templates;
+mod uri_router;
 
 use std::sync::Arc;
 
@@ -69,6 +72,7 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/ipns/", get(content));
     let routes = middleware::around_content(content_routes, gateway.clone())
         .route("/healthz", get(crate::control::healthz))
+        .route("/", get(landing::landing))
         .fallback(not_found)
         .with_state(gateway.clone());
     // The host decides the site before the path is routed.
@@ -143,10 +147,12 @@ async fn not_found(request: Request) -> Response {
 async fn content(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let (parts, _body) = request.into_parts();
     let site = parts.extensions.get::<origin::OnSite>().cloned();
-    match serve(&gateway, &parts, site).await {
+    let mut response = match serve(&gateway, &parts, site).await {
         Ok(response) => response,
         Err(err) => middleware::failed(&parts.uri, err, request::wants_html(&parts.headers)),
-    }
+    };
+    headers::vary_on_accept(response.headers_mut());
+    response
 }
 
 async fn serve(
@@ -154,6 +160,10 @@ async fn serve(
     http: &axum::http::request::Parts,
     site: Option<origin::OnSite>,
 ) -> Result<Response, GatewayError> {
+    request::check_target_length(&http.uri, gateway.config.max_url_bytes)?;
+    if let Some(redirect) = uri_router::redirect(&http.uri) {
+        return redirect;
+    }
     let mut request = request::parse(&http.uri, &http.headers, gateway.config.max_url_bytes)?;
     if let Some(site) = site {
         request.site = Some(site.origin);
@@ -215,7 +225,7 @@ async fn serve(
         request,
         blocks,
     };
-    let mut asked = Asked::of(&ctx.request);
+    let mut asked = Asked::of(&ctx.request, gateway.config.allow_codec_conversion);
     // The facts the decision asks for, gathered only when it asks.
     let mut resolved = None;
     let mut index = None;
@@ -236,7 +246,7 @@ async fn serve(
                         path,
                     }) => {
                         site_redirects::rewrite(&mut ctx.request, &site_root, &path)?;
-                        asked = Asked::of(&ctx.request);
+                        asked = Asked::of(&ctx.request, gateway.config.allow_codec_conversion);
                         status = Some(rule_status);
                         resolve_path(&ctx.blocks, ctx.request.root, &ctx.request.segments).await?
                     }
@@ -287,6 +297,9 @@ async fn serve(
         ResponseKind::DagHtml => handler_codec::serve_html_view(&ctx, needed(resolved.as_ref())?)?,
         ResponseKind::PathRemainder => {
             return Err(dispatch::remainder_error(&needed(resolved)?.remainder))
+        }
+        ResponseKind::NotAcceptable(format) => {
+            return Err(representations::refuse(&needed(resolved)?, format))
         }
     };
     let mut response = tag(response, kind.response_type(asked.format));

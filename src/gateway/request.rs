@@ -154,18 +154,45 @@ fn bad(message: String) -> GatewayError {
 /// The media type of an IPNS record (IPIP-351).
 pub const IPNS_RECORD: &str = "application/vnd.ipfs.ipns-record";
 
-/// `uri` must start with `/ipfs/` or `/ipns/`.
-pub fn parse(
-    uri: &Uri,
-    headers: &HeaderMap,
-    max_url_bytes: usize,
-) -> Result<ContentRequest, GatewayError> {
+/// A request target (path and query) longer than `max_url_bytes` is a 414.
+pub fn check_target_length(uri: &Uri, max_url_bytes: usize) -> Result<(), GatewayError> {
     let target_len = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
     if target_len > max_url_bytes {
         return Err(GatewayError::UriTooLong(format!(
             "request URL is {target_len} bytes, longer than the {max_url_bytes} byte limit"
         )));
     }
+    Ok(())
+}
+
+/// A browser registering a service worker (`Service-Worker: script`) for a
+/// whole content root, `/ipfs/<cid>` or `/ipns/<name>` without the slash,
+/// would get a scope wider than that root: the path gateway spec requires a
+/// 400. Under the slash (`/ipfs/<cid>/sw.js`) the scope is the root's own.
+fn refuse_root_service_worker(
+    headers: &HeaderMap,
+    below_root: &[&str],
+    trailing_slash: bool,
+) -> Result<(), GatewayError> {
+    let registering = headers
+        .get_all("service-worker")
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"script"));
+    if registering && below_root.is_empty() && !trailing_slash {
+        return Err(bad(
+            "Service-Worker registration is not allowed for a whole content root (/ipfs/<cid> or /ipns/<name>): register it under /ipfs/<cid>/".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `uri` must start with `/ipfs/` or `/ipns/`.
+pub fn parse(
+    uri: &Uri,
+    headers: &HeaderMap,
+    max_url_bytes: usize,
+) -> Result<ContentRequest, GatewayError> {
+    check_target_length(uri, max_url_bytes)?;
     let url_path = uri.path().to_string();
     let (rest, ipns) = match url_path.strip_prefix("/ipfs/") {
         Some(rest) => (rest, false),
@@ -182,6 +209,7 @@ pub fn parse(
         raw_segments.pop();
     }
     let root_text = raw_segments.remove(0);
+    refuse_root_service_worker(headers, &raw_segments, trailing_slash)?;
     let (root, ipns_name) = if ipns {
         if root_text.is_empty() {
             return Err(bad("missing name after /ipns/".into()));
@@ -239,8 +267,14 @@ pub fn parse(
             "download" => request.download = value == "true",
             "dag-scope" => query_car.scope = Some(parse_scope(&value)?),
             "entity-bytes" => query_car.entity_bytes = Some(parse_entity_bytes(&value)?),
-            "car-version" => check_car_version(&value)?,
-            "car-order" => check_car_order(&value)?,
+            "car-version" => {
+                check_car_version(&value)?;
+                query_car.version_given = true;
+            }
+            "car-order" => {
+                check_car_order(&value)?;
+                query_car.order_given = true;
+            }
             "car-dups" => query_car.dups = Some(parse_dups(&value)?),
             "provider" => request.provider_hints.push(value),
             _ => {}
@@ -264,17 +298,10 @@ pub fn parse(
         }
     }
     // CAR parameters in Accept apply whether `car` was chosen by Accept or
-    // by `?format=car`, and win over the `car-*` query forms.
+    // by `?format=car`, where the query does not say otherwise.
     if let Some((Format::Car, params)) = &accepted {
         if request.format == Some(Format::Car) {
-            for (key, value) in params {
-                match key.as_str() {
-                    "version" => check_car_version(value)?,
-                    "order" => check_car_order(value)?,
-                    "dups" => query_car.dups = Some(parse_dups(value)?),
-                    _ => {}
-                }
-            }
+            query_car.merge_accept(params)?;
         }
     }
     request.car = CarParams {
@@ -285,11 +312,33 @@ pub fn parse(
     Ok(request)
 }
 
-#[derive(Default)]
+/// The CAR parameters of the query string (`car-*`, `dag-scope`,
+/// `entity-bytes`).
+#[derive(Debug, Default, PartialEq)]
 struct QueryCar {
     scope: Option<DagScope>,
     entity_bytes: Option<EntityBytes>,
     dups: Option<bool>,
+    version_given: bool,
+    order_given: bool,
+}
+
+impl QueryCar {
+    /// Takes from an `Accept: application/vnd.ipld.car; …` range what the
+    /// query left out: a `car-version`, `car-order` or `car-dups` query
+    /// parameter wins over the same parameter in `Accept` (IPIP-0523), which
+    /// is then not even checked.
+    fn merge_accept(&mut self, params: &MediaParams) -> Result<(), GatewayError> {
+        for (key, value) in params {
+            match key.as_str() {
+                "version" if !self.version_given => check_car_version(value)?,
+                "order" if !self.order_given => check_car_order(value)?,
+                "dups" if self.dups.is_none() => self.dups = Some(parse_dups(value)?),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 pub fn parse_cid(text: &str) -> Result<Cid, GatewayError> {
@@ -534,13 +583,89 @@ mod tests {
 
     #[test]
     fn format_query_beats_accept() {
-        let r = req(
-            &format!("/ipfs/{CID}?format=raw"),
-            Some("application/vnd.ipld.car"),
-        )
-        .unwrap();
-        assert_eq!(r.format, Some(Format::Raw));
-        assert!(!r.format_from_accept);
+        // IPIP-0523: ?format= wins over any Accept, specific or not.
+        for (query, accept, expected) in [
+            ("raw", "application/vnd.ipld.car", Format::Raw),
+            ("car", "application/vnd.ipld.raw", Format::Car),
+            ("json", "application/vnd.ipld.raw", Format::Json),
+            ("dag-cbor", "application/vnd.ipld.dag-json", Format::DagCbor),
+            ("raw", "text/html,*/*;q=0.8", Format::Raw),
+        ] {
+            let r = req(&format!("/ipfs/{CID}?format={query}"), Some(accept)).unwrap();
+            assert_eq!(r.format, Some(expected), "?format={query} with {accept}");
+            assert!(!r.format_from_accept, "?format={query} with {accept}");
+        }
+        let by_accept = req(&format!("/ipfs/{CID}"), Some("application/vnd.ipld.raw")).unwrap();
+        assert_eq!(by_accept.format, Some(Format::Raw));
+        assert!(by_accept.format_from_accept);
+    }
+
+    #[test]
+    fn car_query_parameters_beat_accept_parameters() {
+        let car = |query: &str, accept: &str| {
+            req(&format!("/ipfs/{CID}?format=car{query}"), Some(accept)).map(|r| r.car.duplicates)
+        };
+        // The query's car-dups wins, either way round.
+        assert!(car("&car-dups=y", "application/vnd.ipld.car; dups=n").unwrap());
+        assert!(!car("&car-dups=n", "application/vnd.ipld.car; dups=y").unwrap());
+        // Without one in the query, Accept's applies, also under ?format=car.
+        assert!(car("", "application/vnd.ipld.car; version=1; order=dfs; dups=y").unwrap());
+        assert!(!car("", "application/vnd.ipld.car").unwrap());
+        // A query car-order / car-version makes Accept's irrelevant...
+        assert!(car("&car-order=dfs", "application/vnd.ipld.car; order=zigzag").is_ok());
+        assert!(car("&car-version=1", "application/vnd.ipld.car; version=2").is_ok());
+        // ... without one, Accept's is checked.
+        assert!(matches!(
+            car("", "application/vnd.ipld.car; order=zigzag"),
+            Err(GatewayError::NotAcceptable(_))
+        ));
+        // Accept parameters of another format are no CAR parameters.
+        assert!(!car("", "application/vnd.ipld.raw; dups=y").unwrap());
+    }
+
+    #[test]
+    fn merge_accept_fills_only_what_the_query_left_out() {
+        let params = |pairs: &[(&str, &str)]| -> MediaParams {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let mut from_query = QueryCar {
+            dups: Some(false),
+            order_given: true,
+            ..QueryCar::default()
+        };
+        from_query
+            .merge_accept(&params(&[("dups", "y"), ("order", "bogus")]))
+            .unwrap();
+        assert_eq!(from_query.dups, Some(false));
+        let mut empty = QueryCar::default();
+        empty.merge_accept(&params(&[("dups", "y")])).unwrap();
+        assert_eq!(empty.dups, Some(true));
+        assert!(QueryCar::default()
+            .merge_accept(&params(&[("dups", "maybe")]))
+            .is_err());
+    }
+
+    #[test]
+    fn service_worker_scripts_are_refused_only_for_whole_roots() {
+        let with_worker = |path: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("service-worker", HeaderValue::from_static("script"));
+            parse(&path.parse().unwrap(), &headers, 8192)
+        };
+        for root in [format!("/ipfs/{CID}"), "/ipns/example.org".to_string()] {
+            let err = with_worker(&root).unwrap_err();
+            assert!(matches!(err, GatewayError::BadRequest(_)), "{root}");
+            assert!(err.to_string().contains("Service-Worker"), "{root}: {err}");
+            assert!(with_worker(&format!("{root}/")).is_ok(), "{root}/");
+            assert!(
+                with_worker(&format!("{root}/sw.js")).is_ok(),
+                "{root}/sw.js"
+            );
+            assert!(req(&root, None).is_ok(), "{root} without the header");
+        }
     }
 
     #[test]

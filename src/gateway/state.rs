@@ -28,6 +28,8 @@ pub struct Gateway {
     pub address_policy: AddressPolicy,
     /// Resolves `/ipns/` names; `None`: names are not served.
     pub names: Option<Arc<Resolver>>,
+    /// The control server's address (metrics, health), for the page at `/`.
+    pub control_addr: Option<std::net::SocketAddr>,
     /// Slots for content requests answered at once (`middleware`).
     pub(super) concurrency: Arc<tokio::sync::Semaphore>,
 }
@@ -47,6 +49,7 @@ impl Gateway {
             config,
             address_policy: AddressPolicy::new(hints.allow_private),
             names: None,
+            control_addr: None,
             hints,
             read_ahead: ReadAheadPool::new(limits.read_ahead()),
             limits,
@@ -58,6 +61,12 @@ impl Gateway {
     /// listening addresses) instead of a policy of its own.
     pub fn with_address_policy(mut self, policy: AddressPolicy) -> Gateway {
         self.address_policy = policy;
+        self
+    }
+
+    /// Names `addr` as where metrics and health live, on the page at `/`.
+    pub fn with_control_address(mut self, addr: Option<std::net::SocketAddr>) -> Gateway {
+        self.control_addr = addr;
         self
     }
 

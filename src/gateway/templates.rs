@@ -26,6 +26,11 @@ fn environment() -> &'static Environment<'static> {
             .expect("error template parses");
         env.add_template("sessions.html", include_str!("../../static/sessions.html"))
             .expect("sessions template parses");
+        env.add_template("landing.html", include_str!("../../static/landing.html"))
+            .expect("landing template parses");
+        // Not `.html`: plain text, not escaped.
+        env.add_template("landing.txt", include_str!("../../static/landing.txt"))
+            .expect("landing text template parses");
         env
     })
 }
