@@ -264,7 +264,10 @@ fn is_ipfs_or_ipns(value: &str) -> bool {
 /// What a DNS server said about `_dnslink.<domain>` TXT.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TxtAnswer {
-    Records { records: Vec<Vec<u8>>, ttl: Duration },
+    Records {
+        records: Vec<Vec<u8>>,
+        ttl: Duration,
+    },
     /// NXDOMAIN, with the zone's negative TTL when it sent its SOA.
     NoDomain { negative_ttl: Option<Duration> },
     /// The name exists but has no TXT records.
@@ -287,7 +290,10 @@ pub fn outcome(
         TxtAnswer::Records { records, ttl } => match read_answer(domain, &records) {
             Ok(target) => {
                 let ttl = ttl.min(max_ttl);
-                (Ok(DnsLink { target, ttl }), Some(ttl).filter(|d| !d.is_zero()))
+                (
+                    Ok(DnsLink { target, ttl }),
+                    Some(ttl).filter(|d| !d.is_zero()),
+                )
             }
             Err(e @ DnsLinkError::NoLink { .. }) => (Err(e), negative(Some(ttl))),
             // Malformed: never kept, so a fix is seen at once.
@@ -495,7 +501,9 @@ impl DnsLinkResolver {
                 let found = plain
                     .lookup_ip(format!("{}.", doh.host))
                     .await
-                    .map_err(|e| format!("cannot resolve the DNS-over-HTTPS host {}: {e}", doh.host))?;
+                    .map_err(|e| {
+                        format!("cannot resolve the DNS-over-HTTPS host {}: {e}", doh.host)
+                    })?;
                 found
                     .iter()
                     .next()
@@ -607,7 +615,10 @@ mod tests {
     #[test]
     fn domain_names_are_checked_label_by_label() {
         assert_eq!(domain("Example.ORG.").as_str(), "example.org");
-        assert_eq!(domain("_dnslink.a-b.example").as_str(), "_dnslink.a-b.example");
+        assert_eq!(
+            domain("_dnslink.a-b.example").as_str(),
+            "_dnslink.a-b.example"
+        );
         let long = "a".repeat(64);
         assert!(matches!(
             parse_domain(&format!("{long}.example.org")),
@@ -615,7 +626,10 @@ mod tests {
         ));
         assert!(parse_domain(&format!("{}.example.org", "a".repeat(63))).is_ok());
         let many = vec!["abcdefghi"; 26].join(".");
-        assert!(matches!(parse_domain(&many), Err(DomainError::TooLong(259))));
+        assert!(matches!(
+            parse_domain(&many),
+            Err(DomainError::TooLong(259))
+        ));
         assert_eq!(parse_domain(""), Err(DomainError::Empty));
         assert_eq!(parse_domain("."), Err(DomainError::Empty));
         assert_eq!(parse_domain("a..org"), Err(DomainError::EmptyLabel));
@@ -624,7 +638,10 @@ mod tests {
             Err(DomainError::Hyphen("-a".into()))
         );
         assert_eq!(parse_domain("a b.org"), Err(DomainError::Character(' ')));
-        assert_eq!(parse_domain("exämple.org"), Err(DomainError::Character('ä')));
+        assert_eq!(
+            parse_domain("exämple.org"),
+            Err(DomainError::Character('ä'))
+        );
         assert_eq!(parse_domain("a/b.org"), Err(DomainError::Character('/')));
     }
 
@@ -654,10 +671,7 @@ mod tests {
             &link,
             "broken dnslink=/ipns/example.invalid",
         ]);
-        assert!(matches!(
-            read_answer(&d, &records),
-            Ok(Target::Ipfs { .. })
-        ));
+        assert!(matches!(read_answer(&d, &records), Ok(Target::Ipfs { .. })));
         // A bad one next to a good one: the good one is used.
         let records = txt(&["dnslink=/ipfs/notacid", &link]);
         assert!(read_answer(&d, &records).is_ok());
@@ -671,7 +685,10 @@ mod tests {
             &format!("dnslink=/ipns/{KEY}"),
         ]);
         let err = read_answer(&d, &records).unwrap_err();
-        assert!(matches!(err, DnsLinkError::Ambiguous { count: 2, .. }), "{err}");
+        assert!(
+            matches!(err, DnsLinkError::Ambiguous { count: 2, .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -687,7 +704,9 @@ mod tests {
         ] {
             let err = read_answer(&d, &txt(&[record])).unwrap_err();
             match &err {
-                DnsLinkError::BadLink { record: r, reason, .. } => {
+                DnsLinkError::BadLink {
+                    record: r, reason, ..
+                } => {
                     assert_eq!(r, record);
                     assert!(reason.contains(says), "{record}: {reason}");
                 }
@@ -750,15 +769,27 @@ mod tests {
         let nx = |secs: Option<u64>| TxtAnswer::NoDomain {
             negative_ttl: secs.map(Duration::from_secs),
         };
-        assert_eq!(outcome(&d, nx(Some(5)), &config).1, Some(Duration::from_secs(5)));
-        assert_eq!(outcome(&d, nx(Some(900)), &config).1, Some(Duration::from_secs(60)));
-        assert_eq!(outcome(&d, nx(None), &config).1, Some(Duration::from_secs(60)));
+        assert_eq!(
+            outcome(&d, nx(Some(5)), &config).1,
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            outcome(&d, nx(Some(900)), &config).1,
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            outcome(&d, nx(None), &config).1,
+            Some(Duration::from_secs(60))
+        );
         assert!(matches!(
             outcome(&d, nx(None), &config).0,
             Err(DnsLinkError::NoDomain { .. })
         ));
         let none = TxtAnswer::NoRecords { negative_ttl: None };
-        assert!(matches!(outcome(&d, none, &config).0, Err(DnsLinkError::NoLink { .. })));
+        assert!(matches!(
+            outcome(&d, none, &config).0,
+            Err(DnsLinkError::NoLink { .. })
+        ));
     }
 
     #[test]
@@ -771,10 +802,18 @@ mod tests {
         assert!(parse_doh("bad suffix", "https://x/dns-query").is_err());
         let doh = parse_doh("ETH", "https://dns.example:8443/q").unwrap();
         assert_eq!(
-            (doh.suffix.as_str(), doh.host.as_str(), doh.port, doh.path.as_str()),
+            (
+                doh.suffix.as_str(),
+                doh.host.as_str(),
+                doh.port,
+                doh.path.as_str()
+            ),
             ("eth.", "dns.example", 8443, "/q")
         );
-        assert_eq!(parse_nameserver("127.0.0.1:5353"), Some("127.0.0.1:5353".parse().unwrap()));
+        assert_eq!(
+            parse_nameserver("127.0.0.1:5353"),
+            Some("127.0.0.1:5353".parse().unwrap())
+        );
         assert_eq!(parse_nameserver("::1"), Some("[::1]:53".parse().unwrap()));
         assert_eq!(parse_nameserver("dns.example:53"), None);
     }

@@ -129,14 +129,16 @@ impl std::fmt::Display for Name {
 pub fn parse_name(text: &str) -> Result<Name, NameError> {
     match ipns::parse_name(text) {
         Ok(peer) => Ok(Name::Key(peer)),
-        Err(_) if text.contains('.') => dnslink::parse_domain(text)
-            .map(Name::Domain)
-            .map_err(|reason| {
-                NameError::DnsLink(DnsLinkError::BadDomain {
-                    name: text.chars().take(300).collect(),
-                    reason,
+        Err(_) if text.contains('.') => {
+            dnslink::parse_domain(text)
+                .map(Name::Domain)
+                .map_err(|reason| {
+                    NameError::DnsLink(DnsLinkError::BadDomain {
+                        name: text.chars().take(300).collect(),
+                        reason,
+                    })
                 })
-            }),
+        }
         Err(e) => Err(NameError::BadName(e)),
     }
 }
@@ -167,7 +169,12 @@ pub fn parse_target(value: &str) -> Result<Target, String> {
             .map_err(|_| format!("{:?} is not a CID", shorten(cid))),
         ("ipns", Some(name)) => parse_name(name)
             .map(|name| Target::Ipns { name, inner })
-            .map_err(|e| format!("{:?} is not an IPNS name or a domain name ({e})", shorten(name))),
+            .map_err(|e| {
+                format!(
+                    "{:?} is not an IPNS name or a domain name ({e})",
+                    shorten(name)
+                )
+            }),
         _ => Err("a path must start with /ipfs/ or /ipns/".to_string()),
     }
 }

@@ -5,6 +5,7 @@
 pub mod binary;
 pub mod bitswap_peer;
 pub mod dht;
+pub mod dns;
 pub mod peers;
 
 use std::path::{Path, PathBuf};
@@ -129,10 +130,16 @@ impl TestGateway {
     /// record in its data directory's `ipns/` (as the conformance suite
     /// provisions a gateway: `routing put` of each record).
     pub async fn with_fixtures() -> Option<TestGateway> {
+        Self::with_fixtures_and(|_| {}).await
+    }
+
+    /// As [`TestGateway::with_fixtures`], with `adjust` applied to the config.
+    pub async fn with_fixtures_and(adjust: impl FnOnce(&mut Config)) -> Option<TestGateway> {
         let dir = fixtures()?;
         let records = all_fixture_files(&dir, "ipns-record");
         Some(
             Self::start_with(all_fixture_cars(&dir), move |c| {
+                adjust(c);
                 let into = c.store.data_dir.join("ipns");
                 std::fs::create_dir_all(&into).unwrap();
                 // Named by the name before any `_variant` suffix, as the
