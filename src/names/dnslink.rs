@@ -333,6 +333,7 @@ pub enum DnsConfigError {
 /// not an IP address, is resolved through the plain resolver then).
 struct Doh {
     suffix: String,
+    url: String,
     host: String,
     port: u16,
     path: String,
@@ -344,6 +345,8 @@ pub struct DnsLinkResolver {
     config: DnsConfig,
     /// `Err`: why the system's resolver could not be built.
     plain: Result<TokioResolver, String>,
+    /// Which servers `plain` asks, for error messages.
+    plain_servers: String,
     /// Longest suffix first.
     doh: Vec<Doh>,
     cache: moka::sync::Cache<Domain, (Instant, Result<DnsLink, DnsLinkError>)>,
@@ -354,6 +357,11 @@ impl DnsLinkResolver {
     /// `resolv.conf` is not (it is reported when a lookup needs it).
     pub fn new(config: &DnsConfig) -> Result<DnsLinkResolver, DnsConfigError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let plain_servers = if config.nameservers.is_empty() {
+            "the system's resolv.conf servers".to_string()
+        } else {
+            format!("[dns] nameservers {}", config.nameservers.join(", "))
+        };
         let plain = if config.nameservers.is_empty() {
             match TokioResolver::builder_tokio() {
                 Ok(builder) => Ok(finish(builder, config)?),
@@ -393,6 +401,7 @@ impl DnsLinkResolver {
         Ok(DnsLinkResolver {
             config: config.clone(),
             plain,
+            plain_servers,
             doh,
             cache: moka::sync::Cache::builder()
                 .max_capacity(config.max_cached_domains.max(1))
@@ -438,11 +447,16 @@ impl DnsLinkResolver {
 
     /// Asks the resolver for `domain` for `_dnslink.<domain>` TXT.
     async fn lookup(&self, domain: &Domain) -> Result<TxtAnswer, DnsLinkError> {
+        let doh = self.doh.iter().find(|d| has_suffix(domain, &d.suffix));
+        let asked = match doh {
+            Some(doh) => format!("asked the DNS-over-HTTPS resolver {} of [dns] doh", doh.url),
+            None => format!("asked {}", self.plain_servers),
+        };
         let failed = |reason: String| DnsLinkError::Lookup {
             domain: domain.to_string(),
-            reason,
+            reason: format!("{reason} ({asked})"),
         };
-        let resolver = match self.doh.iter().find(|d| has_suffix(domain, &d.suffix)) {
+        let resolver = match doh {
             Some(doh) => doh
                 .resolver
                 .get_or_try_init(|| self.build_doh(doh))
@@ -590,6 +604,7 @@ fn parse_doh(suffix: &str, text: &str) -> Result<Doh, DnsConfigError> {
     }
     Ok(Doh {
         suffix,
+        url: text.to_string(),
         host,
         port: url.port().unwrap_or(443),
         path: url.path().to_string(),
