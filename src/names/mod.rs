@@ -162,6 +162,10 @@ pub fn parse_target(value: &str) -> Result<Target, String> {
         .filter(|p| !p.is_empty())
         .map(str::to_string)
         .collect();
+    // As in request URLs: a path never climbs out of its root.
+    if inner.iter().any(|p| p == "." || p == "..") {
+        return Err("a path may not have . or .. segments".to_string());
+    }
     match (kind, target) {
         ("ipfs", Some(cid)) => cid
             .parse::<Cid>()
@@ -529,6 +533,7 @@ mod tests {
             ("/ipns/nope", "not an IPNS name"),
             ("/ipns/a..b", "empty label"),
             ("/other/x", "start with"),
+            ("/ipfs/bafkqaaa/../x", ". or .."),
         ] {
             let reason = parse_target(bad).unwrap_err();
             assert!(reason.contains(says), "{bad}: {reason}");
