@@ -100,6 +100,18 @@ pub enum NameError {
     NoSources,
 }
 
+impl NameError {
+    /// Whether the name is a domain with no DNSLink (NXDOMAIN, or no
+    /// `dnslink=` TXT record): for a caller that tries a host name as a
+    /// DNSLink and serves something else when it is none.
+    pub fn is_no_dnslink(&self) -> bool {
+        matches!(
+            self,
+            NameError::DnsLink(DnsLinkError::NoDomain { .. } | DnsLinkError::NoLink { .. })
+        )
+    }
+}
+
 impl From<DnsLinkError> for NameError {
     fn from(err: DnsLinkError) -> Self {
         NameError::DnsLink(err)
@@ -556,6 +568,11 @@ mod tests {
             names.resolve("notakey", &[]).await,
             Err(NameError::BadName(_))
         ));
+        let none = NameError::DnsLink(DnsLinkError::NoLink {
+            domain: "example.org".into(),
+        });
+        assert!(none.is_no_dnslink());
+        assert!(!NameError::NoDns(String::new()).is_no_dnslink());
     }
 
     /// A source with a record per name.
