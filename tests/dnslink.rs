@@ -282,3 +282,71 @@ async fn a_silent_dns_server_is_a_timeout() {
     assert!(body.contains("_dnslink.silent.example.org"), "{body}");
     drop(silent);
 }
+
+#[tokio::test]
+async fn ipns_names_and_domains_point_at_each_other() {
+    use libp2p::identity::Keypair;
+    let Some(dir) = fixtures() else { return };
+    let (to_domain, to_loop) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+    let to_domain_name = to_domain.public().to_peer_id();
+    let to_loop_name = sluice::names::ipns::canonical_name(&to_loop.public().to_peer_id());
+    let link = format!("dnslink=/ipfs/{HELLO}");
+    let Some(dns) = Dnsmasq::start_with(
+        &records(&[
+            ("target.example.org", &link),
+            (
+                "mixed-loop.example.org",
+                &format!("dnslink=/ipns/{to_loop_name}"),
+            ),
+        ]),
+        TTL,
+        None,
+    ) else {
+        return;
+    };
+    let nameserver = dns.nameserver();
+    let day = Duration::from_secs(86_400);
+    // Records of 60 s TTL: IPNS -> DNSLink, and IPNS -> the domain that
+    // points back at it.
+    let files = [
+        (
+            to_domain_name.to_string(),
+            common::dht::ipns_record(&to_domain, "/ipns/target.example.org", 1, day),
+        ),
+        (
+            to_loop_name.clone(),
+            common::dht::ipns_record(&to_loop, "/ipns/mixed-loop.example.org/x", 1, day),
+        ),
+    ];
+    let Some(gw) = TestGateway::with_fixtures_and(move |c| {
+        c.dns.nameservers = vec![nameserver];
+        let into = c.store.data_dir.join("ipns");
+        std::fs::create_dir_all(&into).unwrap();
+        for (name, record) in &files {
+            std::fs::write(into.join(format!("{name}.ipns-record")), record).unwrap();
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    let hello = block_from_car(&dir.join("subdomain_gateway/fixtures.car"), HELLO);
+    let base36 = sluice::names::ipns::canonical_name(&to_domain_name);
+    let resp = gw.get(&format!("/ipns/{base36}")).await;
+    assert_eq!(resp.status(), 200);
+    // The record's 60 s, not the DNS answer's 123.
+    let age = max_age(&resp);
+    assert!(age <= 60 && age > 50, "max-age={age}");
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), hello);
+
+    let resp = gw.get("/ipns/mixed-loop.example.org").await;
+    assert_eq!(resp.status(), 502);
+    let body = resp.text().await.unwrap();
+    assert!(
+        body.contains(&format!(
+            "loop: mixed-loop.example.org -> {} -> mixed-loop.example.org",
+            to_loop.public().to_peer_id()
+        )),
+        "{body}"
+    );
+}
