@@ -188,6 +188,15 @@ async fn bad_answers_and_names_get_a_clear_error() {
         ));
     }
     list.push(("chain-33.example.org".into(), link.clone()));
+    // Answers too large for UDP (1232 bytes): truncated, then asked over TCP.
+    let filler = |i: usize| format!("filler-{i:02}-{}", "x".repeat(90));
+    for i in 0..40 {
+        list.push(("many.example.org".into(), filler(i)));
+    }
+    for i in 0..20 {
+        list.push(("big.example.org".into(), filler(i)));
+    }
+    list.push(("big.example.org".into(), link.clone()));
     let Some(dns) = Dnsmasq::start(&list) else {
         return;
     };
@@ -232,6 +241,11 @@ async fn bad_answers_and_names_get_a_clear_error() {
             "does not exist",
         ),
         ("/ipns/chain-0.example.org".into(), 502, "max_recursion"),
+        (
+            "/ipns/many.example.org".into(),
+            502,
+            "_dnslink.many.example.org has 40 TXT records, more than the 32 read",
+        ),
         ("/ipns/a..example.org".into(), 400, "empty label"),
         (format!("/ipns/{label64}.example.org"), 400, "63-byte limit"),
         (format!("/ipns/{long_name}"), 400, "253-byte limit"),
@@ -249,6 +263,9 @@ async fn bad_answers_and_names_get_a_clear_error() {
         let body = resp.text().await.unwrap();
         assert!(body.contains(says), "{path}: {body}");
     }
+    // 21 records, over 2 KB: the TCP answer is read whole.
+    let resp = gw.get("/ipns/big.example.org").await;
+    assert_eq!(resp.status(), 200);
     // Four names fewer, within the bound: followed to the end.
     let resp = gw.get("/ipns/chain-2.example.org").await;
     assert_eq!(resp.status(), 200);

@@ -16,6 +16,8 @@ pub const DEFAULT_TTL: u32 = 300;
 pub struct Dnsmasq {
     pub addr: SocketAddr,
     child: Child,
+    /// dnsmasq's log (a file, so a full pipe never blocks it).
+    _log: tempfile::NamedTempFile,
 }
 
 /// Where dnsmasq is, or `None` (with a SKIPPED line) when it is absent
@@ -86,20 +88,17 @@ impl Dnsmasq {
                     zones.push(zone);
                 }
             }
+            let log = tempfile::NamedTempFile::new().unwrap();
             command
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::piped());
+                .stderr(log.reopen().unwrap());
             let mut child = command.spawn().expect("dnsmasq starts");
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 if let Ok(Some(status)) = child.try_wait() {
-                    let mut err = String::new();
-                    if let Some(mut stderr) = child.stderr.take() {
-                        use std::io::Read;
-                        let _ = stderr.read_to_string(&mut err);
-                    }
+                    let err = std::fs::read_to_string(log.path()).unwrap_or_default();
                     // Someone took the port between the probe and the bind.
                     if attempt < 4 && err.contains("in use") {
                         break;
@@ -107,7 +106,11 @@ impl Dnsmasq {
                     panic!("dnsmasq exited ({status}): {err}");
                 }
                 if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                    return Some(Dnsmasq { addr, child });
+                    return Some(Dnsmasq {
+                        addr,
+                        child,
+                        _log: log,
+                    });
                 }
                 assert!(
                     Instant::now() < deadline,
