@@ -367,3 +367,71 @@ async fn ipns_names_and_domains_point_at_each_other() {
         "{body}"
     );
 }
+
+/// A UDP DNS relay to `upstream` that holds each query `delay` before
+/// passing it on: its address, and how many queries it passed.
+async fn slow_relay(
+    upstream: std::net::SocketAddr,
+    delay: Duration,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let addr = socket.local_addr().unwrap().to_string();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0; 65_535];
+        while let Ok((n, client)) = socket.recv_from(&mut buf).await {
+            let (query, socket, counted) = (buf[..n].to_vec(), socket.clone(), counted.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                counted.fetch_add(1, Ordering::SeqCst);
+                let out = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                out.send_to(&query, upstream).await.unwrap();
+                let mut answer = vec![0; 65_535];
+                if let Ok(n) = out.recv(&mut answer).await {
+                    let _ = socket.send_to(&answer[..n], client).await;
+                }
+            });
+        }
+    });
+    (addr, count)
+}
+
+#[tokio::test]
+async fn concurrent_requests_share_one_lookup() {
+    let Some(dir) = fixtures() else { return };
+    let link = format!("dnslink=/ipfs/{HELLO}");
+    let Some(dns) = Dnsmasq::start(&records(&[("herd.example.org", &link)])) else {
+        return;
+    };
+    // Slow enough that every request arrives while the first lookup waits.
+    let (relay, relayed) = slow_relay(dns.addr, Duration::from_millis(1_000)).await;
+    let Some(gw) = TestGateway::with_fixtures_and(move |c| {
+        c.dns.nameservers = vec![relay];
+        // Nothing cached: what is shared is the lookup in flight (hickory's).
+        c.dns.max_ttl_secs = 0;
+    })
+    .await
+    else {
+        return;
+    };
+    let hello = block_from_car(&dir.join("subdomain_gateway/fixtures.car"), HELLO);
+    let started = std::time::Instant::now();
+    let requests = (0..20).map(|_| gw.get("/ipns/herd.example.org"));
+    for resp in futures::future::join_all(requests).await {
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.bytes().await.unwrap().to_vec(), hello);
+    }
+    assert!(started.elapsed() < Duration::from_secs(8));
+    // One (two if a request came late on a loaded machine), not twenty.
+    let queries = relayed.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=2).contains(&queries), "{queries} queries");
+    assert_eq!(dns.queries("_dnslink.herd.example.org"), queries);
+    // Later, a new lookup (TTL 0: nothing was kept).
+    let resp = gw.get("/ipns/herd.example.org").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(max_age(&resp), 0);
+    assert!(relayed.load(std::sync::atomic::Ordering::SeqCst) > queries);
+}

@@ -25,7 +25,8 @@
 //! answer's TTL, at most `max_ttl_secs`; "no such domain" and "no DNSLink
 //! here" for the zone's negative TTL, at most `negative_ttl_secs`; a
 //! malformed answer or a failed lookup never. At most `max_cached_domains`
-//! domains are kept.
+//! domains are kept. Requests for a domain whose lookup is under way share
+//! it (hickory sends one query for identical queries in flight).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};

@@ -17,7 +17,7 @@ pub struct Dnsmasq {
     pub addr: SocketAddr,
     child: Child,
     /// dnsmasq's log (a file, so a full pipe never blocks it).
-    _log: tempfile::NamedTempFile,
+    log: tempfile::NamedTempFile,
 }
 
 /// Where dnsmasq is, or `None` (with a SKIPPED line) when it is absent
@@ -66,6 +66,7 @@ impl Dnsmasq {
                 "--listen-address=127.0.0.1",
                 "--bind-interfaces",
                 "--log-facility=-",
+                "--log-queries",
             ]);
             command.arg(format!("--port={port}"));
             command.arg(format!("--local-ttl={ttl}"));
@@ -106,11 +107,7 @@ impl Dnsmasq {
                     panic!("dnsmasq exited ({status}): {err}");
                 }
                 if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                    return Some(Dnsmasq {
-                        addr,
-                        child,
-                        _log: log,
-                    });
+                    return Some(Dnsmasq { addr, child, log });
                 }
                 assert!(
                     Instant::now() < deadline,
@@ -120,6 +117,14 @@ impl Dnsmasq {
             }
         }
         panic!("no free port for dnsmasq after 5 attempts");
+    }
+
+    /// How many queries for `name` (e.g. `_dnslink.example.org`) it got.
+    pub fn queries(&self, name: &str) -> usize {
+        let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+        log.lines()
+            .filter(|l| l.contains("query[") && l.contains(&format!(" {name} from ")))
+            .count()
     }
 
     /// `"127.0.0.1:<port>"`, for `[dns] nameservers`.
