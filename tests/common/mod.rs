@@ -133,7 +133,7 @@ impl TestGateway {
         Self::with_fixtures_and(|_| {}).await
     }
 
-    /// As [`TestGateway::with_fixtures`], with `adjust` applied to the config.
+    /// [`TestGateway::with_fixtures`], with `adjust` applied to its config.
     pub async fn with_fixtures_and(adjust: impl FnOnce(&mut Config)) -> Option<TestGateway> {
         let dir = fixtures()?;
         let records = all_fixture_files(&dir, "ipns-record");
