@@ -6,7 +6,7 @@
 //!
 //! One rule for where a section lives: each `[section]` struct is defined in
 //! the module that owns it (`[server]` in `server`, `[store]` in `blocks`,
-//! `[gateway]` in `gateway`, `[hints]` in `routing`, `[log]` in `log`, and so
+//! `[gateway]` in `gateway`, `[hints]` in `routing`, `[dns]` in `names::dnslink`, `[log]` in `log`, and so
 //! on); this module only assembles them into [`Config`] and loads it.
 
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ use crate::fetch::RetrievalConfig;
 use crate::gateway::limits::LimitsConfig;
 use crate::gateway::GatewayConfig;
 use crate::log::LogConfig;
-use crate::names::NamesConfig;
+use crate::names::{DnsConfig, NamesConfig};
 use crate::p2p::{DhtConfig, P2pConfig};
 use crate::routing::{HintsConfig, RoutingConfig};
 use crate::server::ServerConfig;
@@ -38,6 +38,7 @@ pub struct Config {
     pub bitswap: BitswapConfig,
     pub routing: RoutingConfig,
     pub names: NamesConfig,
+    pub dns: DnsConfig,
     pub limits: LimitsConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,

@@ -57,7 +57,9 @@
 //! - [`names`]: IPNS names — records from every record source (the DHT,
 //!   delegated routers) verified, the highest valid sequence used, cached
 //!   for their TTL, names pointing at names followed a bounded number of
-//!   times.
+//!   times, loops refused; DNSLink domains (`names::dnslink`: `_dnslink`
+//!   TXT answers read and cached by TTL, looked up through hickory over the
+//!   `[dns]` servers or DNS-over-HTTPS).
 //! - [`metrics`]: the process-wide Prometheus registry.
 //! - [`log`]: the `[log]` section and the `tracing` subscriber set-up.
 

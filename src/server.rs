@@ -85,6 +85,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     P2p(#[from] P2pError),
+    #[error(transparent)]
+    Dns(#[from] crate::names::dnslink::DnsConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -171,10 +173,11 @@ impl Server {
         if let Some(delegated) = &delegated {
             record_sources.push(Arc::new(crate::names::DelegatedRecords(delegated.clone())));
         }
-        let names = Arc::new(crate::names::Resolver::new(
-            config.names.clone(),
-            record_sources,
-        ));
+        let dnslink = crate::names::DnsLinkResolver::new(&config.dns)?;
+        let names = Arc::new(
+            crate::names::Resolver::new(config.names.clone(), record_sources)
+                .with_dnslink(Arc::new(dnslink)),
+        );
         let fetcher = NetworkFetcher::start(
             node.clone(),
             routing,

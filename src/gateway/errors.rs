@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::blocks::BlockError;
 use crate::dag::DagError;
-use crate::names::NameError;
+use crate::names::{DnsLinkError, NameError};
 use crate::routing::HintError;
 
 #[derive(Debug, thiserror::Error)]
@@ -137,9 +137,24 @@ impl From<NameError> for GatewayError {
             NameError::NoRecord { .. } | NameError::NoSources => {
                 GatewayError::NoProvider(err.to_string())
             }
-            NameError::Broken { .. } | NameError::BadValue { .. } | NameError::TooDeep { .. } => {
-                GatewayError::BadContent(err.to_string())
-            }
+            NameError::Broken { .. }
+            | NameError::BadValue { .. }
+            | NameError::TooDeep { .. }
+            | NameError::Loop { .. } => GatewayError::BadContent(err.to_string()),
+            NameError::NoDns(_) => GatewayError::NoProvider(err.to_string()),
+            NameError::DnsLink(ref e) => match e {
+                DnsLinkError::BadDomain { .. } => GatewayError::BadRequest(err.to_string()),
+                // The name points nowhere: nothing is there to serve.
+                DnsLinkError::NoDomain { .. } | DnsLinkError::NoLink { .. } => {
+                    GatewayError::NotFound(err.to_string())
+                }
+                DnsLinkError::Timeout { .. } => GatewayError::Timeout(err.to_string()),
+                // The DNS server answered badly or not at all.
+                DnsLinkError::BadLink { .. }
+                | DnsLinkError::Ambiguous { .. }
+                | DnsLinkError::TooManyRecords { .. }
+                | DnsLinkError::Lookup { .. } => GatewayError::BadContent(err.to_string()),
+            },
         }
     }
 }

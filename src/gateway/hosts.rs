@@ -20,6 +20,7 @@ use super::origin::{
 };
 use super::request::wants_html;
 use super::state::Gateway;
+use crate::names::{DnsLinkError, NameError};
 
 /// Routes `request` by the host it addresses (an axum layer around the
 /// path gateway's router).
@@ -98,13 +99,34 @@ pub async fn route_by_host(
     }
 }
 
-/// Whether `domain` names a DNSLink site. Only a name without a record is
-/// the path gateway: a record that is broken is the site's error to show.
+/// Whether `domain` names a DNSLink site. A name without a record (or
+/// whose lookup fails) is the path gateway, as other gateways do; a record
+/// that exists but leads nowhere (a bad value, a loop, a broken IPNS
+/// record) is the site's, and its error is shown there.
 async fn has_dnslink(gateway: &Gateway, domain: &str) -> bool {
     let Some(names) = &gateway.names else {
         return false;
     };
-    names.resolve(domain, &[]).await.is_ok()
+    match names.resolve(domain, &[]).await {
+        Ok(_) => true,
+        Err(err) => !no_site(&err),
+    }
+}
+
+/// Errors that say a host has no DNSLink site, rather than a broken one.
+fn no_site(err: &NameError) -> bool {
+    matches!(
+        err,
+        NameError::BadName(_)
+            | NameError::NoDns(_)
+            | NameError::DnsLink(
+                DnsLinkError::BadDomain { .. }
+                    | DnsLinkError::NoDomain { .. }
+                    | DnsLinkError::NoLink { .. }
+                    | DnsLinkError::Lookup { .. }
+                    | DnsLinkError::Timeout { .. }
+            )
+    )
 }
 
 /// `request` with its path under the site's root, and the site recorded.

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::errors::GatewayError;
 use super::headers::{value, X_IPFS_PATH};
 use super::request::{ContentRequest, IPNS_RECORD};
-use crate::names::{cache_lifetime, ipns, NameError, Resolver};
+use crate::names::{cache_lifetime, ipns, Name, Resolver};
 
 /// A name given as a base58 peer ID is redirected (302) to its canonical
 /// form, the CIDv1 `libp2p-key` in base36, which fits in a DNS label and
@@ -39,7 +39,14 @@ pub async fn record_response(
     name: &str,
     request: &ContentRequest,
 ) -> Result<Response, GatewayError> {
-    let peer = ipns::parse_name(name).map_err(NameError::BadName)?;
+    let peer = match crate::names::parse_name(name)? {
+        Name::Key(peer) => peer,
+        Name::Domain(domain) => {
+            return Err(GatewayError::BadRequest(format!(
+                "{domain} is a DNSLink name, which has no IPNS record: records are asked for by IPNS name (/ipns/<key>?format=ipns-record)"
+            )))
+        }
+    };
     let record = names.record(&peer).await?;
     let ttl = cache_lifetime(&record, SystemTime::now());
     let mut response = (

@@ -1,13 +1,17 @@
-//! Names: IPNS names resolved to the `/ipfs/` path they point at.
+//! Names: IPNS names and DNSLink domains resolved to the `/ipfs/` path
+//! they point at.
 //!
 //! Records come from every [`RecordSource`] at once (the DHT's GET_VALUE,
 //! each delegated router's `/routing/v1/ipns/{name}`, and record files in
 //! the data directory's `ipns/`); each is verified
 //! ([`ipns::verify`]) before it is used and the valid one with the highest
 //! sequence wins. A name is cached for its record's TTL, never past the
-//! record's validity. A record pointing at another name is followed, at
-//! most `[names] max_recursion` times. This module owns `[names]`.
+//! record's validity. A name with a dot in it is a DNSLink domain, looked
+//! up in DNS ([`dnslink`]). A record or DNSLink pointing at another name is
+//! followed, at most `[names] max_recursion` times, and a name met twice on
+//! the way is a loop. This module owns `[names]`; [`dnslink`] owns `[dns]`.
 
+pub mod dnslink;
 pub mod ipns;
 mod sources;
 
@@ -21,6 +25,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+pub use dnslink::{DnsConfig, DnsLinkError, DnsLinkResolver, Domain};
 pub use ipns::{IpnsRecord, RecordError};
 pub use sources::{DelegatedRecords, DhtRecords, LocalRecords};
 
@@ -76,13 +81,122 @@ pub enum NameError {
     #[error("no valid IPNS record for {name}: {reasons}")]
     Broken { name: String, reasons: String },
     #[error(
-        "the IPNS record of {name} points at {value:?}, which is not an /ipfs/ or /ipns/ path"
+        "the IPNS record of {name} points at {value:?}, which is not an /ipfs/ or /ipns/ path: {reason}"
     )]
-    BadValue { name: String, value: String },
+    BadValue {
+        name: String,
+        value: String,
+        reason: String,
+    },
     #[error("resolving {name} followed more than {max} names ([names] max_recursion)")]
     TooDeep { name: String, max: usize },
+    #[error("resolving {name} went round in a loop: {chain}")]
+    Loop { name: String, chain: String },
+    #[error(transparent)]
+    DnsLink(DnsLinkError),
+    #[error("DNSLink names cannot be resolved: {0}")]
+    NoDns(String),
     #[error("IPNS names cannot be resolved: no record source ([dht] mode = \"off\" and no [routing] endpoints)")]
     NoSources,
+}
+
+impl NameError {
+    /// Whether the name is a domain with no DNSLink (NXDOMAIN, or no
+    /// `dnslink=` TXT record): for a caller that tries a host name as a
+    /// DNSLink and serves something else when it is none.
+    pub fn is_no_dnslink(&self) -> bool {
+        matches!(
+            self,
+            NameError::DnsLink(DnsLinkError::NoDomain { .. } | DnsLinkError::NoLink { .. })
+        )
+    }
+}
+
+impl From<DnsLinkError> for NameError {
+    fn from(err: DnsLinkError) -> Self {
+        NameError::DnsLink(err)
+    }
+}
+
+/// A name as it appears in `/ipns/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Name {
+    /// An IPNS name: a libp2p key.
+    Key(PeerId),
+    /// A DNSLink domain.
+    Domain(Domain),
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Name::Key(peer) => write!(f, "{peer}"),
+            Name::Domain(domain) => write!(f, "{domain}"),
+        }
+    }
+}
+
+/// Reads `text` as a name: a libp2p key, or else, if it has a dot in it, a
+/// DNSLink domain (single-label domains are not looked up).
+pub fn parse_name(text: &str) -> Result<Name, NameError> {
+    match ipns::parse_name(text) {
+        Ok(peer) => Ok(Name::Key(peer)),
+        Err(_) if text.contains('.') => {
+            dnslink::parse_domain(text)
+                .map(Name::Domain)
+                .map_err(|reason| {
+                    NameError::DnsLink(DnsLinkError::BadDomain {
+                        name: text.chars().take(300).collect(),
+                        reason,
+                    })
+                })
+        }
+        Err(e) => Err(NameError::BadName(e)),
+    }
+}
+
+/// Where a record or a DNSLink points.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Ipfs { root: Cid, inner: Vec<String> },
+    Ipns { name: Name, inner: Vec<String> },
+}
+
+/// Reads a record's or a DNSLink's value, `/ipfs/<cid>[/path]` or
+/// `/ipns/<name>[/path]`; the error says what is wrong with it.
+pub fn parse_target(value: &str) -> Result<Target, String> {
+    let mut parts = value
+        .strip_prefix('/')
+        .ok_or_else(|| "a path must start with /ipfs/ or /ipns/".to_string())?
+        .split('/');
+    let (kind, target) = (parts.next().unwrap_or(""), parts.next());
+    let inner: Vec<String> = parts
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    // As in request URLs: a path never climbs out of its root.
+    if inner.iter().any(|p| p == "." || p == "..") {
+        return Err("a path may not have . or .. segments".to_string());
+    }
+    match (kind, target) {
+        ("ipfs", Some(cid)) => cid
+            .parse::<Cid>()
+            .map(|root| Target::Ipfs { root, inner })
+            .map_err(|_| format!("{:?} is not a CID", shorten(cid))),
+        ("ipns", Some(name)) => parse_name(name)
+            .map(|name| Target::Ipns { name, inner })
+            .map_err(|e| {
+                format!(
+                    "{:?} is not an IPNS name or a domain name ({e})",
+                    shorten(name)
+                )
+            }),
+        _ => Err("a path must start with /ipfs/ or /ipns/".to_string()),
+    }
+}
+
+fn shorten(text: &str) -> String {
+    text.chars().take(100).collect()
 }
 
 /// Where a name led.
@@ -91,18 +205,19 @@ pub struct ResolvedName {
     pub root: Cid,
     /// Path segments inside `root` (from the records), then the request's.
     pub segments: Vec<String>,
-    /// How long the answer may be cached (the shortest TTL on the way,
-    /// never past a record's validity).
+    /// How long the answer may be cached (the shortest TTL on the way: of
+    /// records, never past their validity, and of DNS answers).
     pub ttl: Duration,
-    /// The first name's record.
-    pub record: IpnsRecord,
+    /// The first IPNS name's record, if an IPNS name was on the way.
+    pub record: Option<IpnsRecord>,
 }
 
-/// Resolves names through every record source.
+/// Resolves names through every record source, and DNSLink domains.
 pub struct Resolver {
     config: NamesConfig,
     sources: Vec<Arc<dyn RecordSource>>,
     cache: Mutex<HashMap<PeerId, (Instant, IpnsRecord)>>,
+    dnslink: Option<Arc<DnsLinkResolver>>,
 }
 
 impl Resolver {
@@ -111,7 +226,14 @@ impl Resolver {
             config,
             sources,
             cache: Mutex::default(),
+            dnslink: None,
         }
+    }
+
+    /// Resolves DNSLink domains through `dnslink` (without it they fail).
+    pub fn with_dnslink(mut self, dnslink: Arc<DnsLinkResolver>) -> Resolver {
+        self.dnslink = Some(dnslink);
+        self
     }
 
     /// The record `name` has now: cached, or the best valid one found.
@@ -208,50 +330,62 @@ impl Resolver {
         })
     }
 
-    /// Follows `name` (as it appears in `/ipns/<name>`) to an `/ipfs/` root,
-    /// appending `rest` to the path the records give.
+    /// Follows `name` (as it appears in `/ipns/<name>`: an IPNS name or a
+    /// DNSLink domain) to an `/ipfs/` root, appending `rest` to the path
+    /// the records and DNSLinks give.
     pub async fn resolve(&self, name: &str, rest: &[String]) -> Result<ResolvedName, NameError> {
-        let mut current = ipns::parse_name(name).map_err(NameError::BadName)?;
+        let mut current = parse_name(name)?;
         let mut first: Option<IpnsRecord> = None;
         let mut ttl = Duration::MAX;
         let mut trail: Vec<String> = Vec::new();
+        let mut seen: Vec<Name> = Vec::new();
         for _ in 0..self.config.max_recursion.max(1) {
-            let record = self.record(&current).await?;
-            ttl = ttl.min(cache_lifetime(&record, SystemTime::now()));
-            let mut parts = record.value.trim_start_matches('/').split('/');
-            let (kind, target) = (parts.next(), parts.next());
-            let inner: Vec<String> = parts
-                .filter(|p| !p.is_empty())
-                .map(str::to_string)
-                .collect();
-            // Inner paths of later records come before those of earlier ones.
-            trail.splice(0..0, inner);
-            let first_record = first.get_or_insert_with(|| record.clone()).clone();
-            match (kind, target) {
-                (Some("ipfs"), Some(cid)) => {
-                    let root: Cid = cid.parse().map_err(|_| NameError::BadValue {
-                        name: current.to_string(),
-                        value: record.value.clone(),
+            if seen.contains(&current) {
+                let mut chain: Vec<String> = seen.iter().map(ToString::to_string).collect();
+                chain.push(current.to_string());
+                return Err(NameError::Loop {
+                    name: name.to_string(),
+                    chain: chain.join(" -> "),
+                });
+            }
+            seen.push(current.clone());
+            let target = match &current {
+                Name::Key(peer) => {
+                    let record = self.record(peer).await?;
+                    ttl = ttl.min(cache_lifetime(&record, SystemTime::now()));
+                    let target =
+                        parse_target(&record.value).map_err(|reason| NameError::BadValue {
+                            name: current.to_string(),
+                            value: record.value.clone(),
+                            reason,
+                        })?;
+                    first.get_or_insert(record);
+                    target
+                }
+                Name::Domain(domain) => {
+                    let dnslink = self.dnslink.as_ref().ok_or_else(|| {
+                        NameError::NoDns("this gateway has no DNS resolver".into())
                     })?;
+                    let link = dnslink.resolve(domain).await?;
+                    ttl = ttl.min(link.ttl);
+                    link.target
+                }
+            };
+            match target {
+                Target::Ipfs { root, inner } => {
+                    // Inner paths of later names come before those of earlier ones.
+                    trail.splice(0..0, inner);
                     trail.extend(rest.iter().cloned());
                     return Ok(ResolvedName {
                         root,
                         segments: trail,
                         ttl,
-                        record: first_record,
+                        record: first,
                     });
                 }
-                (Some("ipns"), Some(next)) => {
-                    current = ipns::parse_name(next).map_err(|_| NameError::BadValue {
-                        name: current.to_string(),
-                        value: record.value.clone(),
-                    })?;
-                }
-                _ => {
-                    return Err(NameError::BadValue {
-                        name: current.to_string(),
-                        value: record.value.clone(),
-                    })
+                Target::Ipns { name: next, inner } => {
+                    trail.splice(0..0, inner);
+                    current = next;
                 }
             }
         }
@@ -362,12 +496,83 @@ mod tests {
         let resolved = names.resolve(&na.to_string(), &[]).await.unwrap();
         assert_eq!(resolved.root.to_string(), "bafkqaaa");
         assert_eq!(resolved.segments, vec!["sub".to_string()]);
-        // a -> b -> a -> ...: refused past the bound.
-        let looping = resolver(vec![Arc::new(KeyedFixed(vec![(na, to_b), (nb, to_a)]))]);
+        // a -> b -> a: a loop, named as such.
+        let looping = resolver(vec![Arc::new(KeyedFixed(vec![
+            (na, to_b.clone()),
+            (nb, to_a),
+        ]))]);
+        let err = looping.resolve(&na.to_string(), &[]).await.unwrap_err();
+        assert!(
+            matches!(&err, NameError::Loop { chain, .. } if chain == &format!("{na} -> {nb} -> {na}")),
+            "{err}"
+        );
+        // a -> b -> /ipfs/... with room for one name only: too deep.
+        let shallow = Resolver::new(
+            NamesConfig {
+                max_recursion: 1,
+                ..NamesConfig::default()
+            },
+            vec![Arc::new(KeyedFixed(vec![
+                (na, to_b),
+                (nb, Draft::new(A, 1).sign(&b)),
+            ]))],
+        );
         assert!(matches!(
-            looping.resolve(&na.to_string(), &[]).await,
-            Err(NameError::TooDeep { max: 32, .. })
+            shallow.resolve(&na.to_string(), &[]).await,
+            Err(NameError::TooDeep { max: 1, .. })
         ));
+    }
+
+    #[test]
+    fn values_are_read_as_ipfs_or_ipns_paths() {
+        let key = Keypair::generate_ed25519().public().to_peer_id();
+        assert!(matches!(
+            parse_target("/ipfs/bafkqaaa/a//b/"),
+            Ok(Target::Ipfs { inner, .. }) if inner == ["a", "b"]
+        ));
+        assert!(matches!(
+            parse_target(&format!("/ipns/{key}/x")),
+            Ok(Target::Ipns { name: Name::Key(k), inner }) if k == key && inner == ["x"]
+        ));
+        assert!(matches!(
+            parse_target("/ipns/example.org"),
+            Ok(Target::Ipns { name: Name::Domain(d), .. }) if d.as_str() == "example.org"
+        ));
+        for (bad, says) in [
+            ("ipfs/bafkqaaa", "start with"),
+            ("/ipfs/nope", "not a CID"),
+            ("/ipfs", "start with"),
+            ("/ipns/nope", "not an IPNS name"),
+            ("/ipns/a..b", "empty label"),
+            ("/other/x", "start with"),
+            ("/ipfs/bafkqaaa/../x", ". or .."),
+        ] {
+            let reason = parse_target(bad).unwrap_err();
+            assert!(reason.contains(says), "{bad}: {reason}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_domain_without_a_dns_resolver_is_a_clear_error() {
+        let names = resolver(vec![Arc::new(Fixed("dht", vec![]))]);
+        assert!(matches!(
+            names.resolve("example.org", &[]).await,
+            Err(NameError::NoDns(_))
+        ));
+        let long = format!("{}.org", "a".repeat(64));
+        assert!(matches!(
+            names.resolve(&long, &[]).await,
+            Err(NameError::DnsLink(DnsLinkError::BadDomain { .. }))
+        ));
+        assert!(matches!(
+            names.resolve("notakey", &[]).await,
+            Err(NameError::BadName(_))
+        ));
+        let none = NameError::DnsLink(DnsLinkError::NoLink {
+            domain: "example.org".into(),
+        });
+        assert!(none.is_no_dnslink());
+        assert!(!NameError::NoDns(String::new()).is_no_dnslink());
     }
 
     /// A source with a record per name.

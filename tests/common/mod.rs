@@ -5,6 +5,7 @@
 pub mod binary;
 pub mod bitswap_peer;
 pub mod dht;
+pub mod dns;
 pub mod peers;
 
 use std::path::{Path, PathBuf};
