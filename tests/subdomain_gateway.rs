@@ -1,9 +1,8 @@
 // Covers the gateway-conformance v0.13 subdomain cases that need no DNS:
-// TestGatewaySubdomains (20 of 21; its URI router case is with the other
-// URI router cases), TestUnixFSDirectoryListingOnSubdomainGateway (3 of 3),
-// TestGatewaySubdomainAndIPNS (9 of 9), TestSubdomainGatewayDNSLinkInlining
-// (the 2 redirect cases of its 9; the rest, which resolve DNSLink, are in
-// dnslink_gateway.rs), TestProxyGatewaySubdomains (3 of 3). The CONNECT
+// TestGatewaySubdomains (21 of 21), TestUnixFSDirectoryListingOnSubdomainGateway
+// (3 of 3), TestGatewaySubdomainAndIPNS (9 of 9), TestSubdomainGatewayDNSLinkInlining
+// (its 2 redirect cases and the ipns:// URI router case, of 9; the 6 that
+// resolve DNSLink are in dnslink_gateway.rs), TestProxyGatewaySubdomains (3 of 3). The CONNECT
 // tunnel cases (TestProxyTunnelGatewaySubdomains, 3) are not served.
 //
 //! The subdomain gateway, as the conformance suite checks it: path-form
@@ -132,6 +131,25 @@ async fn path_requests_on_a_subdomain_host_move_to_their_subdomain() {
     assert_eq!(
         header(&response, "location"),
         "http://en-wikipedia--on--ipfs-example-org.ipns.localhost/wiki/"
+    );
+    // The URI router answers on the subdomain host's path form too.
+    let response = gw
+        .get_with(
+            "/ipfs/?uri=ipfs%3A%2F%2FQmXoypizjW3WknFiJnKLwHCnL72vedxjQkDDP1mXWo6uco%2Fwiki%2FDiego_Maradona.html",
+            &host,
+        )
+        .await;
+    assert_eq!(response.status(), 301);
+    assert_eq!(
+        header(&response, "location"),
+        "/ipfs/QmXoypizjW3WknFiJnKLwHCnL72vedxjQkDDP1mXWo6uco/wiki/Diego_Maradona.html"
+    );
+    let response = gw
+        .get_with("/ipns/?uri=ipns%3A%2F%2Fen.wikipedia-on-ipfs.example.org", &host)
+        .await;
+    assert_eq!(
+        header(&response, "location"),
+        "/ipns/en.wikipedia-on-ipfs.example.org"
     );
     // An invalid CID is an error that names the path, before any redirect.
     let response = gw.get_with("/ipfs/QmInvalidCID", &host).await;
