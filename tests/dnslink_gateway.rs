@@ -74,9 +74,15 @@ async fn a_dnslink_host_is_its_site() {
     assert_eq!(header(&response, "location"), "/%C4%85/%C4%99/");
     let response = on(&gw, host, "/%C4%85/%C4%99/").await;
     assert!(header(&response, "etag").contains("\"DirIndex-"));
-    assert_eq!(header(&response, "x-ipfs-path"), format!("/ipns/{host}/%C4%85/%C4%99/"));
+    assert_eq!(
+        header(&response, "x-ipfs-path"),
+        format!("/ipns/{host}/%C4%85/%C4%99/")
+    );
     let listing = response.text().await.unwrap();
-    let file = fixture_cid(&dir.join("dir_listing/fixtures.car"), &["ą", "ę", "file-źł.txt"]);
+    let file = fixture_cid(
+        &dir.join("dir_listing/fixtures.car"),
+        &["ą", "ę", "file-źł.txt"],
+    );
     for expected in [
         r#"<a href="/%C4%85/%C4%99/..">..</a>"#.to_string(),
         format!(
@@ -90,18 +96,29 @@ async fn a_dnslink_host_is_its_site() {
         assert!(listing.contains(&expected), "{expected}\n{listing}");
     }
     // A DNSLink value with a sub-path: the request's path goes under it.
-    let response = on(&gw, "dnslink-subpath.example.org", "/root3/root4/index.html").await;
+    let response = on(
+        &gw,
+        "dnslink-subpath.example.org",
+        "/root3/root4/index.html",
+    )
+    .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), HELLO);
     // DNSLink to an IPNS key, as a peer ID and as a CIDv1.
-    for domain in ["dnslink-over-ipns.example.org", "dnslink-over-ipns-cidv1.example.org"] {
+    for domain in [
+        "dnslink-over-ipns.example.org",
+        "dnslink-over-ipns-cidv1.example.org",
+    ] {
         let response = on(&gw, domain, "/").await;
         assert_eq!(response.status(), 200, "{domain}");
         assert!(header(&response, "cache-control").starts_with("public, max-age="));
         assert_eq!(response.text().await.unwrap(), HELLO, "{domain}");
     }
     // A host with no DNSLink record is the path gateway.
-    let hello_cid = fixture_cid(&dir.join("subdomain_gateway/fixtures.car"), &["hello-CIDv1"]);
+    let hello_cid = fixture_cid(
+        &dir.join("subdomain_gateway/fixtures.car"),
+        &["hello-CIDv1"],
+    );
     let response = on(&gw, "fake.domain.com", &format!("/ipfs/{hello_cid}")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), HELLO);
@@ -142,13 +159,19 @@ async fn redirects_on_dnslink_sites() {
         "\"Qmd9GD7Bauh6N2ZLfNnYS3b7QVAijbud83b8GE8LPMNBBP\""
     );
     let cache = header(&response, "cache-control");
-    assert!(!cache.contains("immutable"), "cached as the name is: {cache}");
+    assert!(
+        !cache.contains("immutable"),
+        "cached as the name is: {cache}"
+    );
     assert!(!header(&response, "date").is_empty());
     assert!(response.text().await.unwrap().contains("my 404"));
 
     // A single-page app through a DNSLink name, on its host and on a
     // subdomain, with conditional requests.
-    let spa = fixture_cid(&dir.join("redirects_file/redirects-spa.car"), &["index.html"]);
+    let spa = fixture_cid(
+        &dir.join("redirects_file/redirects-spa.car"),
+        &["index.html"],
+    );
     for host in [
         "dnslink-enabled-with-spa.example.org",
         "dnslink--enabled--with--spa-example-org.ipns.localhost",
@@ -175,9 +198,18 @@ async fn broken_dnslink_sites_show_their_error() {
         return;
     };
     let mut records = fixture_dnslinks(&dir);
-    records.push(("loop-a.example.org".into(), "dnslink=/ipns/loop-b.example.org".into()));
-    records.push(("loop-b.example.org".into(), "dnslink=/ipns/loop-a.example.org".into()));
-    records.push(("bad-value.example.org".into(), "dnslink=/ipfs/not-a-cid".into()));
+    records.push((
+        "loop-a.example.org".into(),
+        "dnslink=/ipns/loop-b.example.org".into(),
+    ));
+    records.push((
+        "loop-b.example.org".into(),
+        "dnslink=/ipns/loop-a.example.org".into(),
+    ));
+    records.push((
+        "bad-value.example.org".into(),
+        "dnslink=/ipfs/not-a-cid".into(),
+    ));
     let Some(dns) = Dnsmasq::start(&records) else {
         return;
     };
@@ -187,11 +219,17 @@ async fn broken_dnslink_sites_show_their_error() {
     let response = on(&gw, "loop-a.example.org", "/").await;
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
-    assert!((400..600).contains(&status) && status != 500, "{status} {text}");
+    assert!(
+        (400..600).contains(&status) && status != 500,
+        "{status} {text}"
+    );
     assert!(text.contains("loop"), "{text}");
     let response = on(&gw, "bad-value.example.org", "/").await;
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
-    assert!((400..600).contains(&status) && status != 500, "{status} {text}");
+    assert!(
+        (400..600).contains(&status) && status != 500,
+        "{status} {text}"
+    );
     assert!(text.contains("not-a-cid"), "{text}");
 }

@@ -243,3 +243,47 @@ async fn never_on_the_path_gateway() {
     let response = gw.get(&format!("/ipfs/{examples}/catch-all")).await;
     assert_eq!(response.status(), 404);
 }
+
+/// A site whose `_redirects` has a million lines (20 MB): refused by
+/// its size before a line is read, quickly, and the site's files still served.
+#[tokio::test]
+async fn a_million_line_file_is_refused_by_its_size() {
+    use sluice::car::CarWriter;
+    use sluice::unixfs::builder::{build_directory, build_file, FileLayout};
+    let dir = tempfile::tempdir().unwrap();
+    let mut blocks = Vec::new();
+    let rules = "/from/:a /to/:a 301\n".repeat(1_000_000);
+    let mut entry = |name: &str, text: &[u8]| {
+        let built = build_file(text, FileLayout::MODERN, &mut |b| blocks.push(b)).unwrap();
+        (name.to_string(), built)
+    };
+    let entries = vec![
+        entry("_redirects", rules.as_bytes()),
+        entry("index.html", b"home\n"),
+    ];
+    let root = build_directory(entries, false, &mut |b| blocks.push(b));
+    let car = dir.path().join("site.car");
+    let mut writer = CarWriter::new(std::fs::File::create(&car).unwrap(), &[root.cid]).unwrap();
+    for block in &blocks {
+        writer.write_block(&block.cid, &block.data).unwrap();
+    }
+    writer.finish().unwrap();
+    let gw = TestGateway::start_with(vec![car], |c| c.gateway.dnslink = false).await;
+    let host = site(&root.cid);
+    let started = std::time::Instant::now();
+    let response = on(&gw, &host, "/from/x").await;
+    assert_eq!(response.status(), 500);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("could not parse _redirects: redirects file size cannot exceed 65536 bytes"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&rules.len().to_string()),
+        "names the size: {text}"
+    );
+    eprintln!("refused in {:?}", started.elapsed());
+    let response = on(&gw, &host, "/").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "home\n");
+}

@@ -145,7 +145,10 @@ async fn path_requests_on_a_subdomain_host_move_to_their_subdomain() {
         "/ipfs/QmXoypizjW3WknFiJnKLwHCnL72vedxjQkDDP1mXWo6uco/wiki/Diego_Maradona.html"
     );
     let response = gw
-        .get_with("/ipns/?uri=ipns%3A%2F%2Fen.wikipedia-on-ipfs.example.org", &host)
+        .get_with(
+            "/ipns/?uri=ipns%3A%2F%2Fen.wikipedia-on-ipfs.example.org",
+            &host,
+        )
         .await;
     assert_eq!(
         header(&response, "location"),
