@@ -15,11 +15,8 @@
 
 mod common;
 
-use std::path::Path;
-
-use cid::Cid;
 use common::dns::{fixture_dnslinks, Dnsmasq};
-use common::{fixtures, header, parse_car, TestGateway};
+use common::{fixture_cid, fixtures, header, TestGateway};
 
 const HELLO: &str = "hello\n";
 
@@ -37,23 +34,6 @@ async fn start() -> Option<(TestGateway, Dnsmasq, std::path::PathBuf)> {
     let dns = Dnsmasq::start(&fixture_dnslinks(&dir))?;
     let gw = gateway_asking(&dns).await?;
     Some((gw, dns, dir))
-}
-
-/// The CID at `names` under the root of the fixture CAR at `car`.
-fn fixture_cid(car: &Path, names: &[&str]) -> Cid {
-    let (roots, blocks) = parse_car(&std::fs::read(car).unwrap());
-    let mut at = roots[0];
-    for name in names {
-        let block = &blocks.iter().find(|(c, _)| *c == at).unwrap().1;
-        let node = ipld_dagpb::PbNode::from_bytes(block.clone().into()).unwrap();
-        at = node
-            .links
-            .iter()
-            .find(|l| l.name.as_deref() == Some(name))
-            .unwrap_or_else(|| panic!("{name} in {}", car.display()))
-            .cid;
-    }
-    at
 }
 
 async fn on(gw: &TestGateway, host: &str, path: &str) -> reqwest::Response {

@@ -16,7 +16,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use cid::Cid;
-use common::{header, parse_car, TestGateway};
+use common::{fixture_cid, header, parse_car, TestGateway};
 
 fn car_path(dir: &Path, name: &str) -> PathBuf {
     dir.join("redirects_file").join(name)
@@ -25,22 +25,6 @@ fn car_path(dir: &Path, name: &str) -> PathBuf {
 fn block(car: &Path, cid: &Cid) -> Vec<u8> {
     let (_, blocks) = parse_car(&std::fs::read(car).unwrap());
     blocks.into_iter().find(|(c, _)| c == cid).unwrap().1
-}
-
-/// The CID at `names` under the CAR's root.
-fn fixture_cid(car: &Path, names: &[&str]) -> Cid {
-    let (roots, _) = parse_car(&std::fs::read(car).unwrap());
-    let mut at = roots[0];
-    for name in names {
-        let node = ipld_dagpb::PbNode::from_bytes(block(car, &at).into()).unwrap();
-        at = node
-            .links
-            .iter()
-            .find(|l| l.name.as_deref() == Some(name))
-            .unwrap_or_else(|| panic!("{name} in {}", car.display()))
-            .cid;
-    }
-    at
 }
 
 fn varint(bytes: &[u8], at: &mut usize) -> u64 {

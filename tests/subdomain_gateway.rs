@@ -17,24 +17,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use cid::Cid;
-use common::{header, parse_car, TestGateway};
-
-/// The CID at `names` under the root of the fixture CAR at `car`.
-fn fixture_cid(car: &Path, names: &[&str]) -> Cid {
-    let (roots, blocks) = parse_car(&std::fs::read(car).unwrap());
-    let mut at = roots[0];
-    for name in names {
-        let block = &blocks.iter().find(|(c, _)| *c == at).unwrap().1;
-        let node = ipld_dagpb::PbNode::from_bytes(block.clone().into()).unwrap();
-        at = node
-            .links
-            .iter()
-            .find(|l| l.name.as_deref() == Some(name))
-            .unwrap_or_else(|| panic!("{name} in {}", car.display()))
-            .cid;
-    }
-    at
-}
+use common::{fixture_cid, header, raw_request as raw, TestGateway};
 
 fn base32(cid: &Cid) -> String {
     Cid::new_v1(cid.codec(), *cid.hash())
@@ -385,30 +368,6 @@ async fn ipns_keys_on_subdomains() {
         assert_eq!(response.status(), 301);
         assert_eq!(header(&response, "location"), expected);
     }
-}
-
-/// Sends `request_line` and `headers` as written (absolute-form targets,
-/// odd Host headers), returning the status and the raw response.
-async fn raw(gw: &TestGateway, request_line: &str, headers: &[&str]) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = gw.base.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!("{request_line}\r\n");
-    for header in headers {
-        request.push_str(header);
-        request.push_str("\r\n");
-    }
-    request.push_str("Connection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, text)
 }
 
 #[tokio::test]

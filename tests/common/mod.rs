@@ -299,13 +299,54 @@ pub fn sha256_hex(data: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The CID at `names` under the root of the fixture CAR at `car` (its
+/// dag-pb links, read here, not by the gateway).
+pub fn fixture_cid(car: &Path, names: &[&str]) -> Cid {
+    let (roots, blocks) = parse_car(&std::fs::read(car).unwrap());
+    let mut at = roots[0];
+    for name in names {
+        let block = &blocks.iter().find(|(c, _)| *c == at).unwrap().1;
+        let node = ipld_dagpb::PbNode::from_bytes(block.clone().into()).unwrap();
+        at = node
+            .links
+            .iter()
+            .find(|l| l.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("{name} in {}", car.display()))
+            .cid;
+    }
+    at
+}
+
 /// Sends `GET path` exactly as written (clients such as reqwest normalise
 /// `..` away) and returns the status and body.
 pub async fn raw_get(gw: &TestGateway, path: &str) -> (u16, String) {
+    let addr = gw.base.trim_start_matches("http://").to_string();
+    let (status, text) = raw_request(
+        gw,
+        &format!("GET {path} HTTP/1.1"),
+        &[&format!("Host: {addr}")],
+    )
+    .await;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Sends `request_line` and `headers` exactly as written (absolute-form
+/// targets, odd `Host` headers, none at all) and returns the status and
+/// the whole response as text.
+pub async fn raw_request(gw: &TestGateway, request_line: &str, headers: &[&str]) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = gw.base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut request = format!("{request_line}\r\n");
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.unwrap();
@@ -315,11 +356,7 @@ pub async fn raw_get(gw: &TestGateway, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    (status, text)
 }
 
 /// `size` pseudo-random bytes (xorshift, so no two chunks are alike) as a
