@@ -14,6 +14,7 @@ use crate::dag::{DagScope, EntityBytes, MAX_PATH_SEGMENTS};
 pub enum Format {
     Raw,
     Car,
+    Tar,
     DagJson,
     DagCbor,
     Json,
@@ -25,6 +26,7 @@ impl Format {
         match self {
             Format::Raw => "application/vnd.ipld.raw",
             Format::Car => "application/vnd.ipld.car",
+            Format::Tar => "application/x-tar",
             Format::DagJson => "application/vnd.ipld.dag-json",
             Format::DagCbor => "application/vnd.ipld.dag-cbor",
             Format::Json => "application/json",
@@ -36,6 +38,7 @@ impl Format {
         match self {
             Format::Raw => "raw",
             Format::Car => "car",
+            Format::Tar => "tar",
             Format::DagJson => "dag-json",
             Format::DagCbor => "dag-cbor",
             Format::Json => "json",
@@ -47,18 +50,19 @@ impl Format {
         Ok(match value {
             "raw" => Format::Raw,
             "car" => Format::Car,
+            "tar" => Format::Tar,
             "dag-json" => Format::DagJson,
             "dag-cbor" => Format::DagCbor,
             "json" => Format::Json,
             "cbor" => Format::Cbor,
-            "tar" | "ipns-record" => {
+            "ipns-record" => {
                 return Err(GatewayError::NotAcceptable(format!(
                     "format={value} is not supported by this gateway"
                 )))
             }
             other => {
                 return Err(GatewayError::BadRequest(format!(
-                    "unknown format {other:?} (expected raw, car, dag-json, dag-cbor, json or cbor)"
+                    "unknown format {other:?} (expected raw, car, tar, dag-json, dag-cbor, json or cbor)"
                 )))
             }
         })
@@ -68,6 +72,7 @@ impl Format {
         [
             Format::Raw,
             Format::Car,
+            Format::Tar,
             Format::DagJson,
             Format::DagCbor,
             Format::Json,
