@@ -1,6 +1,7 @@
 //! Memory under clients that do not read: the real `sluice` binary, a
 //! 64 MiB file of 1 MiB blocks in its on-disk store, and 150 connections
-//! that each ask for the whole file (or a CAR of it) and never read a byte.
+//! that each ask for the whole file (or a CAR or a TAR of it) and never
+//! read a byte.
 //! The read-ahead budget (`[limits] read_ahead_bytes_*`) must keep the
 //! process's resident memory under baseline + the process-wide budget + a
 //! stated allowance per connection, while a client that does read still
@@ -256,6 +257,25 @@ async fn stalled_car_readers_stay_under_the_read_ahead_budget() {
                 .flat_map(|(_, bytes)| bytes.iter().copied())
                 .collect();
             assert_eq!(sha256_hex(&leaves), sha256_hex(data));
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stalled_tar_readers_stay_under_the_read_ahead_budget() {
+    stalled_readers_stay_bounded(
+        |root| format!("/ipfs/{root}?format=tar"),
+        |body, data| {
+            // One entry, named by the root, holding the file's bytes.
+            let mut archive = tar::Archive::new(body);
+            let mut entries = archive.entries().unwrap();
+            let mut entry = entries.next().expect("one entry").unwrap();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            assert_eq!(sha256_hex(&bytes), sha256_hex(data));
+            drop(entry);
+            assert!(entries.next().is_none(), "only the file");
         },
     )
     .await;
