@@ -15,8 +15,9 @@
 //!   each defined in the module that owns it.
 //! - [`gateway`]: the HTTP layer — the request layers (`gateway::middleware`),
 //!   request parsing, the one response-kind decision (`gateway::dispatch`),
-//!   one handler per response type, Etags, response headers, limits, panics
-//!   as 500s (`gateway::panics`), and the single place errors become HTTP
+//!   one handler per response type (the TAR format in
+//!   `gateway::tar_format`), Etags, response headers, limits, panics as
+//!   500s (`gateway::panics`), and the single place errors become HTTP
 //!   statuses.
 //! - [`control`]: the control address — health, Prometheus metrics,
 //!   `/debug/sessions`, `/debug/dht`.

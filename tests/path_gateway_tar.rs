@@ -297,7 +297,11 @@ async fn a_directory_with_every_entry_and_its_headers() {
     let sub = inner[0].0.trim_end_matches('/').to_string();
     assert_eq!(
         inner.last().unwrap(),
-        &(format!("{sub}/ę/file-źł.txt"), Kind::File, FILE_TEXT.to_vec())
+        &(
+            format!("{sub}/ę/file-źł.txt"),
+            Kind::File,
+            FILE_TEXT.to_vec()
+        )
     );
 
     let named = gw
@@ -352,11 +356,7 @@ async fn relative_paths_inside_the_root_work_and_outside_it_fail() {
         .map(|(_, data)| data)
         .collect();
     assert_eq!(raw.len(), 1);
-    assert!(got.contains(&(
-        format!("{inside}/foobar/file"),
-        Kind::File,
-        raw[0].clone()
-    )));
+    assert!(got.contains(&(format!("{inside}/foobar/file"), Kind::File, raw[0].clone())));
     assert_same(&got, &expected);
 
     let (outside, _) = car_blocks(&dir.join("path_gateway_tar/outside-root.car"));
@@ -626,6 +626,10 @@ async fn names_through_an_earlier_symlink_are_refused() {
     let got = tar_of(&gw, &format!("/ipfs/{}?format=tar", root.cid)).await;
     assert_eq!(
         got[1],
-        (format!("{}/link", root.cid), Kind::Symlink, b"/etc".to_vec())
+        (
+            format!("{}/link", root.cid),
+            Kind::Symlink,
+            b"/etc".to_vec()
+        )
     );
 }

@@ -91,7 +91,11 @@ pub async fn serve_tar(ctx: &Ctx<'_>, resolved: ResolvedPath) -> Result<Response
         return Ok((StatusCode::OK, headers).into_response());
     }
 
-    let mut archive = tar_stream(ctx.blocks.clone(), ctx.gateway.read_ahead.response(), resolved);
+    let mut archive = tar_stream(
+        ctx.blocks.clone(),
+        ctx.gateway.read_ahead.response(),
+        resolved,
+    );
     let mut made = Vec::new();
     let mut made_bytes = 0;
     while made_bytes < STATUS_WINDOW {
@@ -315,13 +319,10 @@ impl TarWalk {
                 Ok(entry_header(&path, EntryKind::File { size }))
             }
             Node::Pb(pb, Some(UnixfsNode::Directory)) => {
-                let entries = pb.links.iter().map(|link| {
-                    (
-                        link.name.clone().unwrap_or_default(),
-                        link.cid,
-                        link.size,
-                    )
-                });
+                let entries = pb
+                    .links
+                    .iter()
+                    .map(|link| (link.name.clone().unwrap_or_default(), link.cid, link.size));
                 self.open_dir(cid, &path, entries)?;
                 Ok(entry_header(&path, EntryKind::Directory))
             }

@@ -293,10 +293,7 @@ mod tests {
             ("bafyroot/a/b", ".."),
         ] {
             assert!(
-                matches!(
-                    entry_path(parent, name),
-                    Err(NameProblem::Ancestor { .. })
-                ),
+                matches!(entry_path(parent, name), Err(NameProblem::Ancestor { .. })),
                 "{parent} {name}"
             );
         }
@@ -381,7 +378,9 @@ mod tests {
         ));
         archive.put(entry_header(
             &format!("{ROOT}/odd"),
-            EntryKind::Symlink { target: b"\xff\xfe" },
+            EntryKind::Symlink {
+                target: b"\xff\xfe",
+            },
         ));
         archive.put(end_of_archive());
         assert_eq!(archive.len() % BLOCK, 0);
@@ -435,7 +434,10 @@ mod tests {
         let stored = u32::from_str_radix(std::str::from_utf8(&block[148..154]).unwrap(), 8);
         let mut copy = block.to_vec();
         copy[148..156].fill(b' ');
-        assert_eq!(stored.unwrap(), copy.iter().map(|&b| u32::from(b)).sum::<u32>());
+        assert_eq!(
+            stored.unwrap(),
+            copy.iter().map(|&b| u32::from(b)).sum::<u32>()
+        );
     }
 
     #[test]
@@ -446,7 +448,11 @@ mod tests {
         // The reader only needs the headers, not the data after them.
         let mut reader = ::tar::Archive::new(&headers[..]);
         let entry = reader.entries().unwrap().next().unwrap().unwrap();
-        assert_eq!(entry.header().entry_size().unwrap(), MAX_USTAR_SIZE, "ustar field");
+        assert_eq!(
+            entry.header().entry_size().unwrap(),
+            MAX_USTAR_SIZE,
+            "ustar field"
+        );
         assert_eq!(entry.size(), size, "PAX size");
     }
 }
