@@ -51,7 +51,7 @@ pub enum TarError {
         name: String,
         problem: NameProblem,
     },
-    #[error("{cid} is a {kind}, not UnixFS: only UnixFS files, directories and symlinks can be served as a TAR (?format=car carries any DAG)")]
+    #[error("{cid} ({kind}) is not UnixFS: only UnixFS files, directories and symlinks can be served as a TAR (?format=car carries any DAG)")]
     NotUnixfs { cid: Cid, kind: &'static str },
     #[error("symlink {cid} cannot be written to a TAR: its target {reason}")]
     BadLink { cid: Cid, reason: String },
@@ -332,9 +332,11 @@ mod tests {
         }
     }
 
-    /// Reads an archive with the `tar` crate (an independent reader):
-    /// every entry's path, type, link target, size and bytes.
-    fn read_back(archive: &[u8]) -> Vec<(String, ::tar::EntryType, Option<Vec<u8>>, Vec<u8>)> {
+    /// An entry read back: its path, type, link target and bytes.
+    type ReadEntry = (String, ::tar::EntryType, Option<Vec<u8>>, Vec<u8>);
+
+    /// Reads an archive with the `tar` crate (an independent reader).
+    fn read_back(archive: &[u8]) -> Vec<ReadEntry> {
         let mut reader = ::tar::Archive::new(archive);
         reader
             .entries()
@@ -386,7 +388,7 @@ mod tests {
         assert_eq!(archive.len() % BLOCK, 0);
         let entries = read_back(&archive);
         use ::tar::EntryType as T;
-        let expected: Vec<(String, T, Option<Vec<u8>>, Vec<u8>)> = vec![
+        let expected: Vec<ReadEntry> = vec![
             (format!("{ROOT}/"), T::Directory, None, vec![]),
             (format!("{ROOT}/a.txt"), T::Regular, None, b"hello".to_vec()),
             (long_name.clone(), T::Regular, None, vec![7; 512]),
