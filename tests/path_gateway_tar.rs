@@ -567,16 +567,9 @@ async fn a_bad_name_after_the_status_cuts_the_body() {
     let car = dag.car(&root, dir.path());
     let gw = TestGateway::start(vec![car]).await;
 
-    let mut response = gw.get(&format!("/ipfs/{}?format=tar", root.cid)).await;
+    let response = gw.get(&format!("/ipfs/{}?format=tar", root.cid)).await;
     assert_eq!(response.status(), 200, "the bad name lies past the window");
-    let mut received = Vec::new();
-    let ended = loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => received.extend_from_slice(&chunk),
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(e),
-        }
-    };
+    let (received, ended) = read_all(response).await;
     assert!(ended.is_err(), "the body must end abnormally");
     let tail = String::from_utf8_lossy(&received[received.len().saturating_sub(400)..]);
     assert!(
@@ -632,4 +625,70 @@ async fn names_through_an_earlier_symlink_are_refused() {
             b"/etc".to_vec()
         )
     );
+}
+
+/// What the walk meets below the root is checked as it is met: a dag-cbor
+/// entry in a UnixFS directory, a missing block (there is no network
+/// here), both within the status window: an error status, never a 200
+/// with a well-formed archive missing them.
+#[tokio::test]
+async fn a_non_unixfs_entry_or_a_missing_block_below_the_root_is_an_error() {
+    let Some(dir) = common::fixtures() else {
+        return;
+    };
+    let gw = TestGateway::with_fixtures().await.unwrap();
+    let (roots, _) =
+        car_blocks(&dir.join("trustless_gateway_car/dir-with-dag-cbor-with-links.car"));
+    let response = gw.get(&format!("/ipfs/{}?format=tar", roots[0])).await;
+    assert_eq!(response.status(), 400);
+    let message = response.text().await.unwrap();
+    assert!(message.contains("not UnixFS"), "{message}");
+
+    let (roots, _) =
+        car_blocks(&dir.join("trustless_gateway_car/file-3k-and-3-blocks-missing-block.car"));
+    let response = gw.get(&format!("/ipfs/{}?format=tar", roots[0])).await;
+    assert_eq!(response.status(), 502);
+    assert!(response.text().await.unwrap().contains("not available"));
+}
+
+/// The walk's bounds: directories nested deeper than content paths may be
+/// long (met past the status window: a cut body), and paths longer than
+/// an extractor can create (met within it: a 400).
+#[tokio::test]
+async fn too_deep_or_too_long_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (levels, name, status, mentions) in [
+        (300, "d".to_string(), 200, "deeper than 256"),
+        (30, "n".repeat(200), 400, "longer than 4096 bytes"),
+    ] {
+        let mut dag = Dag { blocks: Vec::new() };
+        let mut at = dag.file(b"deep\n");
+        for _ in 0..levels {
+            at = dag.dir(vec![(name.as_str(), at)]);
+        }
+        let car = dag.car(&at, dir.path());
+        let gw = TestGateway::start(vec![car]).await;
+        let response = gw.get(&format!("/ipfs/{}?format=tar", at.cid)).await;
+        assert_eq!(response.status(), status, "{levels} levels");
+        let (received, ended) = read_all(response).await;
+        assert_eq!(
+            ended.is_err(),
+            status == 200,
+            "a cut body, or an error page"
+        );
+        let tail = String::from_utf8_lossy(&received[received.len().saturating_sub(300)..]);
+        assert!(tail.contains(mentions), "{tail}");
+    }
+}
+
+/// Every byte of a body, and whether it ended normally.
+async fn read_all(mut response: reqwest::Response) -> (Vec<u8>, Result<(), reqwest::Error>) {
+    let mut received = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => received.extend_from_slice(&chunk),
+            Ok(None) => return (received, Ok(())),
+            Err(e) => return (received, Err(e)),
+        }
+    }
 }
