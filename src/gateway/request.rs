@@ -538,6 +538,15 @@ mod tests {
     }
 
     #[test]
+    fn tar_by_query_and_by_accept() {
+        let by_query = req(&format!("/ipfs/{CID}?format=tar"), None).unwrap();
+        assert_eq!(by_query.format, Some(Format::Tar));
+        let by_accept = req(&format!("/ipfs/{CID}"), Some("application/x-tar")).unwrap();
+        assert_eq!(by_accept.format, Some(Format::Tar));
+        assert!(by_accept.format_from_accept);
+    }
+
+    #[test]
     fn accept_with_quality_and_params() {
         let r = req(
             &format!("/ipfs/{CID}"),
