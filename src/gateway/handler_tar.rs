@@ -95,6 +95,7 @@ pub async fn serve_tar(ctx: &Ctx<'_>, resolved: ResolvedPath) -> Result<Response
         ctx.blocks.clone(),
         ctx.gateway.read_ahead.response(),
         resolved,
+        ctx.gateway.limits.max_bytes_per_request,
     );
     let mut made = Vec::new();
     let mut made_bytes = 0;
@@ -141,6 +142,7 @@ fn tar_stream(
     blocks: BlockService,
     budget: ReadAheadBudget,
     root: ResolvedPath,
+    max_file_bytes: u64,
 ) -> BoxStream<'static, Result<Bytes, TarError>> {
     let walk = TarWalk {
         // Spawned: the next entries arrive while a file's bytes are written.
@@ -153,6 +155,7 @@ fn tar_stream(
         pending_name_bytes: 0,
         file: None,
         symlinks: HashSet::new(),
+        max_file_bytes,
         finished: false,
     };
     stream::try_unfold(walk, |mut walk| async move {
@@ -195,6 +198,9 @@ struct TarWalk {
     file: Option<OpenFile>,
     /// Paths of the symlinks written so far.
     symlinks: HashSet<String>,
+    /// What one request may read (`[limits] max_bytes_per_request`): a
+    /// file declaring more is refused at its header, not cut halfway.
+    max_file_bytes: u64,
     finished: bool,
 }
 
@@ -301,6 +307,12 @@ impl TarWalk {
         match &node {
             Node::Raw(_) | Node::Pb(_, Some(UnixfsNode::File { .. })) => {
                 let size = file_size(&cid, &node)?;
+                if size > self.max_file_bytes {
+                    return Err(TarError::TooLarge(format!(
+                        "the file {path:?} of {size} bytes, more than the {} one request may read ([limits] max_bytes_per_request)",
+                        self.max_file_bytes
+                    )));
+                }
                 if size > 0 {
                     self.file = Some(OpenFile {
                         cid,
