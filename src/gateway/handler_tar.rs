@@ -6,7 +6,9 @@
 //! the response's read-ahead budget.
 //!
 //! A directory's names are all checked against [`entry_path`] when it is
-//! opened, before any of its entries is written. The first bytes of the
+//! opened, before any of its entries is written (a sharded directory's,
+//! shard by shard: it is read one shard at a time as the walk reaches
+//! it, each shard once, and never listed whole). The first bytes of the
 //! archive (up to [`STATUS_WINDOW`]) are made before the status is sent,
 //! so a DAG whose bad name is met there (the root directory's own entries,
 //! any small DAG) is refused with a status; one met later ends the body
@@ -34,7 +36,10 @@ use super::tar_format::{
 use crate::blocks::read_ahead::{FetchId, FetchTasks, Prefetcher, ReadAheadBudget};
 use crate::blocks::BlockService;
 use crate::dag::{DagError, Node, ResolvedPath, MAX_PATH_SEGMENTS};
-use crate::unixfs::{file_size, file_stream, hamt_list, FileBlock, Repeats, UnixfsNode};
+use crate::unixfs::{
+    file_size, file_stream, shard_links, DirEntry, FileBlock, Repeats, ShardLink, UnixfsNode,
+    MAX_HAMT_ENTRIES,
+};
 
 /// Bytes of the archive made before the status is sent: enough for the
 /// headers of a few hundred entries, so a small DAG with a bad name gets a
@@ -164,15 +169,30 @@ fn tar_stream(
     .boxed()
 }
 
-/// A directory being written: its path and the entries still to write.
+/// A directory being written (or one shard of a sharded one): its path
+/// and the entries still to write.
 struct OpenDir {
     cid: Cid,
     path: String,
     entries: VecDeque<Entry>,
+    hamt: Option<Hamt>,
+}
+
+/// What a shard of a sharded directory knows of the directory.
+struct Hamt {
+    fanout: u64,
+    /// Shards of the directory read so far: each is read once, however
+    /// often it is linked (as in [`crate::unixfs::hamt_list`]). Held by the
+    /// shard being written, handed back to its parent when it closes.
+    seen: HashSet<Cid>,
+    /// A child shard (its parent is the next `OpenDir` down), not the
+    /// directory's root shard.
+    nested: bool,
 }
 
 struct Entry {
-    name: String,
+    /// `None` for a child shard of a sharded directory.
+    name: Option<String>,
     cid: Cid,
     estimate: u64,
     fetch: Option<FetchId>,
@@ -247,19 +267,31 @@ impl TarWalk {
                 return Ok(Some(end_of_archive()));
             };
             let Some(entry) = dir.entries.pop_front() else {
-                self.dirs.pop();
+                let closed = self.dirs.pop();
+                if let Some(Hamt {
+                    nested: true, seen, ..
+                }) = closed.and_then(|d| d.hamt)
+                {
+                    if let Some(parent) = self.dirs.last_mut().and_then(|d| d.hamt.as_mut()) {
+                        parent.seen = seen;
+                    }
+                }
                 continue;
             };
             self.pending_entries -= 1;
-            self.pending_name_bytes -= entry.name.len();
+            let Some(name) = entry.name else {
+                self.open_child_shard(entry.cid, entry.fetch).await?;
+                continue;
+            };
+            self.pending_name_bytes -= name.len();
             let bad_name = |problem| TarError::BadName {
                 dir: dir.cid,
-                name: entry.name.clone(),
+                name: name.clone(),
                 problem,
             };
             // Checked when the directory was opened; made again rather
             // than held for every entry listed.
-            let path = entry_path(&dir.path, &entry.name).map_err(bad_name)?;
+            let path = entry_path(&dir.path, &name).map_err(bad_name)?;
             if let Some(link) = through_symlink(&path, &self.symlinks) {
                 let link = link.to_string();
                 return Err(bad_name(NameProblem::ThroughSymlink { path, link }));
@@ -276,6 +308,52 @@ impl TarWalk {
             let node = Node::decode(&entry.cid, block.clone())?;
             return self.entry(path, entry.cid, block, node).await.map(Some);
         }
+    }
+
+    /// Opens the child shard `cid` of the sharded directory being written,
+    /// unless the directory has read it already.
+    async fn open_child_shard(&mut self, cid: Cid, fetch: Option<FetchId>) -> Result<(), TarError> {
+        let Some(dir) = self.dirs.last_mut() else {
+            return Ok(());
+        };
+        let Some(hamt) = dir.hamt.as_mut() else {
+            return Err(DagError::Inconsistent {
+                cid: dir.cid,
+                reason: "a plain directory listed a HAMT shard".into(),
+            }
+            .into());
+        };
+        if !hamt.seen.insert(cid) {
+            if let Some(id) = fetch {
+                self.prefetcher.abandon(id);
+            }
+            return Ok(());
+        }
+        if hamt.seen.len() > MAX_HAMT_ENTRIES {
+            return Err(TarError::TooLarge(format!(
+                "a sharded directory of more than {MAX_HAMT_ENTRIES} shards"
+            )));
+        }
+        let (fanout, seen, path) = (
+            hamt.fanout,
+            std::mem::take(&mut hamt.seen),
+            dir.path.clone(),
+        );
+        let id = fetch.unwrap_or_else(|| self.prefetcher.start_needed(cid));
+        self.fetch_ahead();
+        let block = self
+            .prefetcher
+            .take(id, &cid)
+            .await
+            .map_err(DagError::from)?;
+        let node = Node::decode(&cid, block)?;
+        let (_, links) = shard_links(&cid, &node, Some(fanout))?;
+        let hamt = Hamt {
+            fanout,
+            seen,
+            nested: true,
+        };
+        self.open_dir(cid, &path, links, Some(hamt))
     }
 
     /// Starts fetching the next entries of the directory being written
@@ -331,17 +409,26 @@ impl TarWalk {
                 Ok(entry_header(&path, EntryKind::File { size }))
             }
             Node::Pb(pb, Some(UnixfsNode::Directory)) => {
-                let entries = pb
-                    .links
-                    .iter()
-                    .map(|link| (link.name.clone().unwrap_or_default(), link.cid, link.size));
-                self.open_dir(cid, &path, entries)?;
+                let entries = pb.links.iter().map(|link| {
+                    ShardLink::Entry(DirEntry {
+                        name: link.name.clone().unwrap_or_default(),
+                        cid: link.cid,
+                        size: link.size,
+                    })
+                });
+                self.open_dir(cid, &path, entries, None)?;
                 Ok(entry_header(&path, EntryKind::Directory))
             }
             Node::Pb(_, Some(UnixfsNode::HamtShard { .. })) => {
-                let (listed, _) = hamt_list(&self.blocks, &cid, &node).await?;
-                let entries = listed.into_iter().map(|e| (e.name, e.cid, e.size));
-                self.open_dir(cid, &path, entries)?;
+                // Read a shard at a time as the walk reaches it: a sharded
+                // directory of any size is never listed whole.
+                let (fanout, links) = shard_links(&cid, &node, None)?;
+                let hamt = Hamt {
+                    fanout,
+                    seen: HashSet::from([cid]),
+                    nested: false,
+                };
+                self.open_dir(cid, &path, links, Some(hamt))?;
                 Ok(entry_header(&path, EntryKind::Directory))
             }
             Node::Pb(_, Some(UnixfsNode::Symlink { target })) => {
@@ -371,29 +458,36 @@ impl TarWalk {
         }
     }
 
-    /// Opens the directory `cid` at `path` with its `(name, cid, size)`
-    /// entries, every name checked now: a bad one refuses the archive
-    /// before any entry of the directory is written.
+    /// Opens the directory (or shard) `cid` at `path` with its entries,
+    /// every name checked now: a bad one refuses the archive before any
+    /// entry of the directory (of the shard, for a sharded one) is written.
     fn open_dir(
         &mut self,
         cid: Cid,
         path: &str,
-        listed: impl Iterator<Item = (String, Cid, Option<u64>)>,
+        listed: impl IntoIterator<Item = ShardLink>,
+        hamt: Option<Hamt>,
     ) -> Result<(), TarError> {
         if self.dirs.len() >= MAX_OPEN_DIRECTORIES {
             return Err(DagError::TooDeep(MAX_OPEN_DIRECTORIES).into());
         }
         let mut entries = VecDeque::new();
-        for (name, child, size) in listed {
-            if let Err(problem) = entry_path(path, &name) {
-                return Err(TarError::BadName {
-                    dir: cid,
-                    name,
-                    problem,
-                });
+        for link in listed {
+            let (name, child, size) = match link {
+                ShardLink::Entry(entry) => (Some(entry.name), entry.cid, entry.size),
+                ShardLink::Shard { cid, size } => (None, cid, size),
+            };
+            if let Some(name) = &name {
+                if let Err(problem) = entry_path(path, name) {
+                    return Err(TarError::BadName {
+                        dir: cid,
+                        name: name.clone(),
+                        problem,
+                    });
+                }
+                self.pending_name_bytes += name.len();
             }
             self.pending_entries += 1;
-            self.pending_name_bytes += name.len();
             if self.pending_entries > MAX_PENDING_ENTRIES
                 || self.pending_name_bytes > MAX_PENDING_NAME_BYTES
             {
@@ -413,6 +507,7 @@ impl TarWalk {
             cid,
             path: path.to_string(),
             entries,
+            hamt,
         });
         Ok(())
     }

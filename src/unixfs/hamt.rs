@@ -141,6 +141,59 @@ fn entry_name(name: &str, width: usize, fanout: u64) -> Result<&str, String> {
     Ok(name.get(width..).unwrap_or_default())
 }
 
+/// One link of a HAMT shard node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShardLink {
+    /// An entry of the directory, its name without the slot prefix.
+    Entry(DirEntry),
+    /// A child shard of the same directory.
+    Shard { cid: Cid, size: Option<u64> },
+}
+
+/// The links of one shard node, in order, for walks that read a sharded
+/// directory one shard at a time rather than listing it whole
+/// ([`hamt_list`]). `fanout` is the directory's (its root shard's), which
+/// every child shard must share; `None` for the root itself. Returns the
+/// shard's fanout too.
+pub fn shard_links(
+    cid: &Cid,
+    node: &Node,
+    fanout: Option<u64>,
+) -> Result<(u64, Vec<ShardLink>), DagError> {
+    let (pb, own) = shard_fanout(cid, node)?;
+    if fanout.is_some_and(|f| f != own) {
+        return Err(DagError::Inconsistent {
+            cid: *cid,
+            reason: "child shard has a different fanout".into(),
+        });
+    }
+    let width = slot_width(own);
+    let links = pb
+        .links
+        .into_iter()
+        .map(|link| {
+            let name = link.name.unwrap_or_default();
+            let rest = entry_name(&name, width, own).map_err(|reason| DagError::Inconsistent {
+                cid: *cid,
+                reason: format!("it has a link named {name:?}: {reason}"),
+            })?;
+            Ok(if rest.is_empty() {
+                ShardLink::Shard {
+                    cid: link.cid,
+                    size: link.size,
+                }
+            } else {
+                ShardLink::Entry(DirEntry {
+                    name: rest.to_string(),
+                    cid: link.cid,
+                    size: link.size,
+                })
+            })
+        })
+        .collect::<Result<_, DagError>>()?;
+    Ok((own, links))
+}
+
 /// Lists every entry of a sharded directory (in shard order), and the CIDs
 /// of every shard node read, root first. A shard linked more than once (no
 /// valid HAMT does that) is read and listed once, so a directory that
