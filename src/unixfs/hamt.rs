@@ -289,6 +289,49 @@ mod tests {
         assert!(entry_name("Fname", 1, 8).is_err());
     }
 
+    fn shard(fanout: u64, names: &[&str]) -> (Cid, Node) {
+        use multihash_codetable::{Code, MultihashDigest};
+        let cid = Cid::new_v1(0x70, Code::Sha2_256.digest(b"shard"));
+        let links = names
+            .iter()
+            .map(|name| ipld_dagpb::PbLink {
+                cid,
+                name: Some(name.to_string()),
+                size: Some(7),
+            })
+            .collect();
+        let pb = PbNode { links, data: None };
+        (cid, Node::Pb(pb, Some(UnixfsNode::HamtShard { fanout })))
+    }
+
+    #[test]
+    fn shard_links_split_entries_from_child_shards() {
+        let (cid, node) = shard(256, &["0Aa.txt", "FF", "1Bé"]);
+        let (fanout, links) = shard_links(&cid, &node, None).unwrap();
+        assert_eq!(fanout, 256);
+        let entry = |name: &str| {
+            ShardLink::Entry(DirEntry {
+                name: name.into(),
+                cid,
+                size: Some(7),
+            })
+        };
+        assert_eq!(
+            links,
+            vec![
+                entry("a.txt"),
+                ShardLink::Shard { cid, size: Some(7) },
+                entry("é"),
+            ]
+        );
+        // A child of another fanout, a name without its slot: refused.
+        assert!(shard_links(&cid, &node, Some(16)).is_err());
+        let (cid, node) = shard(256, &["a.txt"]);
+        assert!(shard_links(&cid, &node, None).is_err());
+        let not_a_shard = Node::Raw(bytes::Bytes::from_static(b"x"));
+        assert!(shard_links(&cid, &not_a_shard, None).is_err());
+    }
+
     #[test]
     fn hash_bits_read_from_the_front() {
         let mut bits = HashBits {
