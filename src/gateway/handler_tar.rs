@@ -52,8 +52,9 @@ const MAX_OPEN_DIRECTORIES: usize = MAX_PATH_SEGMENTS;
 const MAX_PENDING_ENTRIES: usize = 1 << 18;
 /// Most bytes of their names.
 const MAX_PENDING_NAME_BYTES: usize = 16 << 20;
-/// Most symlinks remembered (see [`through_symlink`]).
-const MAX_SYMLINKS: usize = 1 << 16;
+/// Most bytes of symlink paths remembered (see [`through_symlink`]):
+/// tens of thousands of symlinks.
+const MAX_SYMLINK_PATH_BYTES: usize = 8 << 20;
 /// Entries of the current directory whose blocks are fetched ahead.
 const ENTRIES_AHEAD: usize = 16;
 /// Bytes expected of an entry's block when its link declares more (a
@@ -160,6 +161,7 @@ fn tar_stream(
         pending_name_bytes: 0,
         file: None,
         symlinks: HashSet::new(),
+        symlink_path_bytes: 0,
         max_file_bytes,
         finished: false,
     };
@@ -216,8 +218,9 @@ struct TarWalk {
     pending_entries: usize,
     pending_name_bytes: usize,
     file: Option<OpenFile>,
-    /// Paths of the symlinks written so far.
+    /// Paths of the symlinks written so far, and their bytes.
     symlinks: HashSet<String>,
+    symlink_path_bytes: usize,
     /// What one request may read (`[limits] max_bytes_per_request`): a
     /// file declaring more is refused at its header, not cut halfway.
     max_file_bytes: u64,
@@ -442,9 +445,11 @@ impl TarWalk {
                         target.len()
                     )));
                 }
-                if self.symlinks.len() >= MAX_SYMLINKS {
+                self.symlink_path_bytes += path.len();
+                if self.symlink_path_bytes > MAX_SYMLINK_PATH_BYTES {
                     return Err(TarError::TooLarge(format!(
-                        "more than {MAX_SYMLINKS} symlinks"
+                        "more symlinks than {} MiB of their paths remembered",
+                        MAX_SYMLINK_PATH_BYTES >> 20
                     )));
                 }
                 let header = entry_header(&path, EntryKind::Symlink { target });
