@@ -44,7 +44,7 @@ use crate::unixfs::{
 /// Bytes of the archive made before the status is sent: enough for the
 /// headers of a few hundred entries, so a small DAG with a bad name gets a
 /// status rather than a cut body.
-pub const STATUS_WINDOW: usize = 64 * 1024;
+const STATUS_WINDOW: usize = 64 * 1024;
 /// Most directories open at once (nested): the longest content path.
 const MAX_OPEN_DIRECTORIES: usize = MAX_PATH_SEGMENTS;
 /// Most entries listed but not yet written, over all open directories
