@@ -19,10 +19,11 @@
 //!   (`gateway::redirects`), the request layers (`gateway::middleware`),
 //!   request parsing, the one response-kind decision (`gateway::dispatch`)
 //!   and the representations a node has without codec conversion
-//!   (`gateway::representations`), one handler per response type, the
-//!   `?uri=` router (`gateway::uri_router`), the page at `/`
-//!   (`gateway::landing`), Etags, response headers, limits, panics as 500s
-//!   (`gateway::panics`), and the single place errors become HTTP statuses.
+//!   (`gateway::representations`), one handler per response type (the TAR
+//!   format in `gateway::tar_format`), the `?uri=` router
+//!   (`gateway::uri_router`), the page at `/` (`gateway::landing`), Etags,
+//!   response headers, limits, panics as 500s (`gateway::panics`), and the
+//!   single place errors become HTTP statuses.
 //! - [`control`]: the control address — health, Prometheus metrics,
 //!   `/debug/sessions`, `/debug/dht`.
 //! - [`dag`]: decoding blocks of every codec, content path resolution, and

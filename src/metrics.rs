@@ -17,6 +17,7 @@ pub enum ResponseType {
     Directory,
     Raw,
     Car,
+    Tar,
     Codec,
     Error,
 }

@@ -74,12 +74,13 @@ async fn malformed_parameters() {
         "unknown format \"zip\"",
     )
     .await;
+    // A TAR of content that is not UnixFS (the fixtures' dag-cbor root).
     expect_error(
         &gw,
-        &format!("{FILE}?format=tar"),
+        "/ipfs/bafyreibs4utpgbn7uqegmd2goqz4bkyflre2ek2iwv743fhvylwi4zeeim?format=tar",
         &[],
-        406,
-        "format=tar is not supported",
+        400,
+        "(IPLD node) is not UnixFS",
     )
     .await;
     expect_error(

@@ -2,7 +2,8 @@
 //! they have few distinct blocks but 2^depth paths. Every walk (CAR scopes,
 //! file ranges, HAMT listings, path resolution) must prune what it has
 //! already sent when duplicates are not asked for, and end cleanly at the
-//! block cap when they are (`dups=y`, where the spec wants every repeat).
+//! block cap when they are (`dups=y`, where the spec wants every repeat)
+//! or when the answer is a tree of every path (a TAR).
 
 mod common;
 
@@ -370,6 +371,93 @@ async fn hamt_bomb_lists_and_walks_each_shard_once() {
         .unwrap();
     assert_eq!(response.status(), 200, "{path}");
     assert_eq!(response.text().await.unwrap(), "hello from the bottom\n");
+}
+
+/// A TAR of a bomb: the 128 GiB file is refused at its header (403, as
+/// the file response is), the HAMT lists each shard once, the dag-cbor one
+/// is not UnixFS; each answered promptly.
+#[tokio::test(flavor = "multi_thread")]
+async fn tar_of_a_bomb_is_refused_or_pruned() {
+    let (file, cbor) = (file_bomb(), cbor_bomb());
+    let (hamt, _) = hamt_bomb();
+    let (gw, _dir) = gateway_for(&[&file, &cbor, &hamt]).await;
+    for (root, status, mentions) in [
+        (file.root, 403, "max_bytes_per_request"),
+        (cbor.root, 400, "not UnixFS"),
+    ] {
+        let path = format!("/ipfs/{root}?format=tar");
+        let response = tokio::time::timeout(HANG_GUARD, gw.get(&path))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains(mentions), "{path}: {text}");
+    }
+    let path = format!("/ipfs/{}?format=tar", hamt.root);
+    let response = tokio::time::timeout(HANG_GUARD, gw.get(&path))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    let (body, complete) = body_of(response).await;
+    assert!(complete, "{path}");
+    let mut archive = tar::Archive::new(&body[..]);
+    let names: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|e| String::from_utf8(e.unwrap().path_bytes().into_owned()).unwrap())
+        .collect();
+    // The bottom shard is listed once: its two slots, both `hello.txt`.
+    let root = hamt.root;
+    assert_eq!(
+        names,
+        [
+            format!("{root}/"),
+            format!("{root}/hello.txt"),
+            format!("{root}/hello.txt")
+        ]
+    );
+
+    // Directories linking their child twice: a TAR is a tree, so every
+    // path is an entry (2^30 of them), until the block cap ends the body.
+    let mut blocks = Vec::new();
+    let mut emit = |b: sluice::unixfs::builder::Block| blocks.push((b.cid, b.data));
+    let leaf = sluice::unixfs::builder::build_file(
+        &b"x"[..],
+        sluice::unixfs::builder::FileLayout::MODERN,
+        &mut emit,
+    )
+    .unwrap();
+    let mut child = leaf;
+    for _ in 0..LEVELS {
+        child = sluice::unixfs::builder::build_directory(
+            vec![("a".to_string(), child), ("b".to_string(), child)],
+            false,
+            &mut emit,
+        );
+    }
+    blocks.reverse();
+    let dirs = Bomb {
+        root: child.cid,
+        blocks,
+    };
+    let (gw, _dir) = gateway_for(&[&dirs]).await;
+    let path = format!("/ipfs/{}?format=tar", dirs.root);
+    let response = tokio::time::timeout(HANG_GUARD, gw.get(&path))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    let (body, complete) = tokio::time::timeout(HANG_GUARD, body_of(response))
+        .await
+        .unwrap();
+    assert!(!complete, "{path}: ends at the block cap");
+    let text = String::from_utf8_lossy(&body[body.len().saturating_sub(400)..]);
+    assert!(text.contains("max_blocks_per_request"), "{text}");
+    // At most a PAX header, a header and a block of data per block read.
+    assert!(
+        body.len() < (BLOCK_CAP as usize + 10) * 2048,
+        "{}",
+        body.len()
+    );
 }
 
 /// dag-cbor nodes in a chain, each also linking `width` distinct identity

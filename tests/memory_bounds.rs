@@ -1,6 +1,7 @@
 //! Memory under clients that do not read: the real `sluice` binary, a
 //! 64 MiB file of 1 MiB blocks in its on-disk store, and 150 connections
-//! that each ask for the whole file (or a CAR of it) and never read a byte.
+//! that each ask for the whole file (or a CAR or a TAR of it, or a TAR of
+//! the same bytes as a directory of 64 files) and never read a byte.
 //! The read-ahead budget (`[limits] read_ahead_bytes_*`) must keep the
 //! process's resident memory under baseline + the process-wide budget + a
 //! stated allowance per connection, while a client that does read still
@@ -44,19 +45,24 @@ const SLACK: u64 = 64 * MIB;
 /// own, but 150 connections apiece on a 2-core machine are enough.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// 64 MiB of pseudo-random bytes as a UnixFS file of 1 MiB raw leaves
-/// under 16-link inner nodes (so reads go through two levels), written as
-/// a CAR; returns the root and the bytes.
-fn make_car(path: &Path) -> (String, Vec<u8>) {
+/// 64 MiB of pseudo-random bytes.
+fn file_data() -> Vec<u8> {
     let mut state = 0x9E3779B97F4A7C15u64;
-    let data: Vec<u8> = (0..FILE_BYTES)
+    (0..FILE_BYTES)
         .map(|_| {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             (state >> 24) as u8
         })
-        .collect();
+        .collect()
+}
+
+/// The 64 MiB as a UnixFS file of 1 MiB raw leaves under 16-link inner
+/// nodes (so reads go through two levels), written as a CAR; returns the
+/// root and the bytes.
+fn make_car(path: &Path) -> (String, Vec<u8>) {
+    let data = file_data();
     let layout = FileLayout {
         chunk_size: BLOCK_BYTES,
         max_links: 16,
@@ -182,10 +188,19 @@ async fn full_body(port: u16, path: &str) -> Vec<u8> {
 /// Serves the file, takes a baseline after one complete download, opens the
 /// stalled readers of `path`, and checks the bound and a reading client.
 async fn stalled_readers_stay_bounded(path_of: impl Fn(&str) -> String, check: fn(&[u8], &[u8])) {
+    stalled_readers_of(make_car, path_of, check).await
+}
+
+/// As [`stalled_readers_stay_bounded`], for the content `make` writes.
+async fn stalled_readers_of(
+    make: fn(&Path) -> (String, Vec<u8>),
+    path_of: impl Fn(&str) -> String,
+    check: fn(&[u8], &[u8]),
+) {
     let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let car = dir.path().join("file.car");
-    let (root, data) = make_car(&car);
+    let car = dir.path().join("content.car");
+    let (root, data) = make(&car);
     let (port, metrics_port) = (free_port(), free_port());
     let server = serve(&car, &dir.path().join("data"), port, metrics_port);
     let pid = server.0.id();
@@ -256,6 +271,72 @@ async fn stalled_car_readers_stay_under_the_read_ahead_budget() {
                 .flat_map(|(_, bytes)| bytes.iter().copied())
                 .collect();
             assert_eq!(sha256_hex(&leaves), sha256_hex(data));
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stalled_tar_readers_stay_under_the_read_ahead_budget() {
+    stalled_readers_stay_bounded(
+        |root| format!("/ipfs/{root}?format=tar"),
+        |body, data| {
+            // One entry, named by the root, holding the file's bytes.
+            let mut archive = tar::Archive::new(body);
+            let mut entries = archive.entries().unwrap();
+            let mut entry = entries.next().expect("one entry").unwrap();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            assert_eq!(sha256_hex(&bytes), sha256_hex(data));
+            drop(entry);
+            assert!(entries.next().is_none(), "only the file");
+        },
+    )
+    .await;
+}
+
+/// The 64 MiB as a directory of 64 files of one 1 MiB raw block each, so a
+/// TAR of it fetches the next entries ahead (within the same budget).
+fn make_dir_car(path: &Path) -> (String, Vec<u8>) {
+    use sluice::unixfs::builder::build_directory;
+    let data = file_data();
+    let mut blocks = Vec::new();
+    let entries = data
+        .chunks(BLOCK_BYTES)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let layout = FileLayout {
+                chunk_size: BLOCK_BYTES,
+                ..FileLayout::MODERN
+            };
+            let file = build_file(chunk, layout, &mut |b| blocks.push(b)).unwrap();
+            (format!("part-{i:03}"), file)
+        })
+        .collect();
+    let root = build_directory(entries, false, &mut |b| blocks.push(b));
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut car = CarWriter::new(file, &[root.cid]).unwrap();
+    for block in &blocks {
+        car.write_block(&block.cid, &block.data).unwrap();
+    }
+    car.finish().unwrap();
+    (root.cid.to_string(), data)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stalled_tar_readers_of_a_directory_stay_under_the_read_ahead_budget() {
+    stalled_readers_of(
+        make_dir_car,
+        |root| format!("/ipfs/{root}?format=tar"),
+        |body, data| {
+            // The directory, then its files in name order: the bytes again.
+            let mut archive = tar::Archive::new(body);
+            let mut files = Vec::new();
+            for entry in archive.entries().unwrap() {
+                let mut entry = entry.unwrap();
+                std::io::Read::read_to_end(&mut entry, &mut files).unwrap();
+            }
+            assert_eq!(sha256_hex(&files), sha256_hex(data));
         },
     )
     .await;

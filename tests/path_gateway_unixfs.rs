@@ -343,7 +343,7 @@ async fn filename_and_download_dispositions() {
         .await;
     assert_eq!(
         header(&unicode, "content-disposition"),
-        "inline; filename=\"___w.txt\"; filename*=UTF-8''%C5%BC%C3%B3%C5%82w%2Etxt"
+        "inline; filename=\"___w.txt\"; filename*=UTF-8''%C5%BC%C3%B3%C5%82w.txt"
     );
     // The name also picks the type.
     let typed = gw.get(&format!("{path}?filename=page.html")).await;

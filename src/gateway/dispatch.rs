@@ -27,6 +27,8 @@ pub enum ResponseKind {
     RawBlock,
     /// A CAR of the DAG under the path.
     Car,
+    /// A TAR of the UnixFS DAG under the path.
+    Tar,
     /// A UnixFS file, or a raw block served as one.
     File,
     /// A UnixFS symlink: its target text.
@@ -57,6 +59,7 @@ impl ResponseKind {
         match (self, format) {
             (ResponseKind::RawBlock, _) => ResponseType::Raw,
             (ResponseKind::Car, _) => ResponseType::Car,
+            (ResponseKind::Tar, _) => ResponseType::Tar,
             (_, Some(_)) => ResponseType::Codec,
             (ResponseKind::File | ResponseKind::Symlink, None) => ResponseType::File,
             (
@@ -175,6 +178,8 @@ pub fn decide(asked: &Asked, resolved: Resolved) -> Decision {
         // Asking a UnixFS node for plain json/cbor is not a conversion: the
         // client gets the file or directory as a path gateway serves it.
         Some(Format::Json | Format::Cbor) if is_unixfs => as_path_gateway(asked, codec, node),
+        // Whatever the node: the handler refuses what is not UnixFS.
+        Some(Format::Tar) => Respond(ResponseKind::Tar),
         Some(format) if asked.convert_codecs || serves_as_is(format, codec) => {
             Respond(ResponseKind::Codec(format))
         }
@@ -190,7 +195,8 @@ pub fn decide(asked: &Asked, resolved: Resolved) -> Decision {
 /// and IPIP-0524 leaves json/cbor of other codecs to the implementation.
 pub fn serves_as_is(format: Format, block_codec: u64) -> bool {
     match format {
-        Format::Raw | Format::Car => true,
+        // Representations of any block (TAR refuses what is not UnixFS itself).
+        Format::Raw | Format::Car | Format::Tar => true,
         Format::DagJson => block_codec == codec::DAG_JSON,
         Format::DagCbor => block_codec == codec::DAG_CBOR,
         Format::Json => matches!(block_codec, codec::JSON | codec::DAG_JSON),
@@ -284,7 +290,7 @@ mod tests {
     #[test]
     fn decides_every_combination() {
         use codec::{CBOR, DAG_CBOR, DAG_JSON, DAG_PB, JSON, LIBP2P_KEY, RAW};
-        use Format::{Car, Cbor, DagCbor, DagJson, Json, Raw};
+        use Format::{Car, Cbor, DagCbor, DagJson, Json, Raw, Tar};
         use NodeKind::{Data, Directory, File, Symlink};
         let dir = |index| node(DAG_PB, Directory(index));
         #[rustfmt::skip]
@@ -372,6 +378,15 @@ mod tests {
             (asked(NONE, true, false), node(LIBP2P_KEY, Data), Respond(K::NotAcceptable(None))),
             (converting(asked(NONE, false, false)), node(DAG_PB, Data), Respond(K::Codec(DagJson))),
             (converting(asked(NONE, false, false)), node(LIBP2P_KEY, Data), Respond(K::Codec(DagJson))),
+            // A TAR needs the path, then is the answer for any node (a
+            // directory without its slash too: no redirect, no index.html).
+            (asked(Some(Tar), false, false), Resolved::Unresolved, ResolvePath),
+            (asked(Some(Tar), true, false), dir(Index::NotLookedUp), Respond(K::Tar)),
+            (asked(Some(Tar), false, true), dir(Index::NotLookedUp), Respond(K::Tar)),
+            (asked(Some(Tar), false, false), node(RAW, File), Respond(K::Tar)),
+            (asked(Some(Tar), false, false), node(DAG_PB, Symlink), Respond(K::Tar)),
+            (asked(Some(Tar), true, false), node(DAG_CBOR, Data), Respond(K::Tar)),
+            (asked(Some(Tar), false, false), Resolved::InsideBlock, Respond(K::PathRemainder)),
         ];
         for (asked, resolved, expected) in table {
             assert_eq!(
@@ -389,6 +404,7 @@ mod tests {
             ResponseType::Raw
         );
         assert_eq!(K::Car.response_type(Some(Format::Car)), ResponseType::Car);
+        assert_eq!(K::Tar.response_type(Some(Format::Tar)), ResponseType::Tar);
         assert_eq!(K::File.response_type(None), ResponseType::File);
         assert_eq!(K::Symlink.response_type(None), ResponseType::File);
         assert_eq!(

@@ -4,6 +4,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::tar_format::TarError;
 use crate::blocks::BlockError;
 use crate::dag::DagError;
 use crate::names::{DnsLinkError, NameError};
@@ -177,5 +178,19 @@ impl From<DagError> for GatewayError {
 impl From<HintError> for GatewayError {
     fn from(err: HintError) -> Self {
         GatewayError::BadRequest(err.to_string())
+    }
+}
+
+impl From<TarError> for GatewayError {
+    fn from(err: TarError) -> Self {
+        match err {
+            TarError::Dag(e) => e.into(),
+            // The content cannot be a TAR, as content that is not UnixFS
+            // cannot (the spec's 400); a CAR can carry it.
+            TarError::BadName { .. } | TarError::NotUnixfs { .. } | TarError::BadLink { .. } => {
+                GatewayError::BadRequest(err.to_string())
+            }
+            TarError::TooLarge(_) => GatewayError::OverBudget(err.to_string()),
+        }
     }
 }

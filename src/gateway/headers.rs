@@ -77,6 +77,23 @@ pub fn value(text: &str) -> HeaderValue {
     })
 }
 
+/// What RFC 8187 `filename*` values percent-encode: all but its
+/// `attr-char`s (letters, digits and ``!#$&+-.^_`|~``), so `.tar` stays
+/// `.tar` as the conformance suite expects.
+const NOT_ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
 /// `Content-Disposition` for `name`: ASCII names quoted, others also as
 /// RFC 5987 `filename*`.
 pub fn content_disposition(kind: &str, name: &str) -> HeaderValue {
@@ -94,8 +111,7 @@ pub fn content_disposition(kind: &str, name: &str) -> HeaderValue {
     if ascii == name {
         value(&format!("{kind}; filename=\"{ascii}\""))
     } else {
-        let encoded =
-            percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+        let encoded = percent_encoding::utf8_percent_encode(name, NOT_ATTR_CHAR);
         value(&format!(
             "{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
         ))
@@ -160,7 +176,7 @@ mod tests {
         let v = content_disposition("attachment", "żółw.txt");
         assert_eq!(
             v.to_str().unwrap(),
-            "attachment; filename=\"___w.txt\"; filename*=UTF-8''%C5%BC%C3%B3%C5%82w%2Etxt"
+            "attachment; filename=\"___w.txt\"; filename*=UTF-8''%C5%BC%C3%B3%C5%82w.txt"
         );
     }
 }

@@ -5,8 +5,8 @@
 //! session and budget, metrics and access log, timeouts), is parsed and
 //! validated once (`request`), and answered by the one handler
 //! `dispatch` chooses from the request and what its content path
-//! resolved to: a UnixFS file, a directory, a raw block, a CAR, or an IPLD
-//! codec. No handler calls another. Handlers read blocks only through the [`BlockService`](crate::blocks::BlockService); they
+//! resolved to: a UnixFS file, a directory, a raw block, a CAR, a TAR, or
+//! an IPLD codec. No handler calls another. Handlers read blocks only through the [`BlockService`](crate::blocks::BlockService); they
 //! know nothing of where blocks come from. Errors become statuses in one
 //! place (`errors`).
 
@@ -20,6 +20,7 @@ mod handler_car;
 mod handler_codec;
 mod handler_dir;
 mod handler_file;
+mod handler_tar;
 mod headers;
 mod hosts;
 mod landing;
@@ -35,6 +36,7 @@ mod request;
 mod site_redirects;
 mod sniff;
 mod state;
+mod tar_format;
 pub(crate) mod templates;
 mod uri_router;
 
@@ -294,6 +296,7 @@ async fn serve(
         ResponseKind::Codec(format) => {
             handler_codec::serve_codec(&ctx, needed(resolved)?, format).await?
         }
+        ResponseKind::Tar => handler_tar::serve_tar(&ctx, needed(resolved)?).await?,
         ResponseKind::DagHtml => handler_codec::serve_html_view(&ctx, needed(resolved.as_ref())?)?,
         ResponseKind::PathRemainder => {
             return Err(dispatch::remainder_error(&needed(resolved)?.remainder))

@@ -15,6 +15,7 @@ use crate::dag::{DagScope, EntityBytes, MAX_PATH_SEGMENTS};
 pub enum Format {
     Raw,
     Car,
+    Tar,
     DagJson,
     DagCbor,
     Json,
@@ -26,6 +27,7 @@ impl Format {
         match self {
             Format::Raw => "application/vnd.ipld.raw",
             Format::Car => "application/vnd.ipld.car",
+            Format::Tar => "application/x-tar",
             Format::DagJson => "application/vnd.ipld.dag-json",
             Format::DagCbor => "application/vnd.ipld.dag-cbor",
             Format::Json => "application/json",
@@ -37,6 +39,7 @@ impl Format {
         match self {
             Format::Raw => "raw",
             Format::Car => "car",
+            Format::Tar => "tar",
             Format::DagJson => "dag-json",
             Format::DagCbor => "dag-cbor",
             Format::Json => "json",
@@ -48,18 +51,19 @@ impl Format {
         Ok(match value {
             "raw" => Format::Raw,
             "car" => Format::Car,
+            "tar" => Format::Tar,
             "dag-json" => Format::DagJson,
             "dag-cbor" => Format::DagCbor,
             "json" => Format::Json,
             "cbor" => Format::Cbor,
-            "tar" | "ipns-record" => {
+            "ipns-record" => {
                 return Err(GatewayError::NotAcceptable(format!(
                     "format={value} is not supported by this gateway"
                 )))
             }
             other => {
                 return Err(GatewayError::BadRequest(format!(
-                    "unknown format {other:?} (expected raw, car, dag-json, dag-cbor, json or cbor)"
+                    "unknown format {other:?} (expected raw, car, tar, dag-json, dag-cbor, json or cbor)"
                 )))
             }
         })
@@ -69,6 +73,7 @@ impl Format {
         [
             Format::Raw,
             Format::Car,
+            Format::Tar,
             Format::DagJson,
             Format::DagCbor,
             Format::Json,
@@ -666,6 +671,15 @@ mod tests {
             );
             assert!(req(&root, None).is_ok(), "{root} without the header");
         }
+    }
+
+    #[test]
+    fn tar_by_query_and_by_accept() {
+        let by_query = req(&format!("/ipfs/{CID}?format=tar"), None).unwrap();
+        assert_eq!(by_query.format, Some(Format::Tar));
+        let by_accept = req(&format!("/ipfs/{CID}"), Some("application/x-tar")).unwrap();
+        assert_eq!(by_accept.format, Some(Format::Tar));
+        assert!(by_accept.format_from_accept);
     }
 
     #[test]

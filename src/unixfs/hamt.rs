@@ -141,6 +141,59 @@ fn entry_name(name: &str, width: usize, fanout: u64) -> Result<&str, String> {
     Ok(name.get(width..).unwrap_or_default())
 }
 
+/// One link of a HAMT shard node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShardLink {
+    /// An entry of the directory, its name without the slot prefix.
+    Entry(DirEntry),
+    /// A child shard of the same directory.
+    Shard { cid: Cid, size: Option<u64> },
+}
+
+/// The links of one shard node, in order, for walks that read a sharded
+/// directory one shard at a time rather than listing it whole
+/// ([`hamt_list`]). `fanout` is the directory's (its root shard's), which
+/// every child shard must share; `None` for the root itself. Returns the
+/// shard's fanout too.
+pub fn shard_links(
+    cid: &Cid,
+    node: &Node,
+    fanout: Option<u64>,
+) -> Result<(u64, Vec<ShardLink>), DagError> {
+    let (pb, own) = shard_fanout(cid, node)?;
+    if fanout.is_some_and(|f| f != own) {
+        return Err(DagError::Inconsistent {
+            cid: *cid,
+            reason: "child shard has a different fanout".into(),
+        });
+    }
+    let width = slot_width(own);
+    let links = pb
+        .links
+        .into_iter()
+        .map(|link| {
+            let name = link.name.unwrap_or_default();
+            let rest = entry_name(&name, width, own).map_err(|reason| DagError::Inconsistent {
+                cid: *cid,
+                reason: format!("it has a link named {name:?}: {reason}"),
+            })?;
+            Ok(if rest.is_empty() {
+                ShardLink::Shard {
+                    cid: link.cid,
+                    size: link.size,
+                }
+            } else {
+                ShardLink::Entry(DirEntry {
+                    name: rest.to_string(),
+                    cid: link.cid,
+                    size: link.size,
+                })
+            })
+        })
+        .collect::<Result<_, DagError>>()?;
+    Ok((own, links))
+}
+
 /// Lists every entry of a sharded directory (in shard order), and the CIDs
 /// of every shard node read, root first. A shard linked more than once (no
 /// valid HAMT does that) is read and listed once, so a directory that
@@ -234,6 +287,49 @@ mod tests {
         assert!(entry_name("+1name", 2, 256).is_err());
         assert!(entry_name("1Fname", 2, 16).is_err());
         assert!(entry_name("Fname", 1, 8).is_err());
+    }
+
+    fn shard(fanout: u64, names: &[&str]) -> (Cid, Node) {
+        use multihash_codetable::{Code, MultihashDigest};
+        let cid = Cid::new_v1(0x70, Code::Sha2_256.digest(b"shard"));
+        let links = names
+            .iter()
+            .map(|name| ipld_dagpb::PbLink {
+                cid,
+                name: Some(name.to_string()),
+                size: Some(7),
+            })
+            .collect();
+        let pb = PbNode { links, data: None };
+        (cid, Node::Pb(pb, Some(UnixfsNode::HamtShard { fanout })))
+    }
+
+    #[test]
+    fn shard_links_split_entries_from_child_shards() {
+        let (cid, node) = shard(256, &["0Aa.txt", "FF", "1Bé"]);
+        let (fanout, links) = shard_links(&cid, &node, None).unwrap();
+        assert_eq!(fanout, 256);
+        let entry = |name: &str| {
+            ShardLink::Entry(DirEntry {
+                name: name.into(),
+                cid,
+                size: Some(7),
+            })
+        };
+        assert_eq!(
+            links,
+            vec![
+                entry("a.txt"),
+                ShardLink::Shard { cid, size: Some(7) },
+                entry("é"),
+            ]
+        );
+        // A child of another fanout, a name without its slot: refused.
+        assert!(shard_links(&cid, &node, Some(16)).is_err());
+        let (cid, node) = shard(256, &["a.txt"]);
+        assert!(shard_links(&cid, &node, None).is_err());
+        let not_a_shard = Node::Raw(bytes::Bytes::from_static(b"x"));
+        assert!(shard_links(&cid, &not_a_shard, None).is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use cid::Cid;
 use prost::Message;
 
 pub use file::{file_size, file_stream, FileBlock, Repeats};
-pub use hamt::{hamt_list, hamt_lookup, HamtLookup};
+pub use hamt::{hamt_list, hamt_lookup, shard_links, HamtLookup, ShardLink, MAX_HAMT_ENTRIES};
 
 /// The protobuf inside a dag-pb node's `Data` field (unixfs.proto).
 #[derive(Clone, PartialEq, prost::Message)]
