@@ -16,7 +16,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::dns::{fixture_dnslinks, Dnsmasq};
+use common::dns::{fixture_dnslinks, gateway_asking, Dnsmasq};
 use common::{block_from_car, fixtures, header, TestGateway};
 
 /// The CID of "hello\n" (raw leaves, CIDv1): `hello-CIDv1` in
@@ -29,15 +29,6 @@ fn records(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter()
         .map(|(d, t)| (d.to_string(), t.to_string()))
         .collect()
-}
-
-async fn gateway_asking(dns: &Dnsmasq) -> Option<TestGateway> {
-    let nameserver = dns.nameserver();
-    TestGateway::with_fixtures_and(move |c| {
-        c.dns.nameservers = vec![nameserver];
-        c.dns.timeout_ms = 3_000;
-    })
-    .await
 }
 
 fn max_age(response: &reqwest::Response) -> u64 {

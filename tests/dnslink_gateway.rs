@@ -15,19 +15,10 @@
 
 mod common;
 
-use common::dns::{fixture_dnslinks, Dnsmasq};
+use common::dns::{fixture_dnslinks, gateway_asking, Dnsmasq};
 use common::{fixture_cid, fixtures, header, TestGateway};
 
 const HELLO: &str = "hello\n";
-
-async fn gateway_asking(dns: &Dnsmasq) -> Option<TestGateway> {
-    let nameserver = dns.nameserver();
-    TestGateway::with_fixtures_and(move |c| {
-        c.dns.nameservers = vec![nameserver];
-        c.dns.timeout_ms = 3_000;
-    })
-    .await
-}
 
 async fn start() -> Option<(TestGateway, Dnsmasq, std::path::PathBuf)> {
     let dir = fixtures()?;

@@ -133,6 +133,17 @@ impl Dnsmasq {
     }
 }
 
+/// A gateway with every conformance fixture (IPNS records provisioned)
+/// that asks `dns` for DNSLink records; `None` without the fixtures.
+pub async fn gateway_asking(dns: &Dnsmasq) -> Option<super::TestGateway> {
+    let nameserver = dns.nameserver();
+    super::TestGateway::with_fixtures_and(move |c| {
+        c.dns.nameservers = vec![nameserver];
+        c.dns.timeout_ms = 3_000;
+    })
+    .await
+}
+
 impl Drop for Dnsmasq {
     fn drop(&mut self) {
         let _ = self.child.kill();
