@@ -204,3 +204,36 @@ async fn broken_dnslink_sites_show_their_error() {
     );
     assert!(text.contains("not-a-cid"), "{text}");
 }
+
+/// The DNSLink lookup of a host runs before the request is admitted, so it
+/// holds one of the request slots meanwhile: made-up hosts cannot start
+/// more lookups than `[limits] max_concurrent_requests`.
+#[tokio::test]
+async fn host_lookups_take_a_request_slot() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let nameserver = silent.local_addr().unwrap().to_string();
+    let gw = TestGateway::start_with(Vec::new(), move |c| {
+        c.dns.nameservers = vec![nameserver];
+        c.dns.timeout_ms = 2_000;
+        c.limits.max_concurrent_requests = 1;
+    })
+    .await;
+    let client = gw.client.clone();
+    let url = gw.url("/");
+    let first = tokio::spawn(async move {
+        client
+            .get(url)
+            .header("Host", "made-up-one.example.org")
+            .send()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let second = on(&gw, "made-up-two.example.org", "/").await;
+    assert_eq!(second.status(), 429);
+    assert!(second.text().await.unwrap().contains("requests in flight"));
+    // The first lookup times out: no DNSLink site, so the path gateway's page.
+    let first = first.await.unwrap();
+    assert_eq!(first.status(), 200);
+    drop(silent);
+}

@@ -80,7 +80,18 @@ pub async fn route_by_host(
             }
         }
         Site::MaybeDnsLink { domain } => {
-            if !has_dnslink(&gateway, &domain).await {
+            // The lookup runs before the content layers admit the request:
+            // it takes one of their slots meanwhile, so hosts made up by
+            // a client cannot start more lookups than requests may run.
+            let Ok(slot) = gateway.concurrency.clone().try_acquire_owned() else {
+                let limit = gateway.limits.max_concurrent_requests;
+                return fail(GatewayError::Overloaded(format!(
+                    "more than {limit} requests in flight; try again shortly"
+                )));
+            };
+            let is_site = has_dnslink(&gateway, &domain).await;
+            drop(slot);
+            if !is_site {
                 return next.run(request).await;
             }
             let host = authority
