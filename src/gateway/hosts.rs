@@ -8,17 +8,17 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode, Uri};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::errors::GatewayError;
 use super::headers::value;
 use super::origin::{
-    addressed_authority, addressed_scheme, is_trustless, site_of, subdomain_location, HostRules,
-    Namespace, OnSite, Site, SiteOrigin,
+    addressed_authority, addressed_scheme, site_of, subdomain_location, HostRules, Namespace,
+    OnSite, Site, SiteOrigin,
 };
-use super::request::wants_html;
+use super::request::{asks_for_verifiable, wants_html};
 use super::state::Gateway;
 use crate::names::{DnsLinkError, NameError};
 
@@ -36,13 +36,20 @@ pub async fn route_by_host(
         subdomain_hosts: &config.subdomain_hosts,
         dnslink: config.dnslink && gateway.names.is_some(),
     };
-    let html = wants_html(request.headers());
-    let fail = |err: GatewayError| err.into_response_for(html);
+    // Kept for an error page (HTML or text), read only if one is made: the
+    // common request is routed without parsing its Accept header here.
+    let accept = request.headers().get(header::ACCEPT).cloned();
+    let fail = |err: GatewayError| {
+        let mut headers = HeaderMap::new();
+        if let Some(accept) = accept {
+            headers.insert(header::ACCEPT, accept);
+        }
+        err.into_response_for(wants_html(&headers))
+    };
     let site = match site_of(authority.as_deref(), rules) {
         Ok(site) => site,
         Err(err) => return fail(err),
     };
-    let scheme = addressed_scheme(request.uri(), request.headers(), trust);
     match site {
         Site::Path {
             subdomain_host: None,
@@ -50,10 +57,11 @@ pub async fn route_by_host(
         Site::Path {
             subdomain_host: Some(gateway_host),
         } => {
-            if is_trustless(request.uri(), request.headers()) {
+            if asks_for_verifiable(request.uri(), request.headers()) {
                 return next.run(request).await;
             }
             let uri = request.uri();
+            let scheme = addressed_scheme(uri, request.headers(), trust);
             match subdomain_location(uri.path(), uri.query(), scheme, &gateway_host) {
                 Ok(Some(location)) => moved(&location),
                 Ok(None) => next.run(request).await,
@@ -62,6 +70,7 @@ pub async fn route_by_host(
         }
         Site::Canonical { host } => {
             let path_and_query = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+            let scheme = addressed_scheme(request.uri(), request.headers(), trust);
             moved(&format!("{scheme}://{host}{path_and_query}"))
         }
         Site::Subdomain {

@@ -13,14 +13,13 @@ use cid::Cid;
 use libp2p::PeerId;
 
 use super::errors::GatewayError;
-use crate::names::ipns;
+use crate::dag::codec::{DAG_PB, LIBP2P_KEY};
+use crate::names::{dnslink, ipns};
 
 /// A DNS label's longest form (RFC 1035).
 pub const MAX_LABEL: usize = 63;
 /// A DNS name's longest form.
 const MAX_NAME: usize = 253;
-const DAG_PB: u64 = 0x70;
-const LIBP2P_KEY: u64 = 0x72;
 
 /// The two content namespaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +153,15 @@ fn split_authority(authority: &str) -> Result<Option<(String, Option<u16>)>, Gat
         authority[1..end]
             .parse::<std::net::Ipv6Addr>()
             .map_err(|_| odd())?;
+        let rest = &authority[end + 1..];
+        if !rest.is_empty()
+            && rest
+                .strip_prefix(':')
+                .and_then(|p| p.parse::<u16>().ok())
+                .is_none()
+        {
+            return Err(odd());
+        }
         return Ok(None);
     }
     let (host, port) = match authority.rsplit_once(':') {
@@ -171,19 +179,10 @@ fn split_authority(authority: &str) -> Result<Option<(String, Option<u16>)>, Gat
     Ok(Some((host, port)))
 }
 
-/// Whether `name` is a DNS name a DNSLink record could be published under.
+/// Whether `name` is a DNS name a DNSLink record could be published under
+/// (the resolver's own check; a single label is never looked up).
 pub fn is_dns_name(name: &str) -> bool {
-    name.len() <= MAX_NAME
-        && name.contains('.')
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= MAX_LABEL
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        })
+    name.contains('.') && dnslink::parse_domain(name).is_ok()
 }
 
 /// The site `authority` addresses.
@@ -202,29 +201,36 @@ pub fn site_of(authority: Option<&str>, rules: HostRules<'_>) -> Result<Site, Ga
         Some(port) => format!("{name}:{port}"),
         None => name.to_string(),
     };
-    // The longest configured host that matches wins (`a.example` before `example`).
-    let mut gateways: Vec<&String> = rules.subdomain_hosts.iter().collect();
-    gateways.sort_by_key(|g| std::cmp::Reverse(g.len()));
-    for gateway in gateways {
-        let gateway = gateway.trim_end_matches('.').to_ascii_lowercase();
+    // The longest configured host that is the host or a suffix of it wins
+    // (`a.example` before `example`).
+    let gateway = rules
+        .subdomain_hosts
+        .iter()
+        .map(|g| g.trim_end_matches('.'))
+        .filter(|g| {
+            host.eq_ignore_ascii_case(g)
+                || (host.len() > g.len()
+                    && host.is_char_boundary(host.len() - g.len() - 1)
+                    && host[host.len() - g.len()..].eq_ignore_ascii_case(g)
+                    && host.as_bytes()[host.len() - g.len() - 1] == b'.')
+        })
+        .max_by_key(|g| g.len());
+    if let Some(gateway) = gateway {
+        let gateway = gateway.to_ascii_lowercase();
         if host == gateway {
             return Ok(Site::Path {
                 subdomain_host: Some(with_port(&gateway)),
             });
         }
-        let Some(prefix) = host.strip_suffix(&format!(".{gateway}")) else {
-            continue;
+        let prefix = &host[..host.len() - gateway.len() - 1];
+        let namespace = match prefix.rsplit_once('.') {
+            Some((id, "ipfs")) => Some((id, Namespace::Ipfs)),
+            Some((id, "ipns")) => Some((id, Namespace::Ipns)),
+            _ => None,
         };
-        let Some((id, namespace)) = prefix.rsplit_once('.') else {
-            continue;
-        };
-        let namespace = match namespace {
-            "ipfs" => Namespace::Ipfs,
-            "ipns" => Namespace::Ipns,
-            _ => continue,
-        };
-        let gateway = with_port(&gateway);
-        return subdomain_site(namespace, id, gateway);
+        if let Some((id, namespace)) = namespace {
+            return subdomain_site(namespace, id, with_port(&gateway));
+        }
     }
     if rules.dnslink && is_dns_name(&host) {
         return Ok(Site::MaybeDnsLink { domain: host });
@@ -343,31 +349,6 @@ pub fn decode_inlined_dnslink(label: &str) -> String {
         }
     }
     out
-}
-
-/// Whether a path-form request asks for a verifiable response (a block, a
-/// CAR, a record): trustless clients have no origin to protect and are not
-/// sent to a subdomain.
-pub fn is_trustless(uri: &Uri, headers: &HeaderMap) -> bool {
-    const VERIFIABLE: [&str; 3] = [
-        "application/vnd.ipld.raw",
-        "application/vnd.ipld.car",
-        "application/vnd.ipfs.ipns-record",
-    ];
-    let query = uri.query().unwrap_or("");
-    let by_query = query
-        .split('&')
-        .any(|pair| matches!(pair, "format=raw" | "format=car" | "format=ipns-record"));
-    let by_accept = headers
-        .get_all(axum::http::header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|range| {
-            let media = range.split(';').next().unwrap_or("").trim();
-            VERIFIABLE.iter().any(|v| media.eq_ignore_ascii_case(v))
-        });
-    by_query || by_accept
 }
 
 /// Where a path-form request on a subdomain gateway moves to:
@@ -540,6 +521,8 @@ mod tests {
             "example.com:99999",
             "user@example.com",
             "[::1",
+            "[::1]junk",
+            "[::1]:x",
             "",
         ] {
             assert!(
@@ -656,16 +639,5 @@ mod tests {
             addressed_authority(&absolute, &headers, true).as_deref(),
             Some("bafy.ipfs.localhost")
         );
-    }
-
-    #[test]
-    fn trustless_requests_are_recognised() {
-        let uri = |s: &str| s.parse::<Uri>().unwrap();
-        let none = HeaderMap::new();
-        assert!(is_trustless(&uri("/ipfs/x?format=car"), &none));
-        assert!(!is_trustless(&uri("/ipfs/x?format=dag-json"), &none));
-        let mut accept = HeaderMap::new();
-        accept.insert("accept", "application/vnd.ipld.raw".parse().unwrap());
-        assert!(is_trustless(&uri("/ipfs/x"), &accept));
     }
 }

@@ -27,7 +27,8 @@ pub fn too_large(size: u64) -> RedirectsError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Literal(String),
-    Placeholder(String),
+    /// `:name`: any one segment, its value substituted into `to`.
+    Named(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,9 +40,12 @@ struct Rule {
     status: u16,
 }
 
-/// The rules of one file, in order.
+/// The rules of one file, in order, and the file's size.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Rules(Vec<Rule>);
+pub struct Rules {
+    rules: Vec<Rule>,
+    source_bytes: usize,
+}
 
 /// What the first matching rule says to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +77,10 @@ pub fn parse(bytes: &[u8]) -> Result<Rules, RedirectsError> {
             RedirectsError(format!("line {}: {why}: {:?}", index + 1, clip(line)))
         })?);
     }
-    Ok(Rules(rules))
+    Ok(Rules {
+        rules,
+        source_bytes: bytes.len(),
+    })
 }
 
 fn clip(line: &str) -> String {
@@ -130,7 +137,7 @@ fn parse_rule(line: &str) -> Result<Rule, String> {
                 return Err("* may only be the last segment of the from path".to_string());
             }
             Ok(match segment.strip_prefix(':') {
-                Some(name) if !name.is_empty() => Segment::Placeholder(name.to_string()),
+                Some(name) if !name.is_empty() => Segment::Named(name.to_string()),
                 _ => Segment::Literal(decode(segment)),
             })
         })
@@ -150,6 +157,11 @@ fn decode(segment: &str) -> String {
 }
 
 impl Rules {
+    /// The size of the file the rules came from (a cache's weight).
+    pub fn source_bytes(&self) -> usize {
+        self.source_bytes
+    }
+
     /// The first rule matching `path` (as the client sent it, from `/`),
     /// applied; the query string carries over to a redirect that has none.
     pub fn find(&self, path: &str, query: Option<&str>) -> Option<Outcome> {
@@ -159,7 +171,7 @@ impl Rules {
         } else {
             trimmed.split('/').collect()
         };
-        self.0.iter().find_map(|rule| {
+        self.rules.iter().find_map(|rule| {
             let values = rule.matches(&segments)?;
             let target = substitute(&rule.to, &values);
             Some(if REDIRECTS.contains(&rule.status) {
@@ -182,7 +194,7 @@ impl Rules {
 }
 
 impl Rule {
-    /// The placeholder values if `segments` match.
+    /// The `:name` (and `:splat`) values if `segments` match.
     fn matches(&self, segments: &[&str]) -> Option<HashMap<&str, String>> {
         if segments.len() < self.from.len() || (!self.splat && segments.len() != self.from.len()) {
             return None;
@@ -192,7 +204,7 @@ impl Rule {
             match pattern {
                 Segment::Literal(literal) if *literal == decode(segment) => {}
                 Segment::Literal(_) => return None,
-                Segment::Placeholder(name) => {
+                Segment::Named(name) => {
                     values.insert(name.as_str(), segment.to_string());
                 }
             }
@@ -278,7 +290,7 @@ mod tests {
         assert_eq!(at("/unavail/x"), rewrite(451, "/451.html"));
         // First match wins: the catch-all only gets what nothing above took.
         assert_eq!(at("/catch-all"), rewrite(200, "/index.html"));
-        // Too few segments for the placeholders: the catch-all.
+        // Too few segments for the `:name` rule: the catch-all.
         assert_eq!(at("/posts/2022"), rewrite(200, "/index.html"));
     }
 
@@ -301,7 +313,7 @@ mod tests {
             rules.find("/ext/x/y", None),
             redirect(307, "https://example.com/x/y")
         );
-        // An unknown placeholder stays as written.
+        // A `:name` the rule did not match stays as written.
         assert_eq!(
             rules.find("/ext", None),
             redirect(308, "https://example.com/:splat")

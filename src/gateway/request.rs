@@ -525,6 +525,24 @@ fn negotiate_accept(headers: &HeaderMap) -> Result<Option<(Format, MediaParams)>
     Ok(None)
 }
 
+/// Whether a request asks for a verifiable response (`?format=raw`, `car`
+/// or `ipns-record`, or their media types in `Accept`): a trustless client,
+/// which has no origin to protect and is not sent to a subdomain.
+pub fn asks_for_verifiable(uri: &Uri, headers: &HeaderMap) -> bool {
+    let by_query = form_urlencoded(uri.query().unwrap_or("")).any(|(key, value)| {
+        key == "format" && matches!(value.as_str(), "raw" | "car" | "ipns-record")
+    });
+    by_query
+        || parse_accept(headers).iter().any(|range| {
+            range.quality > 0.0
+                && (range.media == IPNS_RECORD
+                    || matches!(
+                        Format::from_media_type(&range.media),
+                        Some(Format::Raw | Format::Car)
+                    ))
+        })
+}
+
 /// The client renders HTML (a browser): the one place this is decided, for
 /// error pages and DAG views alike. A `text/html` range with `q=0` is a
 /// refusal, not a wish.
@@ -699,6 +717,31 @@ mod tests {
         .unwrap();
         assert_eq!(browser.format, None);
         assert!(browser.wants_html);
+    }
+
+    #[test]
+    fn verifiable_requests_are_recognised() {
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        let none = HeaderMap::new();
+        assert!(asks_for_verifiable(&uri("/ipfs/x?format=car"), &none));
+        assert!(asks_for_verifiable(
+            &uri("/ipns/x?a=1&format=ipns-record"),
+            &none
+        ));
+        assert!(!asks_for_verifiable(&uri("/ipfs/x?format=dag-json"), &none));
+        let mut accept = HeaderMap::new();
+        accept.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/vnd.ipld.raw"),
+        );
+        assert!(asks_for_verifiable(&uri("/ipfs/x"), &accept));
+        accept.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/vnd.ipld.car;q=0"),
+        );
+        assert!(!asks_for_verifiable(&uri("/ipfs/x"), &accept));
+        accept.insert(header::ACCEPT, HeaderValue::from_static("text/html"));
+        assert!(!asks_for_verifiable(&uri("/ipfs/x"), &accept));
     }
 
     #[test]

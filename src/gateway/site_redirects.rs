@@ -1,18 +1,22 @@
 //! A site's `_redirects` file put to use: read from the site's root
-//! (bounded to the spec's 64 KiB) when a path the site does not have is
-//! asked for on the site's own origin, and its outcome applied. The rules
+//! (bounded to the spec's 64 KiB, parsed once per file CID) when a path the
+//! site does not have is asked for on the site's own origin, and its
+//! outcome applied. The rules
 //! themselves are [`super::redirects`].
+
+use std::sync::Arc;
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use cid::Cid;
 use futures::StreamExt;
 
 use super::errors::GatewayError;
 use super::headers::value;
-use super::redirects::{self, Outcome, RedirectsError, FILE_NAME, MAX_FILE_BYTES};
+use super::redirects::{self, Outcome, RedirectsError, Rules, FILE_NAME, MAX_FILE_BYTES};
 use super::request::ContentRequest;
 use super::state::Ctx;
-use crate::dag::{resolve_path, DagError, Node};
+use crate::dag::{resolve_path, DagError, Node, ResolvedPath};
 use crate::unixfs::{file_size, file_stream, Repeats, UnixfsNode};
 
 /// Whether `err` (resolving the request's path) is one `_redirects` may
@@ -41,9 +45,30 @@ pub async fn consult(ctx: &Ctx<'_>, site_root: &[String]) -> Result<Option<Outco
     ) {
         return Ok(None);
     }
+    let rules = match ctx.gateway.redirect_rules.get(&file.cid) {
+        Some(rules) => rules,
+        None => {
+            let rules = Arc::new(read_rules(ctx, &file).await?);
+            ctx.gateway.redirect_rules.insert(file.cid, rules.clone());
+            rules
+        }
+    };
+    match rules.as_ref() {
+        Ok(rules) => Ok(rules.find(&ctx.request.public_path, ctx.request.query.as_deref())),
+        Err(err) => Err(broken(err.clone())),
+    }
+}
+
+/// A file's rules, or why it cannot be used: an `Err` inside is the file's
+/// own fault (kept, as the file cannot change), an outer one a failure to
+/// read it (not kept).
+async fn read_rules(
+    ctx: &Ctx<'_>,
+    file: &ResolvedPath,
+) -> Result<Result<Rules, RedirectsError>, GatewayError> {
     let size = file_size(&file.cid, &file.node)?;
     if size > MAX_FILE_BYTES {
-        return Err(broken(redirects::too_large(size)));
+        return Ok(Err(redirects::too_large(size)));
     }
     let mut bytes = Vec::with_capacity(size as usize);
     let mut blocks = file_stream(
@@ -57,11 +82,49 @@ pub async fn consult(ctx: &Ctx<'_>, site_root: &[String]) -> Result<Option<Outco
     while let Some(block) = blocks.next().await {
         bytes.extend_from_slice(&block?.data);
         if bytes.len() as u64 > MAX_FILE_BYTES {
-            return Err(broken(redirects::too_large(bytes.len() as u64)));
+            return Ok(Err(redirects::too_large(bytes.len() as u64)));
         }
     }
-    let rules = redirects::parse(&bytes).map_err(broken)?;
-    Ok(rules.find(&ctx.request.public_path, ctx.request.query.as_deref()))
+    Ok(redirects::parse(&bytes))
+}
+
+/// Parsed `_redirects` files by CID, so a site's missing paths (every deep
+/// link of a single-page app) do not read and parse the file again; bounded
+/// by the files' sizes.
+pub struct RulesCache(moka::sync::Cache<Cid, Arc<Result<Rules, RedirectsError>>>);
+
+/// Bytes of `_redirects` files whose rules are kept.
+const CACHED_RULES_BYTES: u64 = 16 * 1024 * 1024;
+
+impl RulesCache {
+    pub fn new() -> RulesCache {
+        RulesCache(
+            moka::sync::Cache::builder()
+                .max_capacity(CACHED_RULES_BYTES)
+                .weigher(|_, rules: &Arc<Result<Rules, RedirectsError>>| {
+                    let bytes = match rules.as_ref() {
+                        Ok(rules) => rules.source_bytes(),
+                        Err(_) => 0,
+                    };
+                    u32::try_from(bytes + 256).unwrap_or(u32::MAX)
+                })
+                .build(),
+        )
+    }
+
+    fn get(&self, cid: &Cid) -> Option<Arc<Result<Rules, RedirectsError>>> {
+        self.0.get(cid)
+    }
+
+    fn insert(&self, cid: Cid, rules: Arc<Result<Rules, RedirectsError>>) {
+        self.0.insert(cid, rules);
+    }
+}
+
+impl Default for RulesCache {
+    fn default() -> Self {
+        RulesCache::new()
+    }
 }
 
 fn broken(err: RedirectsError) -> GatewayError {

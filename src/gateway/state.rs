@@ -10,6 +10,7 @@ use axum::http::Method;
 use super::config::GatewayConfig;
 use super::limits::LimitsConfig;
 use super::request::ContentRequest;
+use super::site_redirects::RulesCache;
 use crate::blocks::read_ahead::ReadAheadPool;
 use crate::blocks::BlockService;
 use crate::dial::AddressPolicy;
@@ -32,6 +33,8 @@ pub struct Gateway {
     pub control_addr: Option<std::net::SocketAddr>,
     /// Slots for content requests answered at once (`middleware`).
     pub(super) concurrency: Arc<tokio::sync::Semaphore>,
+    /// Sites' parsed `_redirects` files, by the file's CID.
+    pub(super) redirect_rules: RulesCache,
 }
 
 impl Gateway {
@@ -54,6 +57,7 @@ impl Gateway {
             read_ahead: ReadAheadPool::new(limits.read_ahead()),
             limits,
             concurrency,
+            redirect_rules: RulesCache::new(),
         }
     }
 
