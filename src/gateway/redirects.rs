@@ -58,6 +58,8 @@ pub enum Outcome {
 }
 
 const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
+/// The most `:name` / `:splat` uses in one rule's target.
+const MAX_NAMES_IN_TARGET: usize = 16;
 const REWRITES: [u16; 4] = [200, 404, 410, 451];
 
 /// Parses a whole file.
@@ -116,6 +118,22 @@ fn parse_rule(line: &str) -> Result<Rule, String> {
     let is_url = to.starts_with("https://") || to.starts_with("http://");
     if !to.starts_with('/') && !is_url {
         return Err("the to path must start with / or be an http(s) URL".into());
+    }
+    // Each name is replaced by up to a whole request path: a bound on them
+    // bounds the target a rule can build.
+    let names = to
+        .match_indices(':')
+        .filter(|(at, _)| {
+            to[at + 1..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+        .count();
+    if names > MAX_NAMES_IN_TARGET {
+        return Err(format!(
+            "the to path uses {names} :names, more than {MAX_NAMES_IN_TARGET}"
+        ));
     }
     if REWRITES.contains(&status) && is_url {
         return Err(format!(
@@ -331,6 +349,7 @@ mod tests {
             ("/a b", "to path"),
             ("/a https://x.example/ 200", "not a URL"),
             ("/a*/b /c", "last segment"),
+            ("/a/* /:splat:splat:splat:splat:splat:splat:splat:splat:splat:splat:splat:splat:splat:splat:splat:splat:splat", "more than 16"),
         ] {
             let err = parse(file.as_bytes()).unwrap_err().to_string();
             assert!(err.starts_with("could not parse _redirects: "), "{err}");
