@@ -1,10 +1,13 @@
 //! `_redirects` files (the web redirects file spec): rules at the root of a
 //! site served on its own origin (a subdomain or DNSLink site, never the
 //! path gateway), consulted only for paths the site does not have. Parsing
-//! and matching are pure; `super::serve` reads the file and acts on the
-//! [`Outcome`].
+//! and matching are pure; `super::site_redirects` reads the file (keeping
+//! parsed files in a [`RulesCache`]) and acts on the [`Outcome`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use cid::Cid;
 
 /// The name of the file, at the root of a site.
 pub const FILE_NAME: &str = "_redirects";
@@ -255,6 +258,45 @@ fn substitute(to: &str, values: &HashMap<&str, String>) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Parsed `_redirects` files by CID, so a site's missing paths (every deep
+/// link of a single-page app) do not read and parse the file again; bounded
+/// by the files' sizes.
+pub struct RulesCache(moka::sync::Cache<Cid, Arc<Result<Rules, RedirectsError>>>);
+
+/// Bytes of `_redirects` files whose rules are kept.
+const CACHED_RULES_BYTES: u64 = 16 * 1024 * 1024;
+
+impl RulesCache {
+    pub fn new() -> RulesCache {
+        RulesCache(
+            moka::sync::Cache::builder()
+                .max_capacity(CACHED_RULES_BYTES)
+                .weigher(|_, rules: &Arc<Result<Rules, RedirectsError>>| {
+                    let bytes = match rules.as_ref() {
+                        Ok(rules) => rules.source_bytes(),
+                        Err(_) => 0,
+                    };
+                    u32::try_from(bytes + 256).unwrap_or(u32::MAX)
+                })
+                .build(),
+        )
+    }
+
+    pub fn get(&self, cid: &Cid) -> Option<Arc<Result<Rules, RedirectsError>>> {
+        self.0.get(cid)
+    }
+
+    pub fn insert(&self, cid: Cid, rules: Arc<Result<Rules, RedirectsError>>) {
+        self.0.insert(cid, rules);
+    }
+}
+
+impl Default for RulesCache {
+    fn default() -> Self {
+        RulesCache::new()
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cid::Cid;
 use futures::StreamExt;
 
 use super::errors::GatewayError;
@@ -86,45 +85,6 @@ async fn read_rules(
         }
     }
     Ok(redirects::parse(&bytes))
-}
-
-/// Parsed `_redirects` files by CID, so a site's missing paths (every deep
-/// link of a single-page app) do not read and parse the file again; bounded
-/// by the files' sizes.
-pub struct RulesCache(moka::sync::Cache<Cid, Arc<Result<Rules, RedirectsError>>>);
-
-/// Bytes of `_redirects` files whose rules are kept.
-const CACHED_RULES_BYTES: u64 = 16 * 1024 * 1024;
-
-impl RulesCache {
-    pub fn new() -> RulesCache {
-        RulesCache(
-            moka::sync::Cache::builder()
-                .max_capacity(CACHED_RULES_BYTES)
-                .weigher(|_, rules: &Arc<Result<Rules, RedirectsError>>| {
-                    let bytes = match rules.as_ref() {
-                        Ok(rules) => rules.source_bytes(),
-                        Err(_) => 0,
-                    };
-                    u32::try_from(bytes + 256).unwrap_or(u32::MAX)
-                })
-                .build(),
-        )
-    }
-
-    fn get(&self, cid: &Cid) -> Option<Arc<Result<Rules, RedirectsError>>> {
-        self.0.get(cid)
-    }
-
-    fn insert(&self, cid: Cid, rules: Arc<Result<Rules, RedirectsError>>) {
-        self.0.insert(cid, rules);
-    }
-}
-
-impl Default for RulesCache {
-    fn default() -> Self {
-        RulesCache::new()
-    }
 }
 
 fn broken(err: RedirectsError) -> GatewayError {

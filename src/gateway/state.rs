@@ -9,8 +9,8 @@ use axum::http::Method;
 
 use super::config::GatewayConfig;
 use super::limits::LimitsConfig;
+use super::redirects::RulesCache;
 use super::request::ContentRequest;
-use super::site_redirects::RulesCache;
 use crate::blocks::read_ahead::ReadAheadPool;
 use crate::blocks::BlockService;
 use crate::dial::AddressPolicy;
