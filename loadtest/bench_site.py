@@ -546,6 +546,8 @@ def load_chromium(s, root32, manifest, tag, collector):
         errors.append(f"{len(paths)} resources loaded, not the 59 files: {sorted(set(paths) ^ set(manifest))[:5]}")
     if rep["scripts"] != 5:
         errors.append(f"{rep['scripts']} of 5 scripts ran")
+    if rep["styled"] != "rgb(1, 2, 7)":  # the last stylesheet's body rule
+        errors.append(f"stylesheets not applied: body background {rep['styled']}")
     return {"s": rep["ms"] / 1000.0, "index_s": rep["index_ms"] / 1000.0, "ok": not errors, "errors": errors[:5],
             "fork": sum(has_fork(e["st"]) for e in rep["entries"]), "sub_requests": len(rep["entries"]),
             "index_st": rep["index_st"], "wall_s": wall, "load_event_ms": rep["load_event_ms"],
