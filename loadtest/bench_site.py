@@ -22,6 +22,7 @@ import json
 import os
 import queue
 import random
+import re
 import shutil
 import signal
 import socket
@@ -144,6 +145,7 @@ def bmp(rnd, size):
 # titles at 4096 characters).
 REPORT_JS = r"""
 addEventListener('load', () => setTimeout(report, 0));
+const st = s => s.name + (s.duration ? ';dur=' + s.duration : '') + (s.description ? ';desc=' + s.description : '');
 async function report() {
   try {
     const nav = performance.getEntriesByType('navigation')[0];
@@ -155,13 +157,13 @@ async function report() {
     const entries = res.map(e => ({
       path: rel(e.name), proto: e.nextHopProtocol, start_ms: Math.round(e.startTime),
       end_ms: Math.round(e.responseEnd),
-      st: (e.serverTiming || []).map(s => s.name + (s.description ? ';desc=' + s.description : '')).join(', ')
+      st: (e.serverTiming || []).map(st).join(', ')
     }));
     const out = {
       ms: end - nav.requestStart, from_navigation_ms: end, index_ms: nav.responseEnd - nav.requestStart,
       load_event_ms: nav.loadEventStart, scripts: window.benchScripts || 0,
       styled: getComputedStyle(document.body).backgroundColor,
-      index_st: (nav.serverTiming || []).map(s => s.name + (s.description ? ';desc=' + s.description : '')).join(', '),
+      index_st: (nav.serverTiming || []).map(st).join(', '),
       entries, hashes: {}
     };
     for (const path of ['index.html', ...entries.map(e => e.path)]) {
@@ -412,6 +414,12 @@ def has_fork(st):
     return "fork" in (st or "")
 
 
+def fetch_ms(st):
+    """The `fetch;dur=` of a Server-Timing value (ms the request spent fetching blocks), or None."""
+    m = re.search(r"(?:^|,)\s*fetch;dur=([0-9.]+)", st or "")
+    return float(m.group(1)) if m else None
+
+
 # ---------------------------------------------------------------- the loads
 
 def load_http(s, root, hints, manifest):
@@ -601,13 +609,15 @@ def main():
                 finally:
                     s.close()
                 x["sent"] = {n: wchar(p["proc"].pid) - base[n] for n, p in provs.items()}
+                x["fetch_ms_p50"] = med([fetch_ms(v) for v in x.get("st", {}).values()])
                 lookups = router.take()
                 x["routing_lookups"] = len(lookups)
                 x["routing_cids"] = len(set(lookups))
                 row[arm] = x
                 sent = "/".join(f"{x['sent'][n] / 2**20:.2f}" for n in ("fast", "slow1", "slow2"))
                 log(f"  {v} run {r + 1} fork {arm}: {fmt(x['s'])} s ok={x['ok']} fork entries {x['fork']}/"
-                    f"{x['sub_requests']} MiB fast/slow1/slow2 {sent} lookups {len(lookups)}"
+                    f"{x['sub_requests']} sub-request fetch p50 {fmt(x['fetch_ms_p50'], 1)} ms "
+                    f"MiB fast/slow1/slow2 {sent} lookups {len(lookups)}"
                     + (f" errors {x['errors']}" if x["errors"] else ""))
             results["variants"][v]["rows"].append(row)
         with open(OUT + ".json", "w") as f:
@@ -638,12 +648,13 @@ def summarize():
         L.append("Time = from the index request to the last byte of the last file. *Fast alone* = fork off with "
                  "only the fast provider " + ("hinted" if v == "http" else "in the routing answers")
                  + " (a reference: about the best a session that knew the best provider from the start could do). "
-                 "Fork entries = sub-requests (of 59) whose Server-Timing names `fork`. MiB = bytes each provider "
+                 "Fork entries = sub-requests (of 59) whose Server-Timing names `fork`; sub-request fetch = the median "
+                 "`fetch;dur` of their Server-Timing (ms the request had spent fetching blocks when its headers went out). MiB = bytes each provider "
                  f"process wrote during the load (site {results['site_bytes'] / 2**20:.1f} MiB). "
                  "Arms rotated run by run; a fresh sluice (empty cache) per load.\n")
         L.append("| run | fork off s | fork on s | fast alone s | **off / on** | off / alone | fork entries off / on "
-                 "| MiB fast/slow1/slow2 off | on | routing lookups off / on | ok |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+                 "| sub-request fetch p50 ms off / on / alone | MiB fast/slow1/slow2 off | on | routing lookups off / on / alone | ok |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         ratios, floor = [], []
         def okt(x):
             return x["s"] if x["ok"] else None
@@ -657,8 +668,9 @@ def summarize():
                 floor.append(fl)
             so, sn = ("/".join(f"{x['sent'][n] / 2**20:.2f}" for n in ("fast", "slow1", "slow2")) for x in (off, on))
             L.append(f"| {i + 1} | {fmt(okt(off))} | {fmt(okt(on))} | {fmt(okt(alone) if alone else None)} | "
-                     f"{fmt(ratio)} | {fmt(fl)} | {off['fork']} / {on['fork']} | {so} | {sn} | "
-                     f"{off['routing_lookups']} / {on['routing_lookups']} | "
+                     f"{fmt(ratio)} | {fmt(fl)} | {off['fork']} / {on['fork']} | "
+                     f"{' / '.join(fmt(x.get('fetch_ms_p50'), 1) for x in (off, on, alone or {}))} | {so} | {sn} | "
+                     f"{' / '.join(str(x.get('routing_lookups', '')) for x in (off, on, alone or {}))} | "
                      f"{all(x['ok'] for x in row.values())} |")
         m_off = med([okt(row["off"]) for row in rows])
         m_on = med([okt(row["on"]) for row in rows])
@@ -666,7 +678,7 @@ def summarize():
         m_ratio = med(ratios)
         forks_on = sum(row["on"]["fork"] for row in rows)
         L.append(f"| median | {fmt(m_off)} | {fmt(m_on)} | {fmt(m_alone)} | **{fmt(m_ratio)}** | {fmt(med(floor))} "
-                 "| | | | | |")
+                 "| | | | | | |")
         data.update(median_off_s=m_off, median_on_s=m_on, median_alone_s=m_alone, median_ratio=m_ratio,
                     median_off_over_alone=med(floor), fork_entries_on=forks_on,
                     fork_entries_off=sum(row["off"]["fork"] for row in rows))
