@@ -689,8 +689,9 @@ def summarize():
             verdict = "target (fork on at least 1.5x faster) **met**"
         else:
             verdict = "target (fork on at least 1.5x faster) **missed**"
-        L.append(f"\nMedian off / on {fmt(m_ratio)} (ratio of medians {fmt(m_off / m_on if m_off and m_on else None)}); "
-                 f"{verdict}.\n")
+        spread = f"{fmt(min(ratios))}–{fmt(max(ratios))}" if ratios else "n/a"
+        L.append(f"\nMedian off / on {fmt(m_ratio)} (ratio of medians {fmt(m_off / m_on if m_off and m_on else None)}; "
+                 f"per run {spread}); {verdict}.\n")
     text = "\n".join(L) + "\n"
     with open(OUT + ".md", "w") as f:
         f.write(text)
