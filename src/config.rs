@@ -6,7 +6,7 @@
 //!
 //! One rule for where a section lives: each `[section]` struct is defined in
 //! the module that owns it (`[server]` in `server`, `[store]` in `blocks`,
-//! `[gateway]` in `gateway`, `[hints]` in `routing`, `[dns]` in `names::dnslink`, `[log]` in `log`, and so
+//! `[gateway]` in `gateway`, `[hints]` in `routing`, `[dns]` in `names::dnslink`, `[sessions]` in `session`, `[log]` in `log`, and so
 //! on); this module only assembles them into [`Config`] and loads it.
 
 use std::path::{Path, PathBuf};
@@ -24,6 +24,7 @@ use crate::names::{DnsConfig, NamesConfig};
 use crate::p2p::{DhtConfig, P2pConfig};
 use crate::routing::{HintsConfig, RoutingConfig};
 use crate::server::ServerConfig;
+use crate::session::SessionsConfig;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -35,6 +36,7 @@ pub struct Config {
     pub p2p: P2pConfig,
     pub dht: DhtConfig,
     pub retrieval: RetrievalConfig,
+    pub sessions: SessionsConfig,
     pub bitswap: BitswapConfig,
     pub routing: RoutingConfig,
     pub names: NamesConfig,

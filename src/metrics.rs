@@ -125,6 +125,8 @@ pub struct Metrics {
     pub dht_requests_to_first_provider: Histogram,
     /// WANT_HAVEs sent to connected peers the session did not know.
     pub broadcast_wants: Counter,
+    /// Requests that started as a fork of their root's earlier session.
+    pub sessions_forked: Counter,
     pub retrieval_timeouts: Counter,
     /// Blocks from providers that did not hash to the CID asked for.
     pub bad_blocks: Family<SourceLabel, Counter>,
@@ -190,6 +192,7 @@ impl Metrics {
                 1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0,
             ]),
             broadcast_wants: Counter::default(),
+            sessions_forked: Counter::default(),
             retrieval_timeouts: Counter::default(),
             bad_blocks: Family::default(),
             cache_hits: Counter::default(),
@@ -293,6 +296,11 @@ impl Metrics {
             "broadcast_wants",
             "WANT_HAVEs sent to connected peers outside the session when it widened its search",
             m.broadcast_wants.clone(),
+        );
+        registry.register(
+            "sessions_forked",
+            "Requests that started from a copy of an earlier session under the same root ([sessions] fork)",
+            m.sessions_forked.clone(),
         );
         registry.register(
             "retrieval_timeouts",

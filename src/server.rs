@@ -215,6 +215,7 @@ impl Server {
                 config.limits.clone(),
             )
             .with_address_policy(policy)
+            .with_sessions(&config.sessions)
             .with_names(names)
             .with_control_address(control_listener.local_addr().ok()),
         );

@@ -57,7 +57,9 @@ use state::Ctx;
 pub use state::Gateway;
 
 use crate::dag::resolve_path;
+use crate::metrics::Metrics;
 use crate::routing::parse_hints;
+use crate::session::Membership;
 use dispatch::{Asked, Decision, Index, Resolved, ResponseKind};
 use limits::tag;
 
@@ -194,6 +196,12 @@ async fn serve(
         request.root = resolved.root;
         request.segments = resolved.segments;
         name_ttl = Some(resolved.ttl);
+    }
+    // A site's later requests start from what its first one learned.
+    if let Some(session) = crate::session::current() {
+        if let Membership::Forked { .. } = gateway.families.join(&session, &request.root) {
+            Metrics::global().sessions_forked.inc();
+        }
     }
     let header_hints = http
         .headers

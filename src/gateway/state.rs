@@ -16,6 +16,7 @@ use crate::blocks::BlockService;
 use crate::dial::AddressPolicy;
 use crate::names::Resolver;
 use crate::routing::HintsConfig;
+use crate::session::{Families, SessionsConfig};
 
 /// What every handler needs.
 pub struct Gateway {
@@ -35,6 +36,8 @@ pub struct Gateway {
     pub(super) concurrency: Arc<tokio::sync::Semaphore>,
     /// Sites' parsed `_redirects` files, by the file's CID.
     pub(super) redirect_rules: RulesCache,
+    /// Each root's family of sessions (`[sessions] fork`).
+    pub(super) families: Families,
 }
 
 impl Gateway {
@@ -58,7 +61,14 @@ impl Gateway {
             limits,
             concurrency,
             redirect_rules: RulesCache::new(),
+            families: Families::new(&SessionsConfig::default()),
         }
+    }
+
+    /// Forks requests from their root's earlier session as `config` says.
+    pub fn with_sessions(mut self, config: &SessionsConfig) -> Gateway {
+        self.families = Families::new(config);
+        self
     }
 
     /// Checks hints against `policy` (the process's, which knows its own

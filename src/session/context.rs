@@ -49,7 +49,9 @@ pub async fn within<F: Future>(session: Session, fut: F) -> F::Output {
 /// Runs `fut` in a child session that starts with a copy of the current
 /// session's rankings; what the child learns stays in the child.
 pub async fn fork<F: Future>(fut: F) -> F::Output {
-    let ranking = current().map(|s| s.ranking()).unwrap_or_default();
+    let ranking = current()
+        .map(|s| s.ranking().for_fork())
+        .unwrap_or_default();
     CURRENT
         .scope(Slot::Owner(Session::with_ranking(ranking)), fut)
         .await

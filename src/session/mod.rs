@@ -29,6 +29,7 @@
 
 mod budget;
 mod context;
+mod family;
 mod peer_book;
 mod ranking;
 mod registry;
@@ -44,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use budget::{Budget, BudgetExceeded};
 pub use context::{begin, current, fork, leave, spawn, within, SessionBody};
+pub use family::{Families, Membership, SessionsConfig};
 pub use peer_book::PeerBook;
 pub use ranking::{Outcome, ProviderId, ProviderSource, ProviderStats, SessionPeerRanking};
 pub use registry::{live_count, live_sessions};
@@ -67,6 +69,10 @@ pub struct SessionInner {
     last_lookup: Mutex<Option<Instant>>,
     searches: Mutex<SearchLog>,
     budget: OnceLock<Budget>,
+    /// Set if this session heads its root's family (see [`Families`]).
+    family: OnceLock<Arc<family::Family>>,
+    /// Set if this session started as a fork of that session.
+    parent: OnceLock<u64>,
 }
 
 /// Where a block was found. It lives here, not in the block service that
@@ -118,6 +124,8 @@ impl Session {
             last_lookup: Mutex::new(None),
             searches: Mutex::default(),
             budget: OnceLock::new(),
+            family: OnceLock::new(),
+            parent: OnceLock::new(),
         });
         registry::register(&inner);
         Session(inner)
@@ -191,6 +199,35 @@ impl Session {
     /// A copy of the ranking (for views and for forks).
     pub fn ranking(&self) -> SessionPeerRanking {
         self.0.ranking.lock().clone()
+    }
+
+    /// The session this one was forked from, if any.
+    pub fn parent(&self) -> Option<u64> {
+        self.0.parent.get().copied()
+    }
+
+    /// How this session joined its root's family, if it did.
+    fn membership(&self) -> Option<Membership> {
+        if self.0.family.get().is_some() {
+            return Some(Membership::Head);
+        }
+        self.parent().map(|parent| Membership::Forked { parent })
+    }
+
+    /// Makes this session a fork of session `parent`, starting from what
+    /// it knew (see [`Families::join`]).
+    fn start_from(&self, parent: u64, ranking: SessionPeerRanking, last_lookup: Option<Instant>) {
+        if self.0.parent.set(parent).is_err() {
+            return;
+        }
+        self.0.ranking.lock().inherit(ranking);
+        let mut own = self.0.last_lookup.lock();
+        *own = (*own).max(last_lookup);
+    }
+
+    /// Makes this session the head of `family`.
+    fn head(&self, family: Arc<family::Family>) {
+        let _ = self.0.family.set(family);
     }
 
     /// True if the session may look providers up in content routing now:
@@ -269,6 +306,9 @@ impl Session {
             a.blocks_from_network,
             self.providers_used()
         );
+        if let Some(parent) = self.parent() {
+            timing.push_str(&format!(", fork;desc=\"from session {parent}\""));
+        }
         for lookup in self.lookups() {
             timing.push_str(&format!(
                 ", lookup-{};dur={:.1};desc=\"{} {}\"",
@@ -296,6 +336,9 @@ impl Drop for SessionInner {
         // Most requests are served locally and learn nothing about providers.
         if !ranking.is_empty() {
             self.book.absorb(ranking);
+        }
+        if let Some(family) = self.family.get() {
+            family.head_ended(ranking, *self.last_lookup.get_mut());
         }
         registry::deregister(self.id);
     }

@@ -488,6 +488,30 @@ impl SessionPeerRanking {
     pub fn is_empty(&self) -> bool {
         self.providers.is_empty()
     }
+
+    /// A copy for a child session: what was measured, without the wants
+    /// in flight (they stay the parent's, and only the parent hears how
+    /// they end).
+    pub fn for_fork(&self) -> SessionPeerRanking {
+        let mut copy = self.clone();
+        for stats in copy.providers.values_mut() {
+            stats.in_flight = 0;
+            stats.rate_window = None;
+            stats.probe_sent_at = None;
+        }
+        copy
+    }
+
+    /// Adds what `other` knows of providers this ranking does not have.
+    pub fn inherit(&mut self, other: SessionPeerRanking) {
+        if self.providers.is_empty() {
+            *self = other;
+            return;
+        }
+        for (provider, stats) in other.providers {
+            self.providers.entry(provider).or_insert(stats);
+        }
+    }
 }
 
 #[cfg(test)]

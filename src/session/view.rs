@@ -6,6 +6,8 @@ use super::{Activity, LookupRecord, ProviderStats, Session};
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SessionView {
     pub id: u64,
+    /// The session this one was forked from (a site's earlier request).
+    pub parent: Option<u64>,
     pub age_ms: u64,
     pub activity: Activity,
     /// Ranked providers first (cheapest first), then dropped ones.
@@ -50,6 +52,7 @@ impl Session {
         );
         SessionView {
             id: self.id(),
+            parent: self.parent(),
             age_ms: self.age().as_millis() as u64,
             activity: self.activity(),
             providers,
