@@ -1,6 +1,7 @@
 //! Provider hints by IPIP-0504's gateway rules, over HTTP: under `[hints]
 //! policy = "parallel"` a routing lookup starts while the hinted provider
-//! is still holding its answer; under `"first"` not before
+//! is still holding its answer, and a router that never answers does not
+//! hold the hinted content up; under `"first"` not before
 //! `routing_delay_ms`; hints past the per-client and total dial limits
 //! are ignored (the client is the TCP peer, never `X-Forwarded-For`), the
 //! request still served by the provider routing names (a real Helia
@@ -30,6 +31,8 @@ struct Router {
     records: Arc<Mutex<HashMap<String, Vec<serde_json::Value>>>>,
     seen: Arc<Mutex<Vec<(Instant, usize)>>>,
     watched: Arc<Mutex<Option<Arc<AtomicUsize>>>>,
+    /// Never answers (holds every request for an hour).
+    hang: bool,
 }
 
 impl Router {
@@ -55,6 +58,9 @@ async fn providers(State(router): State<Router>, Path(cid): Path<String>) -> Res
         .as_ref()
         .map_or(0, |s| s.load(Ordering::SeqCst));
     router.seen.lock().unwrap().push((Instant::now(), sent));
+    if router.hang {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
     let records = router
         .records
         .lock()
@@ -149,6 +155,33 @@ async fn first_asks_routing_only_after_routing_delay_ms() {
         "routing asked {after:?} in, before routing_delay_ms ({ROUTING_DELAY_MS} ms)"
     );
     assert_eq!(sent_by_then, 0, "the hinted peer was still holding its answer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_routing_that_hangs_does_not_hold_up_the_hints() {
+    // The lookup runs beside the wants: were the fetch to wait for it, the
+    // router's silence (past the block timeout) would make this a 504.
+    let (root, data, blocks) = common::generated_file(2 * 1024 * 1024, 43, 256 * 1024);
+    let peer = TestPeer::start(blocks, Behaviour::Honest).await;
+    let router = Router {
+        hang: true,
+        ..Default::default()
+    };
+    let endpoint = routing_server(router.clone()).await;
+    let gw = TestGateway::start_with(Vec::new(), move |c| {
+        c.routing.endpoints = vec![endpoint];
+        c.routing.lookup_timeout_ms = 60_000;
+        c.retrieval.block_timeout_secs = 10;
+        c.hints.policy = HintPolicy::Parallel;
+    })
+    .await;
+    let response = gw.get_hinted(&format!("/ipfs/{root}"), &peer.hint()).await;
+    assert_body(response, &data).await;
+    assert_eq!(
+        router.requests().len(),
+        1,
+        "routing was asked, and is still silent"
+    );
 }
 
 /// A client of the gateway whose connections come from `ip` (any
