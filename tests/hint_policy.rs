@@ -154,7 +154,10 @@ async fn first_asks_routing_only_after_routing_delay_ms() {
         after >= Duration::from_millis(ROUTING_DELAY_MS),
         "routing asked {after:?} in, before routing_delay_ms ({ROUTING_DELAY_MS} ms)"
     );
-    assert_eq!(sent_by_then, 0, "the hinted peer was still holding its answer");
+    assert_eq!(
+        sent_by_then, 0,
+        "the hinted peer was still holding its answer"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,8 +265,11 @@ async fn get_from(
 }
 
 async fn ignored(gw: &TestGateway, reason: &str) -> f64 {
-    gw.metric_sum("sluice_hints_ignored_total", &[&format!("reason=\"{reason}\"")])
-        .await
+    gw.metric_sum(
+        "sluice_hints_ignored_total",
+        &[&format!("reason=\"{reason}\"")],
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,9 +336,9 @@ async fn hints_past_the_total_dial_limit_are_ignored_and_counted() {
         client_from("127.0.0.3"),
     ];
     let before = ignored(&gw, "total_rate").await;
-    for i in 0..3 {
+    for (i, client) in clients.iter().enumerate() {
         let hint = ("x-ipfs-provider", s.hinted[i].hint());
-        let response = get_from(&clients[i], &gw, &s.roots[i], &[hint]).await;
+        let response = get_from(client, &gw, &s.roots[i], &[hint]).await;
         assert_body(response, &s.data[i]).await;
     }
     assert!(asked_for(&s.hinted[0], &s.roots[0]));

@@ -244,7 +244,12 @@ impl HintLimiter {
             Verdict::ClientRate => "client_rate",
             Verdict::TotalRate => "total_rate",
         };
-        tracing::debug!(?client, hints = hints.len(), reason, "provider hints ignored");
+        tracing::debug!(
+            ?client,
+            hints = hints.len(),
+            reason,
+            "provider hints ignored"
+        );
         metrics
             .hints_ignored
             .get_or_create(&crate::metrics::HintsIgnoredLabels {
@@ -297,10 +302,7 @@ mod tests {
             limits.check(v4(1), &[5, 6], t0 + WINDOW),
             Verdict::Admit { dials: 2 }
         );
-        assert_eq!(
-            limits.check(v4(1), &[7], t0 + WINDOW),
-            Verdict::ClientRate
-        );
+        assert_eq!(limits.check(v4(1), &[7], t0 + WINDOW), Verdict::ClientRate);
     }
 
     #[test]
@@ -328,7 +330,10 @@ mod tests {
     fn the_total_limit_holds_across_clients() {
         let mut limits = HintLimits::new(10, 3, 16);
         let t0 = Instant::now();
-        assert_eq!(limits.check(v4(1), &[1, 2], t0), Verdict::Admit { dials: 2 });
+        assert_eq!(
+            limits.check(v4(1), &[1, 2], t0),
+            Verdict::Admit { dials: 2 }
+        );
         assert_eq!(limits.check(v4(2), &[1], t0), Verdict::Admit { dials: 1 });
         assert_eq!(limits.check(v4(3), &[9], t0), Verdict::TotalRate);
         assert_eq!(limits.dials_in_window(), 3);
@@ -344,9 +349,15 @@ mod tests {
     #[test]
     fn zero_admits_no_new_dial() {
         let mut limits = HintLimits::new(0, 10, 16);
-        assert_eq!(limits.check(v4(1), &[1], Instant::now()), Verdict::ClientRate);
+        assert_eq!(
+            limits.check(v4(1), &[1], Instant::now()),
+            Verdict::ClientRate
+        );
         let mut limits = HintLimits::new(10, 0, 16);
-        assert_eq!(limits.check(v4(1), &[1], Instant::now()), Verdict::TotalRate);
+        assert_eq!(
+            limits.check(v4(1), &[1], Instant::now()),
+            Verdict::TotalRate
+        );
         assert_eq!(
             limits.check(v4(1), &[], Instant::now()),
             Verdict::Admit { dials: 0 }
@@ -364,7 +375,10 @@ mod tests {
         assert_eq!(client_key(mapped), v4(7));
         let mut limits = HintLimits::new(1, 100, 16);
         let t0 = Instant::now();
-        assert_eq!(limits.check(client_key(a), &[1], t0), Verdict::Admit { dials: 1 });
+        assert_eq!(
+            limits.check(client_key(a), &[1], t0),
+            Verdict::Admit { dials: 1 }
+        );
         assert_eq!(limits.check(client_key(b), &[2], t0), Verdict::ClientRate);
         assert_eq!(
             limits.check(client_key(other), &[2], t0),
