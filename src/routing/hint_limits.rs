@@ -94,7 +94,7 @@ pub struct HintLimits {
 }
 
 impl HintLimits {
-    /// `per_client` and `total` are dials per [`WINDOW`]; 0 admits no new dial.
+    /// `per_client` and `total` are dials per `WINDOW`; 0 admits no new dial.
     pub fn new(per_client: usize, total: usize, max_clients: usize) -> HintLimits {
         HintLimits {
             per_client,
