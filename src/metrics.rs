@@ -72,6 +72,13 @@ pub struct DialRefusedLabels {
     pub reason: String,
 }
 
+/// Labels of `sluice_hints_ignored`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HintsIgnoredLabels {
+    /// `client_rate` or `total_rate` (`routing::hint_limits`).
+    pub reason: String,
+}
+
 /// Why the server closed a client connection.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 pub enum CloseReason {
@@ -142,6 +149,10 @@ pub struct Metrics {
     pub inbound_bytes_buffered: Gauge,
     /// Dials refused by the address policy.
     pub dials_refused: Family<DialRefusedLabels, Counter>,
+    /// Providers named by hints that were new for their client (dials counted).
+    pub hint_dials: Counter,
+    /// Hints ignored because a dial limit was reached, by which.
+    pub hints_ignored: Family<HintsIgnoredLabels, Counter>,
     /// Client connections to the gateway port open now.
     pub open_connections: Gauge,
     /// Client connections the server closed, by why.
@@ -202,6 +213,8 @@ impl Metrics {
             inbound_budget_exceeded: Counter::default(),
             inbound_bytes_buffered: Gauge::default(),
             dials_refused: Family::default(),
+            hint_dials: Counter::default(),
+            hints_ignored: Family::default(),
             open_connections: Gauge::default(),
             connections_closed: Family::default(),
             accept_errors: Counter::default(),
@@ -338,6 +351,16 @@ impl Metrics {
             "dials_refused",
             "Outbound connections refused by the address policy, by client and reason",
             m.dials_refused.clone(),
+        );
+        registry.register(
+            "hint_dials",
+            "Providers named by hints that were new for their client in the last minute (dials counted against [hints] limits)",
+            m.hint_dials.clone(),
+        );
+        registry.register(
+            "hints_ignored",
+            "Provider hints ignored because their request would pass a dial limit, by reason (client_rate, total_rate)",
+            m.hints_ignored.clone(),
         );
         registry.register(
             "http_open_connections",

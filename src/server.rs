@@ -182,6 +182,7 @@ impl Server {
             node.clone(),
             routing,
             config.retrieval.clone(),
+            config.hints.policy,
             policy.clone(),
             &config.bitswap,
         );
@@ -339,8 +340,8 @@ async fn accept_loop(
             () = &mut shutdown => return,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
                 Metrics::global().accept_errors.inc();
                 errors.record(&error);
@@ -360,6 +361,7 @@ async fn accept_loop(
         let service = conn::TrackedService {
             router: app.clone(),
             clock,
+            peer,
         };
         let watcher = graceful.watcher();
         let builder = builder.clone();

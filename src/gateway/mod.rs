@@ -223,6 +223,11 @@ async fn serve(
         gateway.hints.max_per_request,
         &gateway.address_policy,
     )?;
+    let client = http
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    let hints = gateway.hint_limits.admit(client, hints);
     gateway.blocks.seed_hints(&hints);
     let blocks = if request.only_if_cached {
         gateway.blocks.local_only()

@@ -15,7 +15,7 @@ use crate::blocks::read_ahead::ReadAheadPool;
 use crate::blocks::BlockService;
 use crate::dial::AddressPolicy;
 use crate::names::Resolver;
-use crate::routing::HintsConfig;
+use crate::routing::{HintLimiter, HintsConfig};
 use crate::session::{Families, SessionsConfig};
 
 /// What every handler needs.
@@ -28,6 +28,8 @@ pub struct Gateway {
     pub read_ahead: ReadAheadPool,
     /// Hints are checked against it as they are parsed.
     pub address_policy: AddressPolicy,
+    /// The dials hints may cause, per client and in total.
+    pub hint_limits: HintLimiter,
     /// Resolves `/ipns/` names; `None`: names are not served.
     pub names: Option<Arc<Resolver>>,
     /// The control server's address (metrics, health), for the page at `/`.
@@ -54,6 +56,7 @@ impl Gateway {
             blocks,
             config,
             address_policy: AddressPolicy::new(hints.allow_private),
+            hint_limits: HintLimiter::new(&hints),
             names: None,
             control_addr: None,
             hints,

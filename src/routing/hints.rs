@@ -19,6 +19,27 @@ pub struct HintsConfig {
     /// Dial private and special-purpose addresses named by hints, routing
     /// answers and peers (tests, LANs); see `dial::AddressPolicy`.
     pub allow_private: bool,
+    /// When content routing is asked beside a session's hinted providers.
+    pub policy: HintPolicy,
+    /// New providers one client's hints may name per minute (see
+    /// `routing::hint_limits`); past it a request's hints are ignored.
+    pub max_dials_per_minute_per_client: usize,
+    /// New providers all clients' hints may name per minute, together.
+    pub max_dials_per_minute: usize,
+}
+
+/// `[hints] policy`: how hints and content routing are evaluated
+/// together (IPIP-0504's gateway rules; the README maps them).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HintPolicy {
+    /// Routing starts at once, beside the hints, never after them.
+    #[default]
+    Parallel,
+    /// Hints first: routing after `[retrieval] routing_delay_ms` (or as
+    /// soon as no hinted provider is left). For private deployments whose
+    /// clients know best.
+    First,
 }
 
 impl Default for HintsConfig {
@@ -26,6 +47,9 @@ impl Default for HintsConfig {
         HintsConfig {
             max_per_request: 8,
             allow_private: false,
+            policy: HintPolicy::Parallel,
+            max_dials_per_minute_per_client: 30,
+            max_dials_per_minute: 1200,
         }
     }
 }

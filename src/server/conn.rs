@@ -408,11 +408,13 @@ impl<T: AsyncWrite> AsyncWrite for TimedIo<T> {
 }
 
 /// The gateway's router as a hyper service that reports each request's
-/// start and end to the connection's clock.
+/// start and end to the connection's clock, and gives each request the
+/// connection's peer address (`ConnectInfo`: the client hint limits count by).
 #[derive(Clone)]
 pub struct TrackedService {
     pub router: axum::Router,
     pub clock: Clock,
+    pub peer: std::net::SocketAddr,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -422,7 +424,10 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for TrackedSe
     type Error = std::convert::Infallible;
     type Future = BoxFuture<Result<Self::Response, Self::Error>>;
 
-    fn call(&self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
+    fn call(&self, mut request: http::Request<hyper::body::Incoming>) -> Self::Future {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
         let mut in_flight = self
             .clock
             .request_started(request.version() == http::Version::HTTP_2);

@@ -27,6 +27,8 @@
 //! - The deep-gateway-queue move: a measured provider that says HAVE gets
 //!   the block too when it would deliver in under half the time left on the
 //!   HTTP gateway queues holding it (see [`WantState::queued_far_behind`]).
+//! - Content routing is asked beside hinted providers at once (`[hints]
+//!   policy = "parallel"`), or after `routing_delay_ms` (`"first"`).
 //! - When no provider is left to ask (all said DONT_HAVE, or are out), the
 //!   search widens: content routing, then connected peers, then routing
 //!   again ([`Planner::widen`]).
@@ -42,6 +44,7 @@ use tokio::time::Instant;
 
 use super::RetrievalConfig;
 use crate::fetch::{LinkProgress, SessionMode, WantEvent, WantKind};
+use crate::routing::HintPolicy;
 use crate::session::{Outcome, ProviderId, ProviderSource, Session};
 
 /// Most unmeasured providers sent WANT_HAVE for one block, to learn their latency.
@@ -121,13 +124,14 @@ impl Planner {
         }
     }
 
-    /// Content routing can be asked: beside the hints when they are slow
-    /// to answer (after `routing_delay_ms`; at once if the session knows no
+    /// Content routing can be asked: beside the hints (at once under
+    /// `HintPolicy::Parallel`; under `First` only when they are slow to
+    /// answer, after `routing_delay_ms`; at once if the session knows no
     /// provider), and as a last resort when every provider known is out.
-    pub(super) fn use_routing(&mut self, session_has_providers: bool) {
+    pub(super) fn use_routing(&mut self, session_has_providers: bool, hints: HintPolicy) {
         self.has_routing = true;
         self.routing_pending = true;
-        self.routing_at = if session_has_providers {
+        self.routing_at = if session_has_providers && hints == HintPolicy::First {
             self.started + Duration::from_millis(self.config.routing_delay_ms)
         } else {
             self.started
@@ -883,7 +887,7 @@ mod tests {
         unmeasured(&session, &b);
         let now = Instant::now();
         let mut planner = planner(now);
-        planner.use_routing(true);
+        planner.use_routing(true, HintPolicy::First);
         let first = planner.plan(&session, now);
         assert_eq!(asked(&first, WantKind::Block).len(), 1);
         assert_eq!(asked(&first, WantKind::Have).len(), 1);
@@ -902,6 +906,23 @@ mod tests {
         assert_eq!(planner.widen(), Some(Search::Lookup));
         assert_eq!(planner.widen(), None);
         assert!(planner.nothing_pending());
+    }
+
+    #[test]
+    fn routing_waits_for_hints_only_under_the_first_policy() {
+        let t0 = Instant::now();
+        let delay = Duration::from_millis(RetrievalConfig::default().routing_delay_ms);
+        let mut parallel = planner(t0);
+        parallel.use_routing(true, HintPolicy::Parallel);
+        assert!(parallel.routing_due(t0), "beside the hints, at once");
+        assert!(!parallel.routing_due(t0), "once");
+        let mut first = planner(t0);
+        first.use_routing(true, HintPolicy::First);
+        assert!(!first.routing_due(t0 + delay - Duration::from_millis(1)));
+        assert!(first.routing_due(t0 + delay));
+        let mut no_hints = planner(t0);
+        no_hints.use_routing(false, HintPolicy::First);
+        assert!(no_hints.routing_due(t0));
     }
 
     fn neighbour(blocks: u64, haves: u64, configured: bool, local: bool) -> Neighbour {

@@ -46,7 +46,7 @@ use super::{BlockFetcher, FetchError, LinkProgress, SearchReport, SessionMode, W
 use crate::dial::AddressPolicy;
 use crate::metrics::Metrics;
 use crate::p2p::P2pNode;
-use crate::routing::{ContentRouting, LookupEvent, ProviderHint, RouterSource};
+use crate::routing::{ContentRouting, HintPolicy, LookupEvent, ProviderHint, RouterSource};
 use crate::session::{self, describe_lookups, Outcome, ProviderId, ProviderSource, Session};
 
 /// Retrieval settings (`[retrieval]` in the config file).
@@ -96,6 +96,8 @@ struct Inner {
     /// When bytes last arrived from each provider (see `WantState::due_at`).
     progress: LinkProgress,
     config: RetrievalConfig,
+    /// When routing is asked beside a session's hinted providers.
+    hint_policy: HintPolicy,
 }
 
 /// Gets blocks from Bitswap peers and trustless HTTP gateways. Cheap to clone.
@@ -109,6 +111,7 @@ impl NetworkFetcher {
         node: P2pNode,
         routing: Option<Arc<ContentRouting>>,
         config: RetrievalConfig,
+        hint_policy: HintPolicy,
         policy: AddressPolicy,
         bitswap: &BitswapConfig,
     ) -> NetworkFetcher {
@@ -135,6 +138,7 @@ impl NetworkFetcher {
             table,
             progress,
             config,
+            hint_policy,
         });
         NetworkFetcher { inner }
     }
@@ -361,7 +365,7 @@ impl NetworkFetcher {
         let session = session.clone();
         let (mut events, _guard) = self.inner.table.register(cid, deadline).await?;
         if self.inner.routing.is_some() {
-            planner.use_routing(!session.ranked().is_empty());
+            planner.use_routing(!session.ranked().is_empty(), self.inner.hint_policy);
             // Long transfers look again now and then, in the background, so
             // new providers can join without stalling this block. (The
             // lookup itself is rate-limited per session, see `lookup`.)
@@ -370,9 +374,17 @@ impl NetworkFetcher {
                 session::spawn(async move { this.lookup(&bg_session, &cid).await });
             }
         }
+        // A lookup begun while providers are still asked runs beside them:
+        // their answers are not held up by a slow router.
+        let mut beside: Option<tokio::task::JoinHandle<Option<usize>>> = None;
         'plan: loop {
             self.execute(&cid, planner.plan(&session, Instant::now()));
             if planner.out_of_targets() {
+                if let Some(lookup) = beside.take() {
+                    if lookup.await.ok().flatten().unwrap_or(0) > 0 {
+                        continue 'plan;
+                    }
+                }
                 while let Some(search) = planner.widen() {
                     let found = match search {
                         Search::Lookup => self.lookup(&session, &cid).await,
@@ -403,14 +415,22 @@ impl NetworkFetcher {
                         return Err(FetchError::NoProviders { cid, search });
                     }
                 },
+                found = async { beside.as_mut().expect("guarded by the branch condition").await }, if beside.is_some() => {
+                    beside = None;
+                    if found.ok().flatten().unwrap_or(0) > 0 {
+                        continue 'plan;
+                    }
+                    Vec::new()
+                },
                 _ = tokio::time::sleep_until(wake_at) => {
                     let now = Instant::now();
                     if now >= deadline {
                         let search = self.search_report(&session, planner);
                         return Err(FetchError::Timeout { cid, after: started.elapsed(), search });
                     }
-                    if planner.routing_due(now) {
-                        self.lookup(&session, &cid).await;
+                    if planner.routing_due(now) && session.lookup_due() {
+                        let (this, looking) = (self.clone(), session.clone());
+                        beside = Some(session::spawn(async move { this.lookup(&looking, &cid).await }));
                     }
                     planner.on_tick(&session, &self.inner.progress, Instant::now())
                 }
