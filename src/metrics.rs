@@ -125,6 +125,8 @@ pub struct Metrics {
     pub dht_requests_to_first_provider: Histogram,
     /// WANT_HAVEs sent to connected peers the session did not know.
     pub broadcast_wants: Counter,
+    /// Providers a fetch found stalled (wants out, nothing sent for a hedge delay).
+    pub stalled_providers: Counter,
     pub retrieval_timeouts: Counter,
     /// Blocks from providers that did not hash to the CID asked for.
     pub bad_blocks: Family<SourceLabel, Counter>,
@@ -190,6 +192,7 @@ impl Metrics {
                 1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0,
             ]),
             broadcast_wants: Counter::default(),
+            stalled_providers: Counter::default(),
             retrieval_timeouts: Counter::default(),
             bad_blocks: Family::default(),
             cache_hits: Counter::default(),
@@ -293,6 +296,11 @@ impl Metrics {
             "broadcast_wants",
             "WANT_HAVEs sent to connected peers outside the session when it widened its search",
             m.broadcast_wants.clone(),
+        );
+        registry.register(
+            "stalled_providers",
+            "Providers found stalled: wants outstanding and nothing sent for a hedge delay (their wants moved)",
+            m.stalled_providers.clone(),
         );
         registry.register(
             "retrieval_timeouts",

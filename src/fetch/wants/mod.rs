@@ -96,6 +96,9 @@ struct Inner {
     /// When bytes last arrived from each provider (see `WantState::due_at`).
     progress: LinkProgress,
     config: RetrievalConfig,
+    /// Woken when a fetch finds a provider stalled: every other fetch
+    /// looks at its wants there at once (see `Planner::take_stalled`).
+    stalls: tokio::sync::Notify,
 }
 
 /// Gets blocks from Bitswap peers and trustless HTTP gateways. Cheap to clone.
@@ -135,6 +138,7 @@ impl NetworkFetcher {
             table,
             progress,
             config,
+            stalls: tokio::sync::Notify::new(),
         });
         NetworkFetcher { inner }
     }
@@ -403,6 +407,9 @@ impl NetworkFetcher {
                         return Err(FetchError::NoProviders { cid, search });
                     }
                 },
+                _ = self.inner.stalls.notified() => {
+                    planner.on_tick(&session, &self.inner.progress, Instant::now())
+                }
                 _ = tokio::time::sleep_until(wake_at) => {
                     let now = Instant::now();
                     if now >= deadline {
@@ -415,6 +422,10 @@ impl NetworkFetcher {
                     planner.on_tick(&session, &self.inner.progress, Instant::now())
                 }
             };
+            if planner.take_stalled() {
+                Metrics::global().stalled_providers.inc();
+                self.inner.stalls.notify_waiters();
+            }
             if let Some(block) = self.execute(&cid, actions) {
                 return Ok(block);
             }
