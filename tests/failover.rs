@@ -66,7 +66,12 @@ impl Forwarder {
                 };
                 let (client_read, client_write) = client.into_split();
                 let (up_read, up_write) = upstream.into_split();
-                tokio::spawn(pump(up_read, client_write, Some(counted.clone()), hole.clone()));
+                tokio::spawn(pump(
+                    up_read,
+                    client_write,
+                    Some(counted.clone()),
+                    hole.clone(),
+                ));
                 tokio::spawn(pump(client_read, up_write, None, hole.clone()));
             }
         });
@@ -203,6 +208,10 @@ async fn fail_halfway(failure: Failure) {
                 Failure::CutOff => forwarders[carrier].blackhole.store(true, Ordering::Relaxed),
             }
             failed = Some((carrier, Instant::now(), sent));
+            if std::env::var_os("FAILOVER_SHOW_SESSIONS").is_some() {
+                let view = gw.text(&format!("{}/debug/sessions", gw.control)).await;
+                eprintln!("sessions at the failure: {view}");
+            }
         }
     }
     let (carrier, at, sent_then) = failed.expect("half the file crossed");

@@ -477,7 +477,10 @@ impl SessionPeerRanking {
             .filter(|busiest| busiest.saturated(block_bytes))
             .and_then(|busiest| {
                 let rtt = busiest.rtt_ms.or(busiest.latency_ms)?;
-                Some((rtt * NEAR_RTT_FACTOR + NEAR_RTT_SLACK_MS, busiest.throughput?))
+                Some((
+                    rtt * NEAR_RTT_FACTOR + NEAR_RTT_SLACK_MS,
+                    busiest.throughput?,
+                ))
             });
         Assumed {
             rtt_ms,
@@ -499,12 +502,11 @@ impl SessionPeerRanking {
             .filter(|(_, s)| !s.is_dropped())
             .map(|(id, s)| (id.clone(), s.cost(&assumed), s.stalled, s.arrival))
             .collect();
-        ranked.sort_by(|a, b| {
-            a.2.cmp(&b.2)
-                .then(a.1.total_cmp(&b.1))
-                .then(a.3.cmp(&b.3))
-        });
-        ranked.into_iter().map(|(id, cost, _, _)| (id, cost)).collect()
+        ranked.sort_by(|a, b| a.2.cmp(&b.2).then(a.1.total_cmp(&b.1)).then(a.3.cmp(&b.3)));
+        ranked
+            .into_iter()
+            .map(|(id, cost, _, _)| (id, cost))
+            .collect()
     }
 
     /// How long to wait for one block from `provider` before hedging to
@@ -821,7 +823,11 @@ mod tests {
         assert!((assumed.rate_of(&near_stats) - rate).abs() < 1e-6);
         let far_stats = ranking.get(&far).unwrap().clone();
         assert!(assumed.rate_of(&far_stats) < rate / 2.0);
-        assert_eq!(ranking.ranked()[0].0, near, "the next want goes to the near one");
+        assert_eq!(
+            ranking.ranked()[0].0,
+            near,
+            "the next want goes to the near one"
+        );
     }
 
     #[test]

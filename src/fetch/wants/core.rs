@@ -875,7 +875,10 @@ mod tests {
         let delay = session.hedge_delay(&stopped);
         let late = t0 + delay + Duration::from_millis(1);
         planner.on_tick(&session, &Silent, late);
-        assert!(planner.take_stalled(), "the loop is told to wake the others");
+        assert!(
+            planner.take_stalled(),
+            "the loop is told to wake the others"
+        );
         assert!(!planner.take_stalled(), "once");
         assert!(session.stats_of(&stopped).unwrap().stalled);
         // The next block of the session: its want skips the stalled one,
@@ -938,7 +941,10 @@ mod tests {
         let late = t0 + session.hedge_delay(&a) + Duration::from_millis(1);
         planner.on_tick(&session, &Silent, late);
         assert!(planner.state.hedged.contains(&a) && planner.state.hedged.contains(&b));
-        assert_eq!(asked(&planner.plan(&session, late), WantKind::Block), vec![c]);
+        assert_eq!(
+            asked(&planner.plan(&session, late), WantKind::Block),
+            vec![c]
+        );
     }
 
     #[test]
