@@ -146,7 +146,7 @@ async fn fail_halfway(failure: Failure) {
     let dir = tempfile::tempdir().unwrap();
     let (data, input) = content(dir.path());
     let seed = format!("{failure:?}").to_lowercase();
-    let mut providers = vec![
+    let mut providers = [
         Provider::start(
             "helia",
             &format!("failover-{seed}-a"),
@@ -162,7 +162,7 @@ async fn fail_halfway(failure: Failure) {
     ];
     let root = providers[0].root("big");
     assert_eq!(root, providers[1].root("big"));
-    let forwarders = vec![
+    let forwarders = [
         Forwarder::start(provider_port(&providers[0])).await,
         Forwarder::start(provider_port(&providers[1])).await,
     ];
