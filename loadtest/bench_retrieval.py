@@ -44,6 +44,10 @@ EQUAL_NS = [tuple(x.split(":")) for x in os.environ.get("EQUAL_NS", "").split()]
 EQUAL_RATE = os.environ.get("EQUAL_RATE", "")
 HERE = os.path.dirname(os.path.abspath(__file__))
 FETCH_TIMEOUT = float(os.environ.get("FETCH_TIMEOUT", "240"))
+# Scenarios 4 and 6 also run this build in the same runs, alternated (e.g. a release of main).
+SLUICE_BIN_BEFORE = os.environ.get("SLUICE_BIN_BEFORE", "")
+FAIL_NS = [tuple(x.split(":")) for x in os.environ.get("FAIL_NS", "").split()]
+BIG_SHA = None  # SHA-256 of the big file, once made
 
 procs = []
 results = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "runs": RUNS,
@@ -219,7 +223,7 @@ def free_port():
 
 
 class Sluice:
-    def __init__(self, session_mode="on", peers=()):
+    def __init__(self, session_mode="on", peers=(), binary=None):
         """peers: multiaddrs sluice keeps connected (config `p2p.peers`)."""
         self.port = free_port()
         self.control_port = free_port()
@@ -230,7 +234,7 @@ class Sluice:
                    SLUICE_RETRIEVAL_SESSION_MODE=session_mode,
                    SLUICE_P2P_PEERS=json.dumps(list(peers)),
                    SLUICE_METRICS_LISTEN=f"127.0.0.1:{self.control_port}")
-        self.p = subprocess.Popen([SLUICE_BIN, "serve", "--listen", f"127.0.0.1:{self.port}",
+        self.p = subprocess.Popen([binary or SLUICE_BIN, "serve", "--listen", f"127.0.0.1:{self.port}",
                                    "--data-dir", self.dir], env=env, stdin=subprocess.DEVNULL,
                                   stdout=logf, stderr=logf)
         procs.append(self.p)
@@ -262,8 +266,9 @@ class Sluice:
             time.sleep(0.05)
         raise RuntimeError(f"sluice did not connect to {n} peers within {timeout} s")
 
-    def fetch(self, cid, hints, conn=None):
-        """GET /ipfs/cid with the hints; returns (seconds, bytes, status, server_timing)."""
+    def fetch(self, cid, hints, conn=None, on_bytes=None):
+        """GET /ipfs/cid with the hints; returns (seconds, bytes, status, server_timing).
+        The body's SHA-256 is left in self.sha256; on_bytes(n) is called after each read."""
         own = conn is None
         if own:
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=FETCH_TIMEOUT)
@@ -271,12 +276,17 @@ class Sluice:
         conn.request("GET", f"/ipfs/{cid}", headers={"X-Ipfs-Provider": ", ".join(hints)})
         r = conn.getresponse()
         n = 0
+        h = hashlib.sha256()
         while True:
             b = r.read(1 << 20)
             if not b:
                 break
             n += len(b)
+            h.update(b)
+            if on_bytes:
+                on_bytes(n)
         dt = time.monotonic() - t0
+        self.sha256 = h.hexdigest()
         st = r.getheader("Server-Timing", "")
         if own:
             conn.close()
@@ -344,25 +354,32 @@ def st_network(st):
     return int(m.group(1)) if m else None
 
 
-def timed_sluice(cid, hints, mode, expect, counters=(), connected_first=False):
+def timed_sluice(cid, hints, mode, expect, counters=(), connected_first=False, binary=None, on_bytes=None):
     """Fresh sluice, one cold fetch; counters: list of (name, port, netns) providers to read bytes from.
     connected_first: the hinted peers are dialled (as configured peers) before the clock starts, as
-    the Helia and Kubo clients are; the block cache is still empty."""
-    s = Sluice(mode, peers=hints if connected_first else ())
+    the Helia and Kubo clients are; the block cache is still empty. The body's SHA-256 is checked
+    against the big file's when the expected size is the big file's."""
+    s = Sluice(mode, peers=hints if connected_first else (), binary=binary)
     if connected_first:
         s.wait_connected(len(hints))
     sampler = ByteSampler(list(counters))
+    cpu0 = cpu_seconds(s.p.pid)
     try:
-        dt, n, status, st = s.fetch(cid, hints)
+        dt, n, status, st = s.fetch(cid, hints, on_bytes=on_bytes)
+        sluice_cpu = round(cpu_seconds(s.p.pid) - cpu0, 2)
         time.sleep(0.3)  # let the last acks land before the final sample
         sent, conns = sampler.finish()
     finally:
         sampler.stop_ev.set()
         s.close()
     ok = status == 200 and n == expect
+    if ok and BIG_SHA and expect == BIG_MIB << 20 and s.sha256 != BIG_SHA:
+        ok = False
+        log(f"  !! sluice body SHA-256 {s.sha256} is not the file's {BIG_SHA}")
     if not ok:
         log(f"  !! sluice fetch status={status} bytes={n} expected={expect}")
-    return {"s": dt, "bytes": n, "status": status, "ok": ok, "server_timing": st, "sent": sent, "conns": conns, "cpu": sampler.cpu}
+    return {"s": dt, "bytes": n, "status": status, "ok": ok, "server_timing": st, "sent": sent, "conns": conns,
+            "cpu": sampler.cpu, "sluice_cpu": sluice_cpu, "sha_checked": bool(BIG_SHA)}
 
 
 # ---------------------------------------------------------------- main
@@ -377,6 +394,9 @@ def main():
     big = os.path.join(WORK, "big.bin")
     big_bytes = BIG_MIB << 20
     mkfile(big, big_bytes, 64)
+    global BIG_SHA
+    with open(big, "rb") as f:
+        BIG_SHA = hashlib.sha256(f.read()).hexdigest()
     loadavg("start")
 
     need_big = any(s in SCENARIOS for s in ("1", "2", "4"))
@@ -396,6 +416,7 @@ def main():
         if px.stdout.readline().strip() != "READY":
             raise RuntimeError("delay proxy did not start")
         info["hint"] = f"/ip4/{nip}/tcp/4001/p2p/{info['peerId']}"
+        info["proxy"] = px
         return info
 
     if "2" in SCENARIOS:
@@ -487,14 +508,20 @@ def main():
         for r in range(RUNS):
             row = {}
             arms = [("one", [h1], "on"), ("two", [h1, h2], "on"), ("two_off", [h1, h2], "off")]
-            arms = arms[r % 3:] + arms[:r % 3]
+            if SLUICE_BIN_BEFORE:  # the same arms with the earlier build, as "<arm>_before"
+                arms = [(n + sfx, h, m) for n, h, m in arms for sfx in ("", "_before")]
+            k = r % len(arms)
+            arms = arms[k:] + arms[:k]
             for name, hints, mode in arms:
-                x = timed_sluice(cid, hints, mode, big_bytes, counters)
+                binary = SLUICE_BIN_BEFORE if name.endswith("_before") else None
+                x = timed_sluice(cid, hints, mode, big_bytes, counters, binary=binary)
                 row[name] = x["s"] if x["ok"] else None
                 row[name + "_sent"] = x["sent"]
                 row[name + "_st"] = x["server_timing"]
                 row[name + "_conns"] = x["conns"]
-                log(f"  s{key} run {r + 1} {name}: {x['s']:.2f}s ok={x['ok']} sent={x['sent']} conns={x['conns']} st={x['server_timing']}")
+                row[name + "_cpu"] = dict(x["cpu"], sluice=x["sluice_cpu"])
+                log(f"  s{key} run {r + 1} {name}: {x['s']:.2f}s ok={x['ok']} sent={x['sent']} conns={x['conns']} "
+                    f"cpu={row[name + '_cpu']} st={x['server_timing']}")
             rows.append(row)
         results["scenarios"][key] = {"rows": rows, "file_bytes": big_bytes,
                                      "rate": EQUAL_RATE if key == "4b" else "loopback"}
@@ -542,6 +569,99 @@ def main():
             rows.append(row)
         results["scenarios"]["5"] = {"rows": rows, "file_bytes": big_bytes, "rate": EQUAL_RATE}
         stop(hp)
+
+    # ---- scenario 6 (issue 14): failover. Two providers, each in its own namespace behind tbf
+    #      FAIL_RATE; when half the file has reached the client, the one that has sent more (bytes
+    #      acked on its link) is killed (process and its proxy: the connection closes), stopped
+    #      (SIGSTOP: the connection stays up, nothing more comes) or cut off (every packet on its veth,
+    #      both ways, redirected by a tc u32 filter to a veth that is down: dropped). Compared with one healthy provider alone.
+    if "6" in SCENARIOS and len(FAIL_NS) == 2:
+        loadavg("scenario 6")
+
+        def fail_provider(i):
+            ns, _hip, nip, _dev, _sink = FAIL_NS[i]
+            info = ns_provider(f"bench-failover-{i + 1}-{time.time_ns()}", ns, nip, 0)
+            assert cid is None or info["roots"]["big"] == cid, "failover provider disagrees on the CID"
+            return info
+
+        def tc_drop(i, on):
+            ns, _hip, _nip, dev, sink = FAIL_NS[i]
+            run = lambda *a: subprocess.run(["ip", "netns", "exec", ns, "tc", *a], check=True,
+                                            stdout=subprocess.DEVNULL, stderr=logf)
+            if on:
+                run("qdisc", "add", "dev", dev, "clsact")
+                for hook in ("ingress", "egress"):
+                    run("filter", "add", "dev", dev, hook, "u32", "match", "u32", "0", "0",
+                        "action", "mirred", "egress", "redirect", "dev", sink)
+            else:
+                run("qdisc", "del", "dev", dev, "clsact")
+
+        pair = [fail_provider(0), fail_provider(1)]
+        cid = cid or pair[0]["roots"]["big"]
+        rows = []
+        for r in range(RUNS):
+            row = {}
+            arms = ["one", "two", "kill", "stop", "drop"]
+            if SLUICE_BIN_BEFORE:
+                arms = [a + sfx for a in arms for sfx in ("", "_before")]
+            k = r % len(arms)
+            arms = arms[k:] + arms[:k]
+            for name in arms:
+                kind = name.split("_")[0]
+                binary = SLUICE_BIN_BEFORE if name.endswith("_before") else None
+                hints = [pair[0]["hint"]] if kind == "one" else [pair[0]["hint"], pair[1]["hint"]]
+                failed = {}
+                done = threading.Event()
+                # Connections left over from an earlier arm (a cut-off one may linger) are not counted.
+                old = [set(conn_bytes(4001, FAIL_NS[i][0])) for i in range(2)]
+
+                def at_half(kind=kind, failed=failed, done=done, old=old):
+                    """Fails the provider that has sent more once half the file has crossed the
+                    links (bytes acked by sluice on the providers' connections, polled)."""
+                    while kind not in ("one", "two") and not done.wait(0.02):
+                        sent = [sum(b for key, b in conn_bytes(4001, FAIL_NS[i][0]).items() if key not in old[i])
+                                for i in range(2)]
+                        if sum(sent) < big_bytes // 2:
+                            continue
+                        v = 0 if sent[0] >= sent[1] else 1
+                        if kind == "kill":
+                            pair[v]["proc"].kill()
+                            pair[v]["proxy"].kill()
+                        elif kind == "stop":
+                            os.kill(pair[v]["proc"].pid, signal.SIGSTOP)
+                        else:
+                            tc_drop(v, True)
+                        failed.update(victim=v, sent_mib=[round(b / 2**20, 1) for b in sent], at=time.monotonic())
+                        return
+
+                watcher = threading.Thread(target=at_half, daemon=True)
+                watcher.start()
+                try:
+                    last = [0.0]
+                    x = timed_sluice(cid, hints, "on", big_bytes, binary=binary,
+                                     on_bytes=lambda n, last=last: last.__setitem__(0, time.monotonic()))
+                finally:
+                    done.set()
+                    watcher.join()
+                if failed:
+                    v = failed["victim"]
+                    failed["rest_s"] = round(last[0] - failed.pop("at"), 2)  # failure to the body's last byte
+                    if kind == "kill":
+                        pair[v]["proc"].wait()
+                        pair[v]["proxy"].wait()
+                        pair[v] = fail_provider(v)
+                    elif kind == "stop":
+                        os.kill(pair[v]["proc"].pid, signal.SIGCONT)
+                    else:
+                        tc_drop(v, False)
+                row[name] = x["s"] if x["ok"] else None
+                row[name + "_failed"] = failed
+                row[name + "_sluice_cpu"] = x["sluice_cpu"]
+                log(f"  s6 run {r + 1} {name}: {x['s']:.2f}s ok={x['ok']} sha={x['sha_checked']} failed={failed} "
+                    f"st={x['server_timing']}")
+            rows.append(row)
+        results["scenarios"]["6"] = {"rows": rows, "file_bytes": big_bytes, "rate": os.environ.get("FAIL_RATE", ""),
+                                     "before": SLUICE_BIN_BEFORE}
 
     # ---- scenario 3: 500 distinct 8 KiB files, 32 in flight
     if "3" in SCENARIOS:
@@ -724,6 +844,48 @@ def summarize():
                  f"{100 * med(d_one):.1f}% | **{100 * med(d_on):.1f}%** | {100 * med(d_off):.1f}% |")
         R[key]["median_ratio"] = med(ratios)
         R[key]["median_dup_on"] = med(d_on)
+        if any("one_cpu" in r for r in rows):
+            L.append("\nCPU seconds per process while each fetch ran (p1, p2: the providers; sluice), medians:\n")
+            L.append("| arm | time s | p1 | p2 | sluice | sum | two / one |")
+            L.append("|---|---|---|---|---|---|---|")
+            for arm in [a for a in ("one", "two", "two_off", "one_before", "two_before", "two_off_before")
+                        if any(r.get(a + "_cpu") for r in rows)]:
+                cpus = [r[arm + "_cpu"] for r in rows if r.get(arm + "_cpu")]
+                cm = {k: med([c.get(k, 0) for c in cpus]) for k in ("p1", "p2", "sluice")}
+                base = "one_before" if arm.endswith("_before") else "one"
+                rq = [r[arm] / r[base] for r in rows if r.get(arm) and r.get(base)]
+                L.append(f"| {arm} | {fmt(med([r[arm] for r in rows if r.get(arm)]))} | {fmt(cm['p1'])} | "
+                         f"{fmt(cm['p2'])} | {fmt(cm['sluice'])} | {fmt(sum(cm.values()))} | {fmt(med(rq))} |")
+    if "6" in R:
+        rows = R["6"]["rows"]
+        builds = [""] + (["_before"] if R["6"].get("before") else [])
+        L.append(f"\n### 6. Failover: two providers (tbf {R['6']['rate']} each, own namespaces), the one that has "
+                 "sent more killed / stopped (SIGSTOP) / cut off (tc drop) when half the file has reached the "
+                 "client, vs one healthy provider alone\n")
+        L.append("Every body SHA-256 checked. Ratio = time / one alone, same build, same run. "
+                 + ("`_before`: the earlier build (SLUICE_BIN_BEFORE), alternated in the same runs.\n"
+                    if len(builds) > 1 else "\n"))
+        for sfx in builds:
+            L.append(f"| run{sfx} | one s | two s | kill s | stop s | drop s | two / one | kill / one | stop / one | "
+                     "drop / one | rest after the failure s (kill / stop / drop) |")
+            L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+            ratios = {k: [] for k in ("two", "kill", "stop", "drop")}
+            for i, r in enumerate(rows):
+                one = r.get("one" + sfx)
+                cells = []
+                for k in ("two", "kill", "stop", "drop"):
+                    t = r.get(k + sfx)
+                    q = t / one if (t and one) else None
+                    if q:
+                        ratios[k].append(q)
+                    cells.append(fmt(q))
+                rest = " / ".join(fmt(r.get(k + sfx + "_failed", {}).get("rest_s")) for k in ("kill", "stop", "drop"))
+                L.append(f"| {i + 1} | {fmt(one)} | " + " | ".join(fmt(r.get(k + sfx)) for k in ("two", "kill", "stop", "drop"))
+                         + " | " + " | ".join(cells) + f" | {rest} |")
+            L.append("| median | " + " | ".join(fmt(med([r[k + sfx] for r in rows if r.get(k + sfx)]))
+                                             for k in ("one", "two", "kill", "stop", "drop"))
+                     + " | " + " | ".join(f"**{fmt(med(ratios[k]))}**" for k in ("two", "kill", "stop", "drop")) + " | |")
+            R["6"]["median_ratios" + sfx] = {k: med(v) for k, v in ratios.items()}
     if "5" in R:
         rows = R["5"]["rows"]
         L.append(f"\n### 5. One Bitswap (Helia) + one trustless HTTP provider (sluice --car), "

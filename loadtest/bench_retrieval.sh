@@ -20,7 +20,14 @@
 #     100mbit, tbf in their own namespaces) rather than sharing the 2 CPU cores;
 #  5. (issue 4) one Bitswap provider (Helia) and one trustless HTTP provider (a
 #     second sluice serving the file's CAR), each behind tbf EQUAL_RATE in its
-#     own namespace: each alone vs both in one session.
+#     own namespace: each alone vs both in one session;
+#  6. (issue 14) failover: two providers behind tbf FAIL_RATE (default
+#     EQUAL_RATE) in their own namespaces; when half the file has reached the
+#     client, the one that has sent more is killed, stopped (SIGSTOP) or cut
+#     off (tc clsact + matchall drop on its veth, both ways): each vs one
+#     healthy provider alone, and both healthy.
+# SLUICE_BIN_BEFORE: an earlier build run beside this one in scenarios 4 and 6
+# (same runs, alternated), e.g. a release build of main.
 # Every sluice fetch uses a fresh process and data dir (cold cache).
 #
 # Needs root (ip netns, tc). Knobs: RUNS (3), LAYOUT (modern|classic),
@@ -59,7 +66,7 @@ cleanup() {
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
     ip netns del "$ns" 2>/dev/null
   done
-  for i in 1 2 3 4 5; do ip link del "${NS_PREFIX}h$i" 2>/dev/null; done
+  for i in 1 2 3 4 5 6 7; do ip link del "${NS_PREFIX}h$i" 2>/dev/null; done
   remove_work "$WORK"
   rm -f /dev/shm/sluice-bench-kubo-*
 }
@@ -103,16 +110,33 @@ if [[ " $SCENARIOS " == *" 4b "* || " $SCENARIOS " == *" 5 "* ]]; then
   for i in 4 5; do add_ns "$i" "$EQUAL_RATE"; EQUAL_NS+="${NS_PREFIX}s$i:10.77.$i.1:10.77.$i.2 "; done
 fi
 
+# scenario 6: two failover providers, FAIL_RATE each. To drop packets (this kernel has neither netem
+# nor the matchall/gact drop), a clsact u32 match-all filter redirects every packet on the veth to a
+# sink veth that is down; the 4th and 5th fields name the veth and the sink inside the namespace.
+FAIL_RATE=${FAIL_RATE:-$EQUAL_RATE}; FAIL_NS=""
+if [[ " $SCENARIOS " == *" 6 "* ]]; then
+  for i in 6 7; do
+    add_ns "$i" "$FAIL_RATE"
+    ip netns exec "${NS_PREFIX}s$i" ip link add "${NS_PREFIX}k$i" type veth peer name "${NS_PREFIX}j$i"
+    FAIL_NS+="${NS_PREFIX}s$i:10.77.$i.1:10.77.$i.2:${NS_PREFIX}n$i:${NS_PREFIX}k$i "
+  done
+fi
+if [[ -n "${SLUICE_BIN_BEFORE:-}" ]]; then
+  cp "$SLUICE_BIN_BEFORE" "$WORK/sluice-before"; SLUICE_BIN_BEFORE="$WORK/sluice-before"
+fi
+
 {
   echo "bench_retrieval.sh $STAMP"
   echo "git: $(git rev-parse --short HEAD) $(git status --porcelain -- src | wc -l) modified src files"
   echo "sluice binary: $SLUICE_BINARY, built $(stat -c %y "$SLUICE_BINARY" | cut -d. -f1), sha256 $(sha256sum "$SLUICE_BINARY" | cut -c1-16)"
+  [[ -z "${SLUICE_BIN_BEFORE:-}" ]] || echo "before binary: sha256 $(sha256sum "$SLUICE_BIN_BEFORE" | cut -c1-16)"
   echo "SLUICE_* from the caller: $(env | grep '^SLUICE_' | grep -v '^SLUICE_BINARY=' | sort | tr '\n' ' ' || true)"
   echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT_PREFIX.log"
 
 export K6 SLUICE_BIN="$WORK/sluice" PEERS_NODE PEERS_PY PEERS_DIR="$ROOT/tests/peers" WORK OUT_PREFIX RUNS SLOW_NS EQUAL_NS EQUAL_RATE
+export FAIL_NS FAIL_RATE SLUICE_BIN_BEFORE=${SLUICE_BIN_BEFORE:-}
 export LAYOUT=${LAYOUT:-modern} BIG_MIB=${BIG_MIB:-64} SCENARIOS
 python3 "$ROOT/loadtest/bench_retrieval.py" &
 DRIVER_PID=$!

@@ -134,6 +134,8 @@ pub struct Metrics {
     pub broadcast_wants: Counter,
     /// Requests that started as a fork of their root's earlier session.
     pub sessions_forked: Counter,
+    /// Providers a fetch found stalled (wants out, nothing sent for a hedge delay).
+    pub stalled_providers: Counter,
     pub retrieval_timeouts: Counter,
     /// Blocks from providers that did not hash to the CID asked for.
     pub bad_blocks: Family<SourceLabel, Counter>,
@@ -204,6 +206,7 @@ impl Metrics {
             ]),
             broadcast_wants: Counter::default(),
             sessions_forked: Counter::default(),
+            stalled_providers: Counter::default(),
             retrieval_timeouts: Counter::default(),
             bad_blocks: Family::default(),
             cache_hits: Counter::default(),
@@ -314,6 +317,11 @@ impl Metrics {
             "sessions_forked",
             "Requests that started from a copy of an earlier session under the same root ([sessions] fork)",
             m.sessions_forked.clone(),
+        );
+        registry.register(
+            "stalled_providers",
+            "Providers found stalled: wants outstanding and nothing sent for a hedge delay (their wants moved)",
+            m.stalled_providers.clone(),
         );
         registry.register(
             "retrieval_timeouts",

@@ -90,6 +90,9 @@ pub enum Outcome {
     },
     /// Sent bytes that do not hash to the CID: dropped for good.
     BadBlock,
+    /// Had wants and sent nothing for its hedge delay (stopped, cut off or
+    /// gone): ranked last until it shows life again (a block or an answer).
+    Stalled,
 }
 
 /// A provider's record in one session.
@@ -120,6 +123,8 @@ pub struct ProviderStats {
     pub in_flight: u32,
     pub bad_blocks: u32,
     pub unreachable: bool,
+    /// See [`Outcome::Stalled`].
+    pub stalled: bool,
     /// Order of arrival in the session: among equals, the first hinted
     /// provider is asked first (clients list hints by preference).
     pub arrival: u32,
@@ -143,6 +148,7 @@ impl ProviderStats {
             in_flight: 0,
             bad_blocks: 0,
             unreachable: false,
+            stalled: false,
             arrival: 0,
         }
     }
@@ -179,7 +185,7 @@ impl ProviderStats {
     /// Milliseconds until one more block of the usual size would arrive
     /// if asked now: a provider works through its wants in order.
     fn completion_ms(&self, assumed: &Assumed) -> f64 {
-        let rate = self.throughput.unwrap_or(assumed.throughput);
+        let rate = self.throughput.unwrap_or_else(|| assumed.rate_of(self));
         let queued = f64::from(self.in_flight + 1) * assumed.block_bytes;
         self.rtt(assumed) + queued / rate
     }
@@ -187,6 +193,17 @@ impl ProviderStats {
     /// Expected milliseconds to get a block from this provider now.
     fn cost(&self, assumed: &Assumed) -> f64 {
         self.completion_ms(assumed) / self.have_probability()
+    }
+
+    /// True if more wants queued here cannot raise this provider's rate:
+    /// its queue holds more than its bandwidth-delay product and two
+    /// blocks (one on the wire, one to follow), so it is the bottleneck
+    /// (its link or its CPU) and the rest of the queue only waits.
+    fn saturated(&self, block_bytes: f64) -> bool {
+        let (Some(rate), Some(rtt)) = (self.throughput, self.rtt_ms.or(self.latency_ms)) else {
+            return false;
+        };
+        f64::from(self.in_flight) * block_bytes > rate * rtt + 2.0 * block_bytes
     }
 
     fn ewma(old: Option<f64>, sample: f64) -> Option<f64> {
@@ -244,11 +261,16 @@ impl ProviderStats {
                 }
                 self.in_flight += 1;
             }
-            Outcome::Have => self.haves += 1,
+            Outcome::Have => {
+                self.haves += 1;
+                self.stalled = false;
+            }
             Outcome::Answered { rtt } => {
+                self.stalled = false;
                 self.rtt_ms = Self::ewma(self.rtt_ms, rtt.as_secs_f64() * 1000.0);
             }
             Outcome::DontHave => {
+                self.stalled = false;
                 self.dont_haves += 1;
                 self.in_flight = self.in_flight.saturating_sub(1);
             }
@@ -261,6 +283,7 @@ impl ProviderStats {
                     let on_link = self.throughput.map_or(0.0, |rate| bytes as f64 / rate);
                     self.rtt_ms = Self::ewma(self.rtt_ms, (latency_ms - on_link).max(0.1));
                 }
+                self.stalled = false;
                 self.blocks += 1;
                 self.bytes += bytes as u64;
                 self.in_flight = self.in_flight.saturating_sub(1);
@@ -271,6 +294,7 @@ impl ProviderStats {
             Outcome::WantCancelled => self.in_flight = self.in_flight.saturating_sub(1),
             Outcome::Unreachable => self.unreachable = true,
             Outcome::BadBlock => self.bad_blocks += 1,
+            Outcome::Stalled => self.stalled = true,
         }
     }
 }
@@ -346,7 +370,27 @@ struct Assumed {
     throughput: f64,
     /// Size of the next block.
     block_bytes: f64,
+    /// While the busiest provider is saturated: providers answering within
+    /// this many milliseconds are assumed to deliver at its rate (bytes
+    /// per millisecond). See [`SessionPeerRanking::assumed`].
+    peer_rate: Option<(f64, f64)>,
 }
+
+impl Assumed {
+    /// The rate assumed for `stats`, whose rate is not measured yet.
+    fn rate_of(&self, stats: &ProviderStats) -> f64 {
+        match (self.peer_rate, stats.rtt_ms) {
+            (Some((within_ms, rate)), Some(rtt)) if rtt <= within_ms => rate,
+            _ => self.throughput,
+        }
+    }
+}
+
+/// A provider answering within this factor of the saturated busiest
+/// provider's round trip (plus [`NEAR_RTT_SLACK_MS`]) is taken for its
+/// equal: a far one's first block would hold up an in-order body.
+const NEAR_RTT_FACTOR: f64 = 2.0;
+const NEAR_RTT_SLACK_MS: f64 = 10.0;
 
 impl SessionPeerRanking {
     /// Adds a provider (keeping what is known if it is already there; a
@@ -422,25 +466,47 @@ impl SessionPeerRanking {
             .filter_map(|s| s.throughput)
             .max_by(f64::total_cmp)
             .map_or(10_000.0, |best| best / UNMEASURED_RATE_DISCOUNT);
+        let block_bytes = self.recent_block_bytes.unwrap_or(PRIOR_BLOCK_BYTES);
+        // Equal providers used together: when the busiest one is the
+        // bottleneck, a provider as near as it is assumed as fast (not
+        // discounted), so it gets a share at once and its rate is measured
+        // (the fallback's rate is then known should the busiest fail).
+        let peer_rate = measured()
+            .filter(|s| !s.is_dropped() && !s.stalled)
+            .max_by_key(|s| s.in_flight)
+            .filter(|busiest| busiest.saturated(block_bytes))
+            .and_then(|busiest| {
+                let rtt = busiest.rtt_ms.or(busiest.latency_ms)?;
+                Some((
+                    rtt * NEAR_RTT_FACTOR + NEAR_RTT_SLACK_MS,
+                    busiest.throughput?,
+                ))
+            });
         Assumed {
             rtt_ms,
             throughput,
-            block_bytes: self.recent_block_bytes.unwrap_or(PRIOR_BLOCK_BYTES),
+            block_bytes,
+            peer_rate,
         }
     }
 
     /// Providers still in the session, cheapest first (ties broken by
-    /// arrival, so the order is stable and follows the hints' order).
+    /// arrival, so the order is stable and follows the hints' order);
+    /// stalled ones last, whatever their cost: a stopped provider's record
+    /// still looks good, and every want it gets waits out a hedge delay.
     pub fn ranked(&self) -> Vec<(ProviderId, f64)> {
         let assumed = self.assumed();
-        let mut ranked: Vec<(ProviderId, f64, u32)> = self
+        let mut ranked: Vec<(ProviderId, f64, bool, u32)> = self
             .providers
             .iter()
             .filter(|(_, s)| !s.is_dropped())
-            .map(|(id, s)| (id.clone(), s.cost(&assumed), s.arrival))
+            .map(|(id, s)| (id.clone(), s.cost(&assumed), s.stalled, s.arrival))
             .collect();
-        ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.2.cmp(&b.2)));
-        ranked.into_iter().map(|(id, cost, _)| (id, cost)).collect()
+        ranked.sort_by(|a, b| a.2.cmp(&b.2).then(a.1.total_cmp(&b.1)).then(a.3.cmp(&b.3)));
+        ranked
+            .into_iter()
+            .map(|(id, cost, _, _)| (id, cost))
+            .collect()
     }
 
     /// How long to wait for one block from `provider` before hedging to
@@ -723,6 +789,83 @@ mod tests {
             ranking.record(&fast, Outcome::WantSent);
         }
         assert_eq!(ranking.ranked()[0].0, far);
+    }
+
+    /// A provider with `rtt_ms` and a rate measured over one burst of
+    /// three 1 MiB blocks (about 3 MiB / 20 ms).
+    fn with_rate(ranking: &mut SessionPeerRanking, provider: &ProviderId, rtt_ms: u64) {
+        ranking.add(provider.clone(), ProviderStats::new(ProviderSource::Hint));
+        ranking.record(
+            provider,
+            Outcome::Answered {
+                rtt: Duration::from_millis(rtt_ms),
+            },
+        );
+        for _ in 0..3 {
+            ranking.record(provider, Outcome::WantSent);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        for _ in 0..3 {
+            ranking.record(
+                provider,
+                Outcome::Block {
+                    bytes: 1 << 20,
+                    latency: Duration::from_millis(20),
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn a_saturated_busiest_provider_shares_with_an_equally_near_one() {
+        let (busy, near, far) = (peer(), peer(), peer());
+        let mut ranking = SessionPeerRanking::default();
+        with_rate(&mut ranking, &busy, 2);
+        for (provider, rtt_ms) in [(&near, 3), (&far, 100)] {
+            ranking.add(provider.clone(), ProviderStats::new(ProviderSource::Hint));
+            ranking.record(
+                provider,
+                Outcome::Answered {
+                    rtt: Duration::from_millis(rtt_ms),
+                },
+            );
+        }
+        let rate = ranking.get(&busy).unwrap().throughput.unwrap();
+        // Not yet saturated: one block queued, within its bandwidth-delay
+        // product and two blocks. The near one is discounted as unmeasured.
+        ranking.record(&busy, Outcome::WantSent);
+        let assumed = ranking.assumed();
+        assert!(assumed.peer_rate.is_none());
+        let near_stats = ranking.get(&near).unwrap().clone();
+        assert!(assumed.rate_of(&near_stats) < rate / 2.0);
+        // Eight queued: past it. The near one is taken for its equal, the
+        // far one is not.
+        for _ in 0..7 {
+            ranking.record(&busy, Outcome::WantSent);
+        }
+        let assumed = ranking.assumed();
+        assert!((assumed.rate_of(&near_stats) - rate).abs() < 1e-6);
+        let far_stats = ranking.get(&far).unwrap().clone();
+        assert!(assumed.rate_of(&far_stats) < rate / 2.0);
+        assert_eq!(
+            ranking.ranked()[0].0,
+            near,
+            "the next want goes to the near one"
+        );
+    }
+
+    #[test]
+    fn a_stalled_provider_ranks_last_until_it_shows_life() {
+        let (stopped, slow) = (peer(), peer());
+        let mut ranking = SessionPeerRanking::default();
+        with_rate(&mut ranking, &stopped, 2);
+        ranking.add(slow.clone(), ProviderStats::new(ProviderSource::Broadcast));
+        assert_eq!(ranking.ranked()[0].0, stopped);
+        ranking.record(&stopped, Outcome::Stalled);
+        assert_eq!(ranking.ranked()[0].0, slow);
+        assert_eq!(ranking.ranked().len(), 2, "still in the session");
+        ranking.record(&stopped, Outcome::Have);
+        assert_eq!(ranking.ranked()[0].0, stopped);
     }
 
     #[test]

@@ -20,6 +20,12 @@
 //! - A want is hedged (the next provider asked too) only when its provider
 //!   has sent nothing for a hedge delay, twice a block's expected time: a
 //!   provider that keeps sending is working through its queue.
+//! - A provider with wants out that has sent nothing for its hedge delay
+//!   is stalled (stopped, cut off, gone): every fetch's want there moves
+//!   at once (the fetch that finds it wakes the others; one tick hedges
+//!   every overdue want, not one), and it is asked last, so new wants skip
+//!   it, until it delivers or answers again. A send that fails marks it
+//!   the same way.
 //! - The lost-want backstop: a want twice as old as its place in the
 //!   provider's queue explains is overdue even while bytes arrive.
 //! - With nobody else to ask, an overdue want to a peer is sent again, each
@@ -109,6 +115,8 @@ pub(super) struct Planner {
     routing_pending: bool,
     routing_at: Instant,
     widening: Widening,
+    /// A provider was found stalled since the loop last asked.
+    stalled: bool,
 }
 
 impl Planner {
@@ -121,6 +129,7 @@ impl Planner {
             routing_pending: false,
             routing_at: started,
             widening: Widening::NotYet,
+            stalled: false,
         }
     }
 
@@ -316,6 +325,8 @@ impl Planner {
                 // A dropped connection is often transient: try the
                 // provider again a couple of times before giving up.
                 session.record(&provider, Outcome::Timeout);
+                // Until it answers again, other fetches ask it last.
+                session.record(&provider, Outcome::Stalled);
                 let failures = state.unreachable.entry(provider.clone()).or_default();
                 *failures += 1;
                 if *failures < MAX_UNREACHABLE
@@ -325,10 +336,17 @@ impl Planner {
                     state.sent_at.insert(provider.clone(), now);
                     return vec![Action::Resend(provider)];
                 }
+                if state.block_targets.contains(&provider) {
+                    // Out of the want: it no longer loads the provider.
+                    session.record(&provider, Outcome::WantCancelled);
+                }
                 state.exclude(&provider);
             }
             WantEvent::BackOff(provider, after) => {
                 session.record(&provider, Outcome::Timeout);
+                if state.block_targets.contains(&provider) {
+                    session.record(&provider, Outcome::WantCancelled);
+                }
                 state.block_targets.remove(&provider);
                 state.retry_at.insert(provider.clone(), now + after);
                 if state.has_alternative(session) {
@@ -368,8 +386,14 @@ impl Planner {
             state.sent_at.insert(provider.clone(), now);
             actions.push(Action::Resend(provider));
         }
-        if let Some(slow) = state.overdue(session, progress, now) {
+        for (slow, silent) in state.overdue(session, progress, now) {
             session.record(&slow, Outcome::Timeout);
+            if silent && !session.stats_of(&slow).is_some_and(|s| s.stalled) {
+                // Every fetch with a want there moves it now, and new
+                // wants go elsewhere (see `Outcome::Stalled`).
+                session.record(&slow, Outcome::Stalled);
+                self.stalled = true;
+            }
             if state.has_alternative(session) {
                 state.hedged.insert(slow);
             } else {
@@ -384,6 +408,13 @@ impl Planner {
             }
         }
         actions
+    }
+
+    /// True once after this planner found a provider stalled: the loop
+    /// wakes the other fetches of the process, so their wants at it move
+    /// at once rather than each at its own hedge time.
+    pub(super) fn take_stalled(&mut self) -> bool {
+        std::mem::take(&mut self.stalled)
     }
 
     /// Providers asked for the block and not yet out of the want.
@@ -408,11 +439,12 @@ impl Planner {
 /// said HAVE first (they are known to hold the block), then the session's
 /// ranking; excluded ones and ones backing off left out.
 fn candidates(session: &Session, state: &WantState) -> Vec<ProviderId> {
+    let stalled = |p: &ProviderId| session.stats_of(p).is_some_and(|s| s.stalled);
     let (mut order, rest): (Vec<ProviderId>, Vec<ProviderId>) = session
         .ranked()
         .into_iter()
         .filter(|p| !state.excluded.contains(p) && !state.retry_at.contains_key(p))
-        .partition(|p| state.said_have.contains(p));
+        .partition(|p| state.said_have.contains(p) && !stalled(p));
     order.extend(rest);
     order
 }
@@ -597,10 +629,29 @@ impl WantState {
         progress: &dyn BytesSeen,
         provider: &ProviderId,
     ) -> Option<Instant> {
+        self.silent_due_at(session, progress, provider)
+            .map(|(due, _)| due)
+    }
+
+    /// [`due_at`](Self::due_at), and when the provider counts as silent:
+    /// it has sent nothing for its hedge delay. A provider some fetch
+    /// already found stalled is due at once (the first time: after a
+    /// re-send, the back-off holds).
+    fn silent_due_at(
+        &self,
+        session: &Session,
+        progress: &dyn BytesSeen,
+        provider: &ProviderId,
+    ) -> Option<(Instant, Instant)> {
         let sent = *self.sent_at.get(provider)?;
-        let backoff = 1u32 << self.resends.get(provider).copied().unwrap_or(0).min(5);
+        let resends = self.resends.get(provider).copied().unwrap_or(0);
+        let backoff = 1u32 << resends.min(5);
         let delay = session.hedge_delay(provider) * backoff;
-        let last_block = session.stats_of(provider).and_then(|s| s.last_block_at());
+        let stats = session.stats_of(provider);
+        if resends == 0 && stats.as_ref().is_some_and(|s| s.stalled) {
+            return Some((sent, sent));
+        }
+        let last_block = stats.and_then(|s| s.last_block_at());
         let last_bytes = progress.last_bytes(provider);
         let last_progress = [last_block, last_bytes]
             .into_iter()
@@ -613,7 +664,8 @@ impl WantState {
             .copied()
             .unwrap_or(0)
             .min(64);
-        Some((last_progress + delay).min(sent + delay * queue * 2))
+        let silent = last_progress + delay;
+        Some((silent.min(sent + delay * queue * 2), silent))
     }
 
     /// True if every provider asked for the block is an HTTP gateway with so
@@ -658,17 +710,22 @@ impl WantState {
             .min()
     }
 
+    /// Every outstanding, not yet hedged want that is overdue at `now`,
+    /// and whether its provider is silent (sent nothing for its hedge delay).
     fn overdue(
         &self,
         session: &Session,
         progress: &dyn BytesSeen,
         now: Instant,
-    ) -> Option<ProviderId> {
+    ) -> Vec<(ProviderId, bool)> {
         self.block_targets
             .iter()
             .filter(|p| !self.hedged.contains(*p))
-            .find(|p| self.due_at(session, progress, p).is_some_and(|t| t <= now))
-            .cloned()
+            .filter_map(|p| {
+                let (due, silent) = self.silent_due_at(session, progress, p)?;
+                (due <= now).then(|| (p.clone(), silent <= now))
+            })
+            .collect()
     }
 }
 
@@ -805,6 +862,107 @@ mod tests {
         planner.on_tick(&session, &sending, silent_since);
         assert_eq!(
             asked(&planner.plan(&session, silent_since), WantKind::Block),
+            vec![other]
+        );
+    }
+
+    #[test]
+    fn a_silent_provider_is_stalled_and_new_wants_go_to_the_other() {
+        let session = Session::new();
+        let (stopped, other) = (peer(), peer());
+        measured(&session, &stopped, ProviderSource::Hint, 10);
+        measured(&session, &other, ProviderSource::Hint, 200);
+        let t0 = Instant::now();
+        let mut planner = planner(t0);
+        let first = planner.plan(&session, t0);
+        assert_eq!(asked(&first, WantKind::Block), vec![stopped.clone()]);
+        let delay = session.hedge_delay(&stopped);
+        let late = t0 + delay + Duration::from_millis(1);
+        planner.on_tick(&session, &Silent, late);
+        assert!(
+            planner.take_stalled(),
+            "the loop is told to wake the others"
+        );
+        assert!(!planner.take_stalled(), "once");
+        assert!(session.stats_of(&stopped).unwrap().stalled);
+        // The next block of the session: its want skips the stalled one,
+        // though its record (one block's timeout) still ranks it well.
+        let mut next = Planner::new(RetrievalConfig::default(), late);
+        assert_eq!(
+            asked(&next.plan(&session, late), WantKind::Block),
+            vec![other]
+        );
+        // Life again (an answer): it is ranked on its record once more.
+        session.record(
+            &stopped,
+            Outcome::Answered {
+                rtt: Duration::from_millis(100),
+            },
+        );
+        assert!(!session.stats_of(&stopped).unwrap().stalled);
+    }
+
+    #[test]
+    fn every_want_at_a_stalled_provider_moves_when_one_fetch_finds_it() {
+        let session = Session::new();
+        let t0 = Instant::now();
+        let (mut first, stopped, other, delay) = asked_one_of_two(&session, t0);
+        // A second fetch asked the same provider later: on its own it
+        // would wait a hedge delay from its own send.
+        let t1 = t0 + delay / 2;
+        let mut second = Planner::new(RetrievalConfig::default(), t1);
+        second.state.block_targets.insert(stopped.clone());
+        second.state.sent_at.insert(stopped.clone(), t1);
+        let found = t0 + delay + Duration::from_millis(1);
+        second.on_tick(&session, &Silent, found);
+        assert!(
+            asked(&second.plan(&session, found), WantKind::Block).is_empty(),
+            "not due on its own yet"
+        );
+        first.on_tick(&session, &Silent, found);
+        assert!(first.take_stalled());
+        // Woken by the loop: it moves now, not a hedge delay after t1.
+        second.on_tick(&session, &Silent, found);
+        assert_eq!(
+            asked(&second.plan(&session, found), WantKind::Block),
+            vec![other]
+        );
+    }
+
+    #[test]
+    fn one_tick_hedges_every_overdue_want() {
+        let session = Session::new();
+        let (a, b, c) = (peer(), peer(), peer());
+        for p in [&a, &b, &c] {
+            measured(&session, p, ProviderSource::Hint, 100);
+        }
+        let t0 = Instant::now();
+        let mut planner = planner(t0);
+        for p in [&a, &b] {
+            planner.state.block_targets.insert(p.clone());
+            planner.state.sent_at.insert(p.clone(), t0);
+        }
+        let late = t0 + session.hedge_delay(&a) + Duration::from_millis(1);
+        planner.on_tick(&session, &Silent, late);
+        assert!(planner.state.hedged.contains(&a) && planner.state.hedged.contains(&b));
+        assert_eq!(
+            asked(&planner.plan(&session, late), WantKind::Block),
+            vec![c]
+        );
+    }
+
+    #[test]
+    fn a_failed_send_marks_the_provider_and_releases_its_want() {
+        let session = Session::new();
+        let t0 = Instant::now();
+        let (mut planner, gone, other, _) = asked_one_of_two(&session, t0);
+        assert_eq!(session.stats_of(&gone).unwrap().in_flight, 1);
+        planner.on_event(&session, WantEvent::Unreachable(gone.clone()), t0);
+        let stats = session.stats_of(&gone).unwrap();
+        assert!(stats.stalled);
+        assert_eq!(stats.in_flight, 0, "its want no longer loads it");
+        assert_eq!(
+            asked(&planner.plan(&session, t0), WantKind::Block),
             vec![other]
         );
     }

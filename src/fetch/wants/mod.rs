@@ -98,6 +98,9 @@ struct Inner {
     config: RetrievalConfig,
     /// When routing is asked beside a session's hinted providers.
     hint_policy: HintPolicy,
+    /// Woken when a fetch finds a provider stalled: every other fetch
+    /// looks at its wants there at once (see `Planner::take_stalled`).
+    stalls: tokio::sync::Notify,
 }
 
 /// Gets blocks from Bitswap peers and trustless HTTP gateways. Cheap to clone.
@@ -139,6 +142,7 @@ impl NetworkFetcher {
             progress,
             config,
             hint_policy,
+            stalls: tokio::sync::Notify::new(),
         });
         NetworkFetcher { inner }
     }
@@ -422,6 +426,9 @@ impl NetworkFetcher {
                     }
                     Vec::new()
                 },
+                _ = self.inner.stalls.notified() => {
+                    planner.on_tick(&session, &self.inner.progress, Instant::now())
+                }
                 _ = tokio::time::sleep_until(wake_at) => {
                     let now = Instant::now();
                     if now >= deadline {
@@ -435,6 +442,10 @@ impl NetworkFetcher {
                     planner.on_tick(&session, &self.inner.progress, Instant::now())
                 }
             };
+            if planner.take_stalled() {
+                Metrics::global().stalled_providers.inc();
+                self.inner.stalls.notify_waiters();
+            }
             if let Some(block) = self.execute(&cid, actions) {
                 return Ok(block);
             }
