@@ -106,7 +106,11 @@ async fn a_provider_never_seen_is_probed_while_one_that_delivered_takes_the_bloc
         .get_hinted(&format!("/ipfs/{first}"), &known.hint())
         .await;
     assert_body(response, &first_data).await;
-    assert_eq!(wants_for(&known, &first), (1, 0), "a lone provider is asked at once");
+    assert_eq!(
+        wants_for(&known, &first),
+        (1, 0),
+        "a lone provider is asked at once"
+    );
 
     let hints = format!("{},{}", fresh.hint(), known.hint());
     let response = gw.get_hinted(&format!("/ipfs/{second}"), &hints).await;
