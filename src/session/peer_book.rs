@@ -1,7 +1,9 @@
 //! The process-wide peer book: what earlier sessions learned about each
 //! provider, decayed over time, used to seed the ranking of new sessions;
-//! and the list of providers banned for sending bad blocks (or, for a
-//! shorter while, for sending more than their inbound budget).
+//! when each provider last delivered a block (noted as the block arrives,
+//! so sessions still running tell new ones at once); and the list of
+//! providers banned for sending bad blocks (or, for a shorter while, for
+//! sending more than their inbound budget).
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
