@@ -180,7 +180,7 @@ impl PeerBook {
     }
 
     /// True if `provider` delivered a block in some session of this
-    /// process within [`RECENT_DELIVERY`] and is not banned: it holds
+    /// process within `RECENT_DELIVERY` and is not banned: it holds
     /// content of this kind and answers, so a new session may ask it for a
     /// block without first probing it with a WANT_HAVE.
     pub fn delivered_recently(&self, provider: &ProviderId) -> bool {
