@@ -356,7 +356,18 @@ impl P2pNode {
         if peer == self.peer_id {
             return;
         }
-        {
+        let all_known = {
+            let known = self.addresses.read();
+            known
+                .get(&peer)
+                .is_some_and(|entry| addrs.iter().all(|a| entry.contains(a)))
+        };
+        // Every request hinting a connected provider lands here: nothing
+        // for the swarm task to do then.
+        if all_known && self.is_connected(&peer) {
+            return;
+        }
+        if !all_known {
             let mut known = self.addresses.write();
             let entry = known.entry(peer).or_default();
             for addr in &addrs {

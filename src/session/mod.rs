@@ -148,10 +148,13 @@ impl Session {
         self.0.ranking.lock().add(provider, seeded)
     }
 
-    /// Records what a provider did. A bad block also bans it process-wide.
+    /// Records what a provider did. A bad block also bans it
+    /// process-wide; a block is noted in the peer book at once.
     pub fn record(&self, provider: &ProviderId, outcome: Outcome) {
-        if outcome == Outcome::BadBlock {
-            self.0.book.penalise(provider);
+        match outcome {
+            Outcome::BadBlock => self.0.book.penalise(provider),
+            Outcome::Block { .. } => self.0.book.note_delivery(provider),
+            _ => {}
         }
         self.0.ranking.lock().record(provider, outcome);
     }
@@ -176,6 +179,12 @@ impl Session {
     pub fn is_unmeasured(&self, provider: &ProviderId) -> bool {
         let ranking = self.0.ranking.lock();
         ranking.get(provider).is_some_and(|s| s.is_unmeasured())
+    }
+
+    /// True if `provider` delivered a block in this or another session of
+    /// the process recently (see [`PeerBook::delivered_recently`]).
+    pub fn delivered_recently(&self, provider: &ProviderId) -> bool {
+        self.0.book.delivered_recently(provider)
     }
 
     /// See [`SessionPeerRanking::claim_probe`].

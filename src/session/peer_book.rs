@@ -1,7 +1,9 @@
 //! The process-wide peer book: what earlier sessions learned about each
 //! provider, decayed over time, used to seed the ranking of new sessions;
-//! and the list of providers banned for sending bad blocks (or, for a
-//! shorter while, for sending more than their inbound budget).
+//! when each provider last delivered a block (noted as the block arrives,
+//! so sessions still running tell new ones at once); and the list of
+//! providers banned for sending bad blocks (or, for a shorter while, for
+//! sending more than their inbound budget).
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -19,6 +21,10 @@ const BAN: Duration = Duration::from_secs(3600);
 const MAX_SEED_OBSERVATIONS: f64 = 4.0;
 /// Most providers remembered; the least recently seen are forgotten first.
 const MAX_ENTRIES: usize = 10_000;
+/// A provider that delivered a block this recently, in any session, is
+/// asked for blocks without a probe first (see [`PeerBook::delivered_recently`]):
+/// as long as its history counts for half.
+const RECENT_DELIVERY: Duration = HALF_LIFE;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -33,6 +39,9 @@ struct Entry {
     blocks_delivered: u64,
     /// HAVEs said over the life of the process (not decayed).
     haves_said: u64,
+    /// When it last delivered a verified block, in any session (noted as
+    /// the block arrives, not when its session ends).
+    delivered_at: Option<Instant>,
 }
 
 impl Entry {
@@ -47,6 +56,7 @@ impl Entry {
             updated: now,
             blocks_delivered: 0,
             haves_said: 0,
+            delivered_at: None,
         }
     }
 
@@ -150,6 +160,41 @@ impl PeerBook {
         }
     }
 
+    /// Notes that `provider` delivered a verified block just now. Sessions
+    /// fold their statistics in only when they end, which for the requests
+    /// of one page is after the next ones have begun: this is what those
+    /// can know of the provider at once.
+    pub fn note_delivery(&self, provider: &ProviderId) {
+        let now = Instant::now();
+        let mut entries = self.entries.lock();
+        match entries.get_mut(provider) {
+            Some(entry) => entry.delivered_at = Some(now),
+            None => {
+                // Bounded: every provider a session knows is folded in
+                // (and the book pruned) when the session ends.
+                let mut entry = Entry::new(now);
+                entry.delivered_at = Some(now);
+                entries.insert(provider.clone(), entry);
+            }
+        }
+    }
+
+    /// True if `provider` delivered a block in some session of this
+    /// process within `RECENT_DELIVERY` and is not banned: it holds
+    /// content of this kind and answers, so a new session may ask it for a
+    /// block without first probing it with a WANT_HAVE.
+    pub fn delivered_recently(&self, provider: &ProviderId) -> bool {
+        let entries = self.entries.lock();
+        let Some(entry) = entries.get(provider) else {
+            return false;
+        };
+        let now = Instant::now();
+        entry
+            .delivered_at
+            .is_some_and(|at| now.saturating_duration_since(at) < RECENT_DELIVERY)
+            && entry.banned_until.is_none_or(|until| until <= now)
+    }
+
     /// Blocks `provider` delivered in every finished session of this process.
     pub fn blocks_delivered(&self, provider: &ProviderId) -> u64 {
         let entries = self.entries.lock();
@@ -199,6 +244,25 @@ mod tests {
         assert!(seeded.latency_ms.unwrap() < 31.0);
         let unknown = book.seed(&ProviderId::Http("http://new".into()), ProviderSource::Hint);
         assert_eq!(unknown.haves, 0);
+    }
+
+    #[test]
+    fn a_delivery_is_known_at_once_until_it_is_old_or_the_provider_banned() {
+        let book = PeerBook::default();
+        let quick = ProviderId::Http("http://quick".into());
+        assert!(!book.delivered_recently(&quick));
+        book.note_delivery(&quick);
+        assert!(
+            book.delivered_recently(&quick),
+            "known before any session ends"
+        );
+        assert_eq!(book.blocks_delivered(&quick), 0, "counted when absorbed");
+        book.entries.lock().get_mut(&quick).unwrap().delivered_at =
+            Instant::now().checked_sub(RECENT_DELIVERY + Duration::from_secs(1));
+        assert!(!book.delivered_recently(&quick), "too long ago");
+        book.note_delivery(&quick);
+        book.penalise(&quick);
+        assert!(!book.delivered_recently(&quick), "banned");
     }
 
     #[test]

@@ -36,6 +36,13 @@ const MAX_ENTRIES_PER_MESSAGE: usize = 512;
 const FRAMES_AHEAD: usize = 2;
 /// Time allowed to open a stream (including dialling).
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// A message of CANCELs alone waits this long for a want to go with it.
+/// Every message costs the peer a read and a pass over its ledger (Helia
+/// answers each in a stream of its own), and a small file is one WANT_BLOCK
+/// and one CANCEL: with requests in flight the next want comes within this,
+/// so the two share a message. A CANCEL only clears the peer's ledger once
+/// the block is here, so waiting costs nothing the client sees.
+const CANCEL_LINGER: Duration = Duration::from_millis(5);
 
 /// What peers told us.
 #[derive(Debug)]
@@ -157,18 +164,7 @@ async fn peer_queue(
     inbound: mpsc::UnboundedSender<Inbound>,
 ) {
     let mut stream: Option<(Stream, StreamProtocol)> = None;
-    loop {
-        let first = match tokio::time::timeout(IDLE, rx.recv()).await {
-            Ok(Some(entry)) => entry,
-            _ => break,
-        };
-        let mut entries = vec![first];
-        while entries.len() < MAX_ENTRIES_PER_MESSAGE {
-            match rx.try_recv() {
-                Ok(entry) => entries.push(entry),
-                Err(_) => break,
-            }
-        }
+    while let Some(entries) = next_message(&mut rx).await {
         let mut sent = false;
         let mut last_error = String::new();
         // A stream that broke since the last message gets one reopen.
@@ -207,6 +203,44 @@ async fn peer_queue(
                 .filter_map(|e| Cid::try_from(&e.block[..]).ok())
                 .collect();
             let _ = inbound.send(Inbound::Unreachable { peer, cids });
+        }
+    }
+}
+
+/// The entries of the next message: what is queued (waiting up to
+/// [`IDLE`] for the first), and if that is CANCELs alone, what comes within
+/// [`CANCEL_LINGER`] up to the first want. `None` once the queue is closed
+/// or idle.
+async fn next_message(rx: &mut mpsc::UnboundedReceiver<Entry>) -> Option<Vec<Entry>> {
+    let first = tokio::time::timeout(IDLE, rx.recv()).await.ok()??;
+    let mut entries = vec![first];
+    drain_into(&mut entries, rx);
+    if entries.iter().all(|e| e.cancel) {
+        let until = tokio::time::Instant::now() + CANCEL_LINGER;
+        while entries.len() < MAX_ENTRIES_PER_MESSAGE {
+            match tokio::time::timeout_at(until, rx.recv()).await {
+                Ok(Some(entry)) => {
+                    let want = !entry.cancel;
+                    entries.push(entry);
+                    drain_into(&mut entries, rx);
+                    if want {
+                        break;
+                    }
+                }
+                // Out of time, or the queue is closing: send what there is.
+                _ => break,
+            }
+        }
+    }
+    Some(entries)
+}
+
+/// Moves the entries already queued into `entries`, up to a message's worth.
+fn drain_into(entries: &mut Vec<Entry>, rx: &mut mpsc::UnboundedReceiver<Entry>) {
+    while entries.len() < MAX_ENTRIES_PER_MESSAGE {
+        match rx.try_recv() {
+            Ok(entry) => entries.push(entry),
+            Err(_) => break,
         }
     }
 }
@@ -420,6 +454,41 @@ mod tests {
             prefix: cid_prefix(&cid),
             data: Bytes::from(data),
         }
+    }
+
+    fn entry(seed: u8, cancel: bool) -> Entry {
+        let cid = Cid::new_v1(0x55, Code::Sha2_256.digest(&[seed]));
+        want_entry(&cid, WantType::Block, cancel)
+    }
+
+    #[tokio::test]
+    async fn a_cancel_waits_briefly_for_a_want_to_share_its_message() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        // A want goes out at once.
+        tx.send(entry(1, false)).unwrap();
+        assert_eq!(next_message(&mut rx).await.unwrap().len(), 1);
+        // A CANCEL waits for the next want, which rides with it.
+        tx.send(entry(1, true)).unwrap();
+        let sender = tx.clone();
+        // On this single-threaded runtime the task runs once the CANCEL is
+        // taken and the queue waits.
+        tokio::spawn(async move {
+            sender.send(entry(2, false)).unwrap();
+            sender.send(entry(3, false)).unwrap();
+        });
+        let message = next_message(&mut rx).await.unwrap();
+        assert_eq!(
+            message.iter().map(|e| e.cancel).collect::<Vec<_>>(),
+            vec![true, false, false],
+            "the CANCEL first, then the wants that came"
+        );
+        // With no want coming, the CANCEL goes after the linger.
+        tx.send(entry(2, true)).unwrap();
+        let started = tokio::time::Instant::now();
+        assert_eq!(next_message(&mut rx).await.unwrap().len(), 1);
+        assert!(started.elapsed() >= CANCEL_LINGER);
+        drop(tx);
+        assert!(next_message(&mut rx).await.is_none(), "closed");
     }
 
     #[test]

@@ -12,7 +12,10 @@
 //!   ranked provider; providers that said HAVE go first.
 //! - No blind WANT_BLOCK to a provider that has answered nothing yet while
 //!   a measured one can take it: a block at a provider that turns out to be
-//!   far away holds up the in-order body until the hedge.
+//!   far away holds up the in-order body until the hedge. A provider the
+//!   peer book saw deliver a block recently, in any session, counts as
+//!   measured ([`unproven`]): a new session's first message to it is the
+//!   WANT_BLOCK, with no probe first.
 //! - WANT_HAVE to the next `want_have_fanout` measured providers, and one
 //!   probe at a time to each unmeasured provider (at most
 //!   [`MAX_PROBING_HAVES`] per block): its answer is a first latency sample,
@@ -150,7 +153,7 @@ impl Planner {
     /// The wants to send now; called again after every answer and tick.
     pub(super) fn plan(&mut self, session: &Session, now: Instant) -> Vec<Action> {
         let order = candidates(session, &self.state);
-        let is_unmeasured = |p: &ProviderId| session.is_unmeasured(p);
+        let is_unmeasured = |p: &ProviderId| unproven(session, p);
         let mut actions = Vec::new();
         for provider in block_targets(&order, is_unmeasured, &self.state, &self.config) {
             session.record(&provider, Outcome::WantSent);
@@ -168,7 +171,7 @@ impl Planner {
                 kind: WantKind::Block,
             });
         }
-        let claim_probe = |p: &ProviderId| session.claim_probe(p);
+        let claim_probe = |p: &ProviderId| unproven(session, p) && session.claim_probe(p);
         for provider in have_targets(
             &order,
             is_unmeasured,
@@ -435,6 +438,15 @@ impl Planner {
     }
 }
 
+/// True if `provider` is to be probed (WANT_HAVE) before it is handed a
+/// block: nothing was measured of it in this session, and the peer book
+/// has no recent delivery from it in any other. A small file is one block:
+/// the probe would cost each new request a round trip to a provider that
+/// has just been delivering.
+fn unproven(session: &Session, provider: &ProviderId) -> bool {
+    session.is_unmeasured(provider) && !session.delivered_recently(provider)
+}
+
 /// The providers a want may go to, in the order to ask them: those that
 /// said HAVE first (they are known to hold the block), then the session's
 /// ranking; excluded ones and ones backing off left out.
@@ -605,15 +617,15 @@ impl WantState {
 
     /// True if `provider`, which just said HAVE, is to be asked for the
     /// block too, now, rather than wait for the others to time out: it is
-    /// measured and the providers asked so far are not (a measured one is
-    /// judged by its progress, see [`overdue`](Self::overdue), as a hedge
-    /// would mostly fetch the block twice), or they are far behind in a
-    /// gateway's queue.
+    /// measured and the providers asked so far are not (a measured one, or
+    /// one that delivered recently, is judged by its progress, see
+    /// [`overdue`](Self::overdue), as a hedge would mostly fetch the block
+    /// twice), or they are far behind in a gateway's queue.
     fn outclassed_by(&self, session: &Session, provider: &ProviderId, now: Instant) -> bool {
         !self.block_targets.is_empty()
             && !self.block_targets.contains(provider)
             && !session.is_unmeasured(provider)
-            && (self.block_targets.iter().all(|t| session.is_unmeasured(t))
+            && (self.block_targets.iter().all(|t| unproven(session, t))
                 || self.queued_far_behind(session, provider, now))
     }
 
@@ -810,6 +822,43 @@ mod tests {
         let actions = planner(now).plan(&session, now);
         assert_eq!(asked(&actions, WantKind::Block), vec![far]);
         assert_eq!(asked(&actions, WantKind::Have), vec![fresh]);
+    }
+
+    #[test]
+    fn a_provider_that_delivered_in_another_session_gets_the_block_unprobed() {
+        let (fresh, proven) = (peer(), peer());
+        // A session still running (nothing folded into the peer book yet)
+        // has just had a block from `proven`.
+        let earlier = Session::new();
+        earlier.add_provider(proven.clone(), ProviderSource::Hint);
+        earlier.record(
+            &proven,
+            Outcome::Block {
+                bytes: 8192,
+                latency: Duration::from_millis(3),
+            },
+        );
+        let session = Session::new();
+        unmeasured(&session, &fresh);
+        unmeasured(&session, &proven);
+        assert!(session.is_unmeasured(&proven), "nothing seeded yet");
+        assert_eq!(session.ranked()[0], fresh, "hinted first, ranks first");
+        let now = Instant::now();
+        let actions = planner(now).plan(&session, now);
+        assert_eq!(asked(&actions, WantKind::Block), vec![proven.clone()]);
+        assert_eq!(asked(&actions, WantKind::Have), vec![fresh.clone()]);
+        // Its want is judged by its progress, as a measured one's: the
+        // probed provider saying HAVE does not take the block over.
+        let mut planner = planner(now);
+        planner.plan(&session, now);
+        let answered = now + Duration::from_millis(1);
+        let have = WantEvent::Presence {
+            provider: fresh,
+            have: true,
+        };
+        planner.on_event(&session, have, answered);
+        assert!(asked(&planner.plan(&session, answered), WantKind::Block).is_empty());
+        drop(earlier);
     }
 
     /// Two measured providers; the block goes to one, the other is the
