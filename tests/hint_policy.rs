@@ -11,90 +11,15 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
-use axum::http::{header as h, StatusCode};
-use axum::response::{IntoResponse, Response};
 use cid::Cid;
 use common::bitswap_peer::{Behaviour, TestPeer};
 use common::peers::Provider;
+use common::routing::{record_of, routing_server, RoutingTable};
 use common::{assert_body, TestGateway};
 use sluice::routing::HintPolicy;
-
-/// A delegated routing server answering from a table; it notes when each
-/// request came and how many blocks the watched peer had sent by then.
-#[derive(Clone, Default)]
-struct Router {
-    records: Arc<Mutex<HashMap<String, Vec<serde_json::Value>>>>,
-    seen: Arc<Mutex<Vec<(Instant, usize)>>>,
-    watched: Arc<Mutex<Option<Arc<AtomicUsize>>>>,
-    /// Never answers (holds every request for an hour).
-    hang: bool,
-}
-
-impl Router {
-    fn requests(&self) -> Vec<(Instant, usize)> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn name(&self, cid: &str, record: serde_json::Value) {
-        self.records
-            .lock()
-            .unwrap()
-            .entry(cid.to_string())
-            .or_default()
-            .push(record);
-    }
-}
-
-async fn providers(State(router): State<Router>, Path(cid): Path<String>) -> Response {
-    let sent = router
-        .watched
-        .lock()
-        .unwrap()
-        .as_ref()
-        .map_or(0, |s| s.load(Ordering::SeqCst));
-    router.seen.lock().unwrap().push((Instant::now(), sent));
-    if router.hang {
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-    }
-    let records = router
-        .records
-        .lock()
-        .unwrap()
-        .get(&cid)
-        .cloned()
-        .unwrap_or_default();
-    if records.is_empty() {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    let body = serde_json::json!({ "Providers": records }).to_string();
-    ([(h::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-async fn routing_server(router: Router) -> String {
-    let app = axum::Router::new()
-        .route("/routing/v1/providers/{cid}", axum::routing::get(providers))
-        .with_state(router);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
-}
-
-/// A routing record naming the peer of a `/ip4/…/tcp/…/p2p/<id>` multiaddr.
-fn record_of(multiaddr: &str) -> serde_json::Value {
-    let (addr, id) = multiaddr.rsplit_once("/p2p/").unwrap();
-    serde_json::json!({
-        "Schema": "peer",
-        "ID": id,
-        "Addrs": [addr],
-        "Protocols": ["transport-bitswap"],
-    })
-}
 
 const HOLD: Duration = Duration::from_secs(4);
 const ROUTING_DELAY_MS: u64 = 2500;
@@ -105,7 +30,7 @@ const ROUTING_DELAY_MS: u64 = 2500;
 async fn hinted_request_to_a_slow_peer(policy: HintPolicy, seed: u8) -> Vec<(Duration, usize)> {
     let (root, data, blocks) = common::generated_file(200_000, seed, 256 * 1024);
     let slow = TestPeer::start(blocks, Behaviour::Slow(HOLD)).await;
-    let router = Router::default();
+    let router = RoutingTable::default();
     *router.watched.lock().unwrap() = Some(slow.blocks_sent.clone());
     let endpoint = routing_server(router.clone()).await;
     let gw = TestGateway::start_with(Vec::new(), move |c| {
@@ -123,7 +48,7 @@ async fn hinted_request_to_a_slow_peer(policy: HintPolicy, seed: u8) -> Vec<(Dur
         "the body came from the slow peer, once it stopped holding"
     );
     router
-        .requests()
+        .seen()
         .into_iter()
         .map(|(at, sent)| (at.saturating_duration_since(started), sent))
         .collect()
@@ -166,7 +91,7 @@ async fn parallel_routing_that_hangs_does_not_hold_up_the_hints() {
     // router's silence (past the block timeout) would make this a 504.
     let (root, data, blocks) = common::generated_file(2 * 1024 * 1024, 43, 256 * 1024);
     let peer = TestPeer::start(blocks, Behaviour::Honest).await;
-    let router = Router {
+    let router = RoutingTable {
         hang: true,
         ..Default::default()
     };
@@ -181,7 +106,7 @@ async fn parallel_routing_that_hangs_does_not_hold_up_the_hints() {
     let response = gw.get_hinted(&format!("/ipfs/{root}"), &peer.hint()).await;
     assert_body(response, &data).await;
     assert_eq!(
-        router.requests().len(),
+        router.seen().len(),
         1,
         "routing was asked, and is still silent"
     );
@@ -221,7 +146,7 @@ async fn setup(seed: &str) -> Setup {
     }
     let helia = Provider::start("helia", seed, &[], &inputs);
     let roots: Vec<String> = (0..4).map(|i| helia.root(&format!("f{i}"))).collect();
-    let router = Router::default();
+    let router = RoutingTable::default();
     for root in &roots {
         router.name(root, record_of(&helia.hint));
     }

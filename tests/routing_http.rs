@@ -17,6 +17,7 @@ use bytes::Bytes;
 use cid::Cid;
 use common::bitswap_peer::{Behaviour, TestPeer};
 use common::peers::Provider;
+use common::routing::{peer_record, routing_server, RoutingTable};
 use common::{assert_body, TestGateway};
 use multihash_codetable::{Code, MultihashDigest};
 use sluice::session::{PeerBook, ProviderId};
@@ -45,66 +46,6 @@ fn by_name(blocks: HashMap<Cid, Bytes>) -> Arc<HashMap<String, Bytes>> {
             .map(|(c, d)| (c.to_string(), d))
             .collect(),
     )
-}
-
-/// A delegated routing server answering from a table.
-#[derive(Clone, Default)]
-struct RoutingTable {
-    records: Arc<Mutex<HashMap<String, Vec<serde_json::Value>>>>,
-    requests: Arc<AtomicUsize>,
-    ndjson: bool,
-    hang: bool,
-}
-
-async fn providers(State(table): State<RoutingTable>, Path(cid): Path<String>) -> Response {
-    table.requests.fetch_add(1, Ordering::SeqCst);
-    if table.hang {
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-    }
-    let records = table
-        .records
-        .lock()
-        .unwrap()
-        .get(&cid)
-        .cloned()
-        .unwrap_or_default();
-    if records.is_empty() {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    if table.ndjson {
-        let body: String = records.iter().map(|r| format!("{r}\n")).collect();
-        (
-            [
-                (h::CONTENT_TYPE, "application/x-ndjson"),
-                (h::CACHE_CONTROL, "public, max-age=300"),
-            ],
-            body,
-        )
-            .into_response()
-    } else {
-        let body = serde_json::json!({ "Providers": records }).to_string();
-        ([(h::CONTENT_TYPE, "application/json")], body).into_response()
-    }
-}
-
-async fn routing_server(table: RoutingTable) -> String {
-    serve(
-        axum::Router::new()
-            .route("/routing/v1/providers/{cid}", axum::routing::get(providers))
-            .with_state(table),
-    )
-    .await
-}
-
-fn peer_record(peer: &TestPeer) -> serde_json::Value {
-    let mut addr = peer.addr.clone();
-    addr.pop();
-    serde_json::json!({
-        "Schema": "peer",
-        "ID": peer.peer_id.to_string(),
-        "Addrs": [addr.to_string()],
-        "Protocols": ["transport-bitswap"],
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

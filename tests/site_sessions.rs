@@ -7,15 +7,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cid::Cid;
 use common::bitswap_peer::{Behaviour, TestPeer};
+use common::routing::{peer_record, routing_server, RoutingTable};
 use common::{assert_body, header, TestGateway};
 use sluice::unixfs::builder::{build_directory, Built};
 
@@ -53,55 +51,14 @@ fn site(sizes: &[usize], seed: u8) -> Site {
     }
 }
 
-/// A delegated routing server that names `providers` for every CID and
-/// counts the lookups it answers.
-#[derive(Clone)]
-struct Router {
-    providers: Arc<Vec<serde_json::Value>>,
-    lookups: Arc<AtomicUsize>,
-}
-
-async fn answer(State(router): State<Router>, Path(_cid): Path<String>) -> Response {
-    router.lookups.fetch_add(1, Ordering::SeqCst);
-    let body = serde_json::json!({ "Providers": *router.providers }).to_string();
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
-}
-
-impl Router {
-    async fn start(peers: &[&TestPeer]) -> (Router, String) {
-        let providers = peers
-            .iter()
-            .map(|peer| {
-                let mut addr = peer.addr.clone();
-                addr.pop();
-                serde_json::json!({
-                    "Schema": "peer",
-                    "ID": peer.peer_id.to_string(),
-                    "Addrs": [addr.to_string()],
-                    "Protocols": ["transport-bitswap"],
-                })
-            })
-            .collect();
-        let router = Router {
-            providers: Arc::new(providers),
-            lookups: Arc::default(),
-        };
-        let app = axum::Router::new()
-            .route("/routing/v1/providers/{cid}", axum::routing::get(answer))
-            .with_state(router.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (router, format!("http://{addr}"))
-    }
-
-    fn lookups(&self) -> usize {
-        self.lookups.load(Ordering::SeqCst)
-    }
+/// A routing server naming `peers` for every CID.
+async fn router(peers: &[&TestPeer]) -> (RoutingTable, String) {
+    let table = RoutingTable {
+        every_cid: Arc::new(peers.iter().map(|p| peer_record(p)).collect()),
+        ..Default::default()
+    };
+    let endpoint = routing_server(table.clone()).await;
+    (table, endpoint)
 }
 
 /// The session id a `Server-Timing` header says the request forked from.
@@ -143,7 +100,7 @@ async fn a_second_request_under_a_root_starts_from_the_first_ones_providers() {
         Behaviour::Slow(Duration::from_millis(300)),
     )
     .await;
-    let (router, endpoint) = Router::start(&[&slow, &fast]).await;
+    let (router, endpoint) = router(&[&slow, &fast]).await;
     let gw = TestGateway::start_with(Vec::new(), |c| c.routing.endpoints = vec![endpoint]).await;
 
     let first = fetch(&gw, &site, 0, &[]).await;
@@ -208,7 +165,7 @@ async fn another_root_an_expired_family_and_forking_off_start_afresh() {
     let mut blocks = one.blocks.clone();
     blocks.extend(other.blocks.clone());
     let peer = TestPeer::start(blocks, Behaviour::Honest).await;
-    let (router, endpoint) = Router::start(&[&peer]).await;
+    let (router, endpoint) = router(&[&peer]).await;
     let endpoints = vec![endpoint];
 
     let gw = TestGateway::start_with(Vec::new(), |c| {

@@ -6,7 +6,9 @@
 //! the head lives or for `[sessions] fork_ttl_secs` after it ended, starts
 //! as a fork of it: a copy of the head's providers, their rankings and
 //! measured rates, and its content routing clock (the family looked up
-//! already). What a fork learns stays in the fork. Families are kept for
+//! already: no lookup beside the inherited providers while the parent's
+//! is fresh, though a fork whose providers are all out still looks up as
+//! a last resort). What a fork learns stays in the fork. Families are kept for
 //! at most `[sessions] fork_roots` roots, least recently used first out.
 
 use std::sync::{Arc, Weak};
@@ -190,8 +192,10 @@ mod tests {
         assert_eq!(child.ranked(), vec![measured.clone()]);
         // The parent's want in flight stays the parent's.
         assert_eq!(child.stats_of(&measured).map(|s| s.in_flight), Some(0));
-        // The family looked up already.
-        assert!(!child.begin_lookup());
+        // The family looked up already: no lookup beside the inherited
+        // providers, but one as a last resort.
+        assert!(!child.lookup_due());
+        assert!(child.begin_lookup());
         // Joining again answers the same.
         assert_eq!(families.join(&child, &root(1)), joined);
 

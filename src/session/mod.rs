@@ -73,6 +73,10 @@ pub struct SessionInner {
     family: OnceLock<Arc<family::Family>>,
     /// Set if this session started as a fork of that session.
     parent: OnceLock<u64>,
+    /// When the parent last looked providers up, for a fork: no lookup is
+    /// due while it is fresh, but a fork whose inherited providers are all
+    /// out may still look up once as a last resort.
+    family_lookup: Mutex<Option<Instant>>,
 }
 
 /// Where a block was found. It lives here, not in the block service that
@@ -126,6 +130,7 @@ impl Session {
             budget: OnceLock::new(),
             family: OnceLock::new(),
             parent: OnceLock::new(),
+            family_lookup: Mutex::new(None),
         });
         registry::register(&inner);
         Session(inner)
@@ -230,8 +235,7 @@ impl Session {
             return;
         }
         self.0.ranking.lock().inherit(ranking);
-        let mut own = self.0.last_lookup.lock();
-        *own = (*own).max(last_lookup);
+        *self.0.family_lookup.lock() = last_lookup;
     }
 
     /// Makes this session the head of `family`.
@@ -253,10 +257,12 @@ impl Session {
         }
     }
 
-    /// True if a periodic lookup is due (without claiming it).
+    /// True if a lookup beside the providers known, or a periodic one, is
+    /// due (without claiming it): neither this session nor, for a fork,
+    /// its parent looked up within [`LOOKUP_INTERVAL`].
     pub fn lookup_due(&self) -> bool {
-        let last = self.0.last_lookup.lock();
-        last.is_none_or(|at| at.elapsed() >= LOOKUP_INTERVAL)
+        let stale = |last: Option<Instant>| last.is_none_or(|at| at.elapsed() >= LOOKUP_INTERVAL);
+        stale(*self.0.last_lookup.lock()) && stale(*self.0.family_lookup.lock())
     }
 
     /// Records what one content routing source answered.

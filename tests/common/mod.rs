@@ -7,6 +7,7 @@ pub mod bitswap_peer;
 pub mod dht;
 pub mod dns;
 pub mod peers;
+pub mod routing;
 
 use std::path::{Path, PathBuf};
 
