@@ -129,26 +129,31 @@ impl Families {
         }
         // CIDv0 and CIDv1 of one node are one root.
         let key = Cid::new_v1(root.codec(), *root.hash());
-        let candidate = Arc::new(Family {
-            head_id: session.id(),
-            head: Arc::downgrade(&session.0),
-            ended: Mutex::new(None),
-        });
-        let entry = roots.entry(key).or_insert_with(|| candidate.clone());
-        let family = entry.into_value();
-        if family.head_id != session.id() {
-            if let Some(inherited) = family.inheritance(self.ttl) {
-                session.start_from(family.head_id, inherited.ranking, inherited.last_lookup);
-                return Membership::Forked {
-                    parent: family.head_id,
-                };
-            }
-            // Expired: this session heads a new family for the root.
-            roots.insert(key, candidate.clone());
-            session.head(candidate);
-        } else {
+        let headed_by = |session: &Session| {
+            Arc::new(Family {
+                head_id: session.id(),
+                head: Arc::downgrade(&session.0),
+                ended: Mutex::new(None),
+            })
+        };
+        let family = roots
+            .entry(key)
+            .or_insert_with(|| headed_by(session))
+            .into_value();
+        if family.head_id == session.id() {
             session.head(family);
+            return Membership::Head;
         }
+        if let Some(inherited) = family.inheritance(self.ttl) {
+            session.start_from(family.head_id, inherited.ranking, inherited.last_lookup);
+            return Membership::Forked {
+                parent: family.head_id,
+            };
+        }
+        // Expired: this session heads a new family for the root.
+        let family = headed_by(session);
+        roots.insert(key, family.clone());
+        session.head(family);
         Membership::Head
     }
 }

@@ -206,6 +206,13 @@ impl Session {
         self.0.ranking.lock().completion_behind(provider, ahead)
     }
 
+    /// True if `provider` is marked stalled in this session (see
+    /// `Outcome::Stalled`).
+    pub fn is_stalled(&self, provider: &ProviderId) -> bool {
+        let ranking = self.0.ranking.lock();
+        ranking.get(provider).is_some_and(|s| s.stalled)
+    }
+
     pub fn stats_of(&self, provider: &ProviderId) -> Option<ProviderStats> {
         self.0.ranking.lock().get(provider).cloned()
     }

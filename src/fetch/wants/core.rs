@@ -391,7 +391,7 @@ impl Planner {
         }
         for (slow, silent) in state.overdue(session, progress, now) {
             session.record(&slow, Outcome::Timeout);
-            if silent && !session.stats_of(&slow).is_some_and(|s| s.stalled) {
+            if silent && !session.is_stalled(&slow) {
                 // Every fetch with a want there moves it now, and new
                 // wants go elsewhere (see `Outcome::Stalled`).
                 session.record(&slow, Outcome::Stalled);
@@ -451,7 +451,7 @@ fn unproven(session: &Session, provider: &ProviderId) -> bool {
 /// said HAVE first (they are known to hold the block), then the session's
 /// ranking; excluded ones and ones backing off left out.
 fn candidates(session: &Session, state: &WantState) -> Vec<ProviderId> {
-    let stalled = |p: &ProviderId| session.stats_of(p).is_some_and(|s| s.stalled);
+    let stalled = |p: &ProviderId| session.is_stalled(p);
     let (mut order, rest): (Vec<ProviderId>, Vec<ProviderId>) = session
         .ranked()
         .into_iter()

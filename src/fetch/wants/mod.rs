@@ -63,8 +63,8 @@ pub struct RetrievalConfig {
     /// (only peers that delivered or said HAVE before, `[p2p] peers` and
     /// local-network peers are asked).
     pub max_broadcast_peers: usize,
-    /// Milliseconds a session waits for its hinted providers before it
-    /// also asks content routing.
+    /// Under `[hints] policy = "first"`: milliseconds a session waits for
+    /// its hinted providers before it also asks content routing.
     pub routing_delay_ms: u64,
     /// `on`: ranked per session; `off`: every block asked of every provider.
     pub session_mode: SessionMode,
